@@ -1,0 +1,71 @@
+# ChainChat — the two commands a newcomer needs are `make up` and `make test`.
+# Only Python >= 3.11 and make are required; everything else is installed into .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+NPM    := $(BIN)/npm
+UV_VERSION := 0.13.9
+NODE_TOOLS := deploy/node-tools
+IPFS_NODE  := deploy/ipfs-node
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install up up-detached down test test-fast lint typecheck bench contracts clean check-python web
+
+check-python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11+ is required: install python3 (e.g. apt-get install python3 python3-venv) and retry."; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { echo "Python 3.11+ is required; $(PYTHON) is $$($(PYTHON) -V 2>&1). Set PYTHON=/path/to/python3.11 and retry."; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "Python's venv module is missing: install python3-venv and retry."; exit 1; }
+
+$(BIN)/python: | check-python
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+$(NODE_TOOLS)/node_modules/.installed: $(NODE_TOOLS)/package-lock.json | $(VENV)/.synced
+	cd $(NODE_TOOLS) && ../../$(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(IPFS_NODE)/node_modules/.installed: $(IPFS_NODE)/package-lock.json | $(VENV)/.synced
+	cd $(IPFS_NODE) && ../../$(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.synced $(NODE_TOOLS)/node_modules/.installed $(IPFS_NODE)/node_modules/.installed
+
+up: install
+	$(BIN)/chainchat-dev up
+
+up-detached: install
+	$(BIN)/chainchat-dev up --detach
+
+down:
+	@if [ -x $(BIN)/chainchat-dev ]; then $(BIN)/chainchat-dev down; else echo "nothing to stop"; fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts
+	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat
+
+typecheck: lint
+
+test: install lint
+	$(BIN)/pytest -q -p no:cacheprovider
+	cd $(IPFS_NODE) && PATH=$(CURDIR)/$(BIN):$$PATH ../../$(NPM) test --silent
+
+test-fast: install
+	$(BIN)/pytest -q -x -m "not integration" -p no:cacheprovider
+
+bench: install
+	$(BIN)/python -m bench.run_all
+
+contracts: install
+	$(BIN)/python -m contracts.build
+
+clean:
+	rm -rf var

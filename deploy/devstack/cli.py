@@ -1,0 +1,159 @@
+"""``chainchat-dev``: run the whole local stack in the foreground (``make up``) or in the background."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devstack import paths
+from devstack.process import LaunchError
+from devstack.stack import DEFAULT_PORTS, Stack, ports_from_env
+
+PID_FILE = "stack.pid"
+
+
+def _banner(stack: Stack, took: float) -> str:
+    return "\n".join(
+        [
+            "",
+            f"ChainChat is up ({took:.1f}s).",
+            f"  web client + API   {stack.gateway_url}/          (API docs {stack.gateway_url}/api/v1/docs)",
+            f"  readiness          {stack.gateway_url}/api/v1/readyz",
+            f"  verification mail  {stack.mail.web_url}/        (maildev; SMTP 127.0.0.1:{stack.mail.smtp_port})",
+            f"  chain RPC          {stack.chain.rpc_url}        (chain id {stack.chain.chain_id}, {stack.chain.kind})",
+            f"  IPFS               {stack.ipfs.api_url}  (gateway {stack.ipfs.gateway_url})",
+            f"  NATS               {stack.nats.url}",
+            f"  data               {stack.var_dir}",
+            "Press Ctrl-C to stop everything.",
+            "",
+        ]
+    )
+
+
+def _supervise(stack: Stack) -> int:
+    """Watch every process; if one dies, say which and stop the rest."""
+    stopping = False
+
+    def _stop(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    while not stopping:
+        for name, proc in stack.processes():
+            if proc is not None and not proc.alive():
+                code = proc.proc.returncode if proc.proc else "?"
+                print(f"chainchat-dev: {name} exited (code {code}); stopping the stack", file=sys.stderr)
+                return 1
+        time.sleep(0.5)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    var_dir = paths.VAR
+    var_dir.mkdir(parents=True, exist_ok=True)
+    pid_path = var_dir / PID_FILE
+    if pid_path.exists() and _pid_alive(int(pid_path.read_text().strip() or 0)):
+        print(f"chainchat-dev: a stack is already running (pid {pid_path.read_text().strip()}); `make down` stops it", file=sys.stderr)
+        return 1
+    stack = Stack(
+        var_dir=var_dir,
+        ports=ports_from_env(DEFAULT_PORTS),
+        echo=True,
+        chain_kind=os.environ.get("CHAIN_KIND", "ganache"),
+    )
+    started = time.monotonic()
+    pid_path.write_text(str(os.getpid()))
+    try:
+        try:
+            stack.start()
+            stack.wait_ready(timeout=args.timeout)
+        except LaunchError as exc:
+            print(f"chainchat-dev: {exc}", file=sys.stderr)
+            return 1
+        print(_banner(stack, time.monotonic() - started), flush=True)
+        return _supervise(stack)
+    finally:
+        print("chainchat-dev: stopping…", file=sys.stderr, flush=True)
+        stack.stop()
+        with contextlib.suppress(FileNotFoundError):
+            pid_path.unlink()
+        print("chainchat-dev: stopped", file=sys.stderr, flush=True)
+
+
+def cmd_up_detached(args: argparse.Namespace) -> int:
+    log = paths.VAR / "log" / "stack.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "devstack.cli", "up", "--timeout", str(args.timeout)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + args.timeout + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print(f"chainchat-dev: the stack failed to start; see {log}", file=sys.stderr)
+            print("".join(Path(log).read_text().splitlines(keepends=True)[-15:]), file=sys.stderr)
+            return 1
+        if "ChainChat is up" in log.read_text(errors="replace"):
+            print(f"ChainChat is up in the background (pid {proc.pid}); logs in {log}; `make down` stops it.")
+            return 0
+        time.sleep(0.5)
+    print("chainchat-dev: the stack did not come up in time", file=sys.stderr)
+    return 1
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    pid_path = paths.VAR / PID_FILE
+    if not pid_path.exists():
+        print("chainchat-dev: no stack is running")
+        return 0
+    pid = int(pid_path.read_text().strip() or 0)
+    if not _pid_alive(pid):
+        pid_path.unlink()
+        print("chainchat-dev: no stack is running (stale pid file removed)")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(120):
+        if not _pid_alive(pid):
+            print("chainchat-dev: stopped")
+            return 0
+        time.sleep(0.25)
+    print(f"chainchat-dev: stack (pid {pid}) did not stop within 30s", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chainchat-dev", description="Run ChainChat's local stack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")
+    up.add_argument("--timeout", type=float, default=120.0)
+    up.add_argument("--detach", action="store_true", help="run in the background")
+    sub.add_parser("down", help="stop a stack started with --detach")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return cmd_up_detached(args) if args.detach else cmd_up(args)
+    return cmd_down(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

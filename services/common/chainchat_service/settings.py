@@ -1,0 +1,59 @@
+"""Settings every service shares; each service subclasses with its own fields."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development"}
+
+
+def default_var_dir() -> Path:
+    return Path(os.environ.get("CHAINCHAT_VAR", Path(__file__).resolve().parents[3] / "var"))
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    environment: Literal["development", "production", "test"] = "development"
+    nats_url: str = "nats://127.0.0.1:4223"
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    database_url: str = ""
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}")
+    public_url: str = "http://127.0.0.1:8000"
+
+    service_name: str = "service"
+    # names of settings that are secrets: must be set (and not a placeholder) in production
+    secret_fields: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _reject_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment != "production":
+            return self
+        for name in self.secret_fields:
+            value = getattr(self, name)
+            if value is None or str(value).strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    f"{name.upper()} must be set to a real secret in production "
+                    f"(ENVIRONMENT=production); refusing to start"
+                )
+        return self
+
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL: SQLite file under var/ unless DATABASE_URL says otherwise."""
+        url = self.database_url or f"sqlite:///{default_var_dir() / f'{self.service_name}.db'}"
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            return url.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url.removeprefix(prefix)
+        return url

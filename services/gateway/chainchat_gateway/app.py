@@ -1,0 +1,26 @@
+"""The gateway: the public HTTP + WebSocket API, the web client's files, JWT checks, rate limits."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from chainchat_gateway.routes import system
+from chainchat_gateway.settings import GatewaySettings
+from chainchat_service.web import create_service_app
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    app = create_service_app(
+        settings,
+        title="ChainChat API",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(system.router)
+    app.include_router(api)
+    return app
