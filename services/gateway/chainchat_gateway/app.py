@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from chainchat_gateway.routes import system
+from chainchat_gateway.routes import auth, chat, files, ledger, system
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_service.web import create_service_app
 
@@ -21,6 +21,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     api = APIRouter(prefix=API_PREFIX)
-    api.include_router(system.router)
+    for module in (system, auth, chat, files, ledger):
+        api.include_router(module.router)
     app.include_router(api)
     return app
