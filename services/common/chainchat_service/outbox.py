@@ -1,0 +1,141 @@
+"""Transactional outbox: events written in the same transaction as the state change, then relayed.
+
+A crash between commit and publish loses nothing: the relay publishes every row not yet marked,
+to JetStream with ``Nats-Msg-Id`` (the stream drops duplicates inside its window and the ledger
+appends idempotently by entry id beyond it), or to core NATS for best-effort deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel
+from sqlalchemy import LargeBinary, func
+from sqlmodel import Column, Field, SQLModel, col, select
+
+from chainchat_protocol.log_entry import LogEntry
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.db import Database
+from chainchat_service.logging import get_logger
+
+log = get_logger(__name__)
+
+OUTBOX_PUBLISHED = Counter("chainchat_outbox_published_total", "Outbox rows published", ["service"])
+OUTBOX_BACKLOG = Gauge("chainchat_outbox_backlog", "Outbox rows waiting to be published", ["service"])
+
+LEDGER_STREAM_CONFIG = StreamConfig(
+    name=Subject.LEDGER_STREAM,
+    subjects=[Subject.LEDGER_ENTRY_ALL],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    discard=DiscardPolicy.OLD,
+    max_age=7 * 24 * 3600,
+    duplicate_window=600,
+)
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(max_length=200)
+    msg_id: str = Field(max_length=200, unique=True)
+    jetstream: bool = True
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    published_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+
+
+def outbox_message(subject: str, payload: BaseModel, msg_id: str, *, jetstream: bool = True) -> OutboxMessage:
+    """A row to ``session.add`` inside the transaction that makes the change."""
+    return OutboxMessage(
+        subject=subject, msg_id=msg_id, jetstream=jetstream, payload=payload.model_dump_json().encode()
+    )
+
+
+def log_entry_message(entry: LogEntry) -> OutboxMessage:
+    """The outbox row that hands a transparency-log entry to the ledger."""
+    subject = Subject.LEDGER_ENTRY.format(kind=entry.kind)
+    return outbox_message(subject, entry, msg_id=f"{entry.kind}:{entry.id}")
+
+
+async def ensure_ledger_stream(bus: Bus) -> None:
+    """Create the LEDGER stream if missing (every publisher may be first to start)."""
+    try:
+        await bus.js.add_stream(LEDGER_STREAM_CONFIG)
+    except BadRequestError as exc:
+        # already exists with another config (e.g. replicas in a cluster): keep it
+        log.info("ledger_stream_exists", detail=str(exc))
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order; wake it after a commit for low latency."""
+
+    def __init__(self, db: Database, bus: Bus, service: str, *, batch: int = 200) -> None:
+        self.db = db
+        self.bus = bus
+        self.service = service
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                published = await self.publish_pending()
+                delay = 0.2
+                if published:
+                    continue
+            except Exception as exc:  # noqa: BLE001 - keep relaying; NATS may be down for a while
+                log.warning("outbox_publish_failed", error=str(exc) or type(exc).__name__, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+    async def publish_pending(self) -> int:
+        async with self.db.session() as session:
+            rows = (
+                await session.exec(
+                    select(OutboxMessage)
+                    .where(col(OutboxMessage.published_at).is_(None))
+                    .order_by(col(OutboxMessage.id))
+                    .limit(self.batch)
+                )
+            ).all()
+            backlog = len(rows)
+            if not rows:
+                OUTBOX_BACKLOG.labels(self.service).set(0)
+                return 0
+            for row in rows:
+                row.attempts += 1
+                if row.jetstream:
+                    await self.bus.js.publish(
+                        row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id}
+                    )
+                else:
+                    await self.bus.nc.publish(row.subject, row.payload)
+                row.published_at = datetime.now(UTC)
+                session.add(row)
+            await session.commit()
+            OUTBOX_PUBLISHED.labels(self.service).inc(backlog)
+            total = (
+                await session.exec(
+                    select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.published_at).is_(None))
+                )
+            ).one()
+            OUTBOX_BACKLOG.labels(self.service).set(total)
+            return backlog
