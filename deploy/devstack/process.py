@@ -96,6 +96,7 @@ class ManagedProcess:
                 self.tail.append(line)
                 if self.echo:
                     _write_line(sys.stdout, prefix + line)
+        self.proc.stdout.close()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -105,6 +106,10 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 time.sleep(0.2)  # let the reader catch the last lines
+                if self._reader is not None:
+                    self._reader.join(timeout=2)
+                if self.proc is not None:
+                    self.proc.wait(timeout=5)
                 last = next((ln for ln in reversed(self.tail) if ln.strip()), "no output")
                 raise LaunchError(f"{self.name} exited during start-up: {last[:300]}")
             with contextlib.suppress(Exception):

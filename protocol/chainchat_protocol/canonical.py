@@ -20,7 +20,8 @@ class CanonicalJSONError(ValueError):
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Serialise ``obj`` per RFC 8785: sorted keys (UTF-16 order), no whitespace, UTF-8, ES6 numbers.
+    """Serialise ``obj`` per RFC 8785: keys sorted (UTF-16 order), no whitespace, UTF-8, ES6
+    number formatting.
 
     Accepts the JSON data model (dict with str keys, list, tuple, str, int, float, bool, None).
     Pydantic models must be dumped first (``model.model_dump(mode="json")``).

@@ -12,7 +12,14 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from chainchat_protocol.b64 import B64Error, b64d
 from chainchat_protocol.canonical import canonical_json
@@ -82,8 +89,9 @@ def _b64_sized(size: int) -> AfterValidator:
 
 # Identifiers (user, conversation) are opaque to this layer; the charset keeps them printable,
 # unambiguous in logs and identical under any JSON serialiser.
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128,
-                                              pattern=r"^[A-Za-z0-9_.:-]+$")]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
 KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
 B64 = Annotated[str, AfterValidator(_b64)]
 
@@ -128,7 +136,7 @@ class Envelope(BaseModel):
         return self
 
     def header(self) -> dict[str, Any]:
-        """The authenticated header fields ``v, suite, conversation_id, sender_id, sender_key_id``."""
+        """The authenticated header: ``v, suite, conversation_id, sender_id, sender_key_id``."""
         return {name: getattr(self, name) for name in _HEADER_FIELDS}
 
     def unsigned(self) -> dict[str, Any]:
@@ -161,5 +169,5 @@ def envelope_bytes(envelope: Envelope) -> bytes:
 
 
 def envelope_digest(envelope: Envelope) -> str:
-    """Hex SHA-256 of :func:`envelope_bytes`: the ``digest`` of the envelope's ``message`` log entry."""
+    """Hex SHA-256 of :func:`envelope_bytes`: the ``digest`` of its ``message`` log entry."""
     return hashlib.sha256(envelope_bytes(envelope)).hexdigest()

@@ -7,8 +7,8 @@ Storage model. Node ``(level, index)`` is the root of the *perfect* subtree cove
 changes once its last leaf exists, so it is written exactly once, and every level only grows at
 its end. Any tree head — the current one or any historical ``tree_size`` — decomposes into at most
 ``log2(n)`` perfect subtrees ("peaks"), so roots and proofs need O(log n) stored nodes and never a
-re-computation of the tree. The store is a small protocol (:class:`NodeStore`) so the ledger can keep
-the nodes in SQL; :class:`MemoryNodeStore` keeps one ``bytearray`` per level.
+re-computation of the tree. The store is a small protocol (:class:`NodeStore`) so the ledger can
+keep the nodes in SQL; :class:`MemoryNodeStore` keeps one ``bytearray`` per level.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _split(n: int) -> int:
 
 
 def _peaks(size: int) -> list[tuple[int, int]]:
-    """The perfect subtrees ``(level, index)`` that make up a tree of ``size`` leaves, left to right."""
+    """Perfect subtrees ``(level, index)`` composing a tree of ``size`` leaves, left to right."""
     peaks: list[tuple[int, int]] = []
     start = 0
     for level in range(size.bit_length() - 1, -1, -1):

@@ -69,8 +69,13 @@ class ProofObject(BaseModel):
     @model_validator(mode="after")
     def _consistent_fields(self) -> ProofObject:
         tree = (self.leaf_index, self.tree_size, self.root_hash, self.inclusion_proof)
-        chain = (self.head_index, self.tx_hash, self.block_number, self.chain_id,
-                 self.contract_address)
+        chain = (
+            self.head_index,
+            self.tx_hash,
+            self.block_number,
+            self.chain_id,
+            self.contract_address,
+        )
         if any(v is None for v in tree) and any(v is not None for v in tree):
             raise ValueError("leaf_index, tree_size, root_hash, inclusion_proof: all or none")
         if self.status == "anchored" and any(v is None for v in (*tree, *chain)):

@@ -17,8 +17,12 @@ __all__ = [
 ]
 
 EnvelopeErrorCode = Literal[
-    "bad_signature", "not_a_recipient", "decryption_failed", "unsupported_suite",
+    "bad_signature",
+    "not_a_recipient",
+    "decryption_failed",
+    "unsupported_suite",
     "malformed_envelope",
+    "envelope_too_large",  # only when sealing
 ]
 
 

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
+from chainchat_protocol.keys import key_id
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -19,8 +21,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from chainchat.crypto.errors import KeyFileError
-from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
-from chainchat_protocol.keys import key_id
 
 __all__ = [
     "DeviceKeys",
@@ -106,8 +106,11 @@ class DeviceKeys:
 
     def publish_body(self, suites: list[str]) -> dict[str, Any]:
         """Body of ``PUT /keys/me``."""
-        return {"x25519_public": b64e(self._x_pub), "ed25519_public": b64e(self._ed_pub),
-                "suite_support": list(suites)}
+        return {
+            "x25519_public": b64e(self._x_pub),
+            "ed25519_public": b64e(self._ed_pub),
+            "suite_support": list(suites),
+        }
 
     def __repr__(self) -> str:  # never print private material
         return f"DeviceKeys(key_id={self.key_id!r})"
@@ -130,16 +133,24 @@ def _scrypt_key(passphrase: str, salt: bytes) -> bytes:
 def export_device_keys(keys: DeviceKeys, passphrase: str | None = None) -> bytes:
     """Serialise ``keys`` as JSON bytes; with a passphrase the private keys are AES-256-GCM sealed
     under an scrypt-derived key (the key id is the associated data, so files cannot be mixed)."""
-    secret = json.dumps({"x25519_private": b64e(keys.x25519_private),
-                         "ed25519_private": b64e(keys.ed25519_private)}).encode()
+    secret = json.dumps(
+        {"x25519_private": b64e(keys.x25519_private), "ed25519_private": b64e(keys.ed25519_private)}
+    ).encode()
     doc: dict[str, Any] = {"version": _KEY_FILE_VERSION, "key_id": keys.key_id}
     if passphrase is None:
         doc["keys"] = json.loads(secret)
     else:
         salt, nonce = os.urandom(16), os.urandom(12)
         sealed = AESGCM(_scrypt_key(passphrase, salt)).encrypt(nonce, secret, keys.key_id.encode())
-        doc["sealed"] = {"kdf": "scrypt", "n": _SCRYPT_N, "r": _SCRYPT_R, "p": _SCRYPT_P,
-                         "salt": b64e(salt), "nonce": b64e(nonce), "ciphertext": b64e(sealed)}
+        doc["sealed"] = {
+            "kdf": "scrypt",
+            "n": _SCRYPT_N,
+            "r": _SCRYPT_R,
+            "p": _SCRYPT_P,
+            "salt": b64e(salt),
+            "nonce": b64e(nonce),
+            "ciphertext": b64e(sealed),
+        }
     return json.dumps(doc, indent=2).encode()
 
 
@@ -153,8 +164,9 @@ def import_device_keys(data: bytes, passphrase: str | None = None) -> DeviceKeys
             secret = _unseal(doc["sealed"], doc["key_id"], passphrase)
         else:
             secret = doc["keys"]
-        keys = DeviceKeys(b64d_exact(secret["x25519_private"], 32),
-                          b64d_exact(secret["ed25519_private"], 32))
+        keys = DeviceKeys(
+            b64d_exact(secret["x25519_private"], 32), b64d_exact(secret["ed25519_private"], 32)
+        )
     except KeyFileError:
         raise
     except (ValueError, KeyError, TypeError, B64Error) as exc:
@@ -168,7 +180,10 @@ def _unseal(sealed: dict[str, Any], kid: str, passphrase: str | None) -> dict[st
     if passphrase is None:
         raise KeyFileError("key file is passphrase-protected", code="passphrase_required")
     if (sealed["kdf"], sealed["n"], sealed["r"], sealed["p"]) != (
-        "scrypt", _SCRYPT_N, _SCRYPT_R, _SCRYPT_P
+        "scrypt",
+        _SCRYPT_N,
+        _SCRYPT_R,
+        _SCRYPT_P,
     ):
         raise KeyFileError("unsupported key file KDF parameters")
     key = _scrypt_key(passphrase, b64d_exact(sealed["salt"], 16))

@@ -42,7 +42,7 @@ def safety_fingerprint(user_id: str, key_ids: Iterable[str]) -> str:
     h = SAFETY_VERSION.to_bytes(2, "big") + key + user_id.encode("utf-8")
     for _ in range(SAFETY_ITERATIONS):
         h = hashlib.sha512(h + key).digest()
-    return "".join(f"{int.from_bytes(h[i:i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5))
+    return "".join(f"{int.from_bytes(h[i : i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5))
 
 
 def safety_number(
@@ -57,4 +57,4 @@ def format_safety_number(number: str) -> str:
     """Render 60 digits as 12 space-separated groups of 5, e.g. ``"01234 56789 ..."``."""
     if len(number) != 60 or not number.isdigit():
         raise ValueError("a safety number has 60 digits")
-    return " ".join(number[i:i + 5] for i in range(0, 60, 5))
+    return " ".join(number[i : i + 5] for i in range(0, 60, 5))
