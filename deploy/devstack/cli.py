@@ -142,7 +142,22 @@ def cmd_down(_: argparse.Namespace) -> int:
     return 1
 
 
+def load_dotenv(path: Path) -> None:
+    """Read KEY=value lines of .env into the environment; variables already set win."""
+    if not path.exists():
+        return
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip().strip('"').strip("'")
+        if value:
+            os.environ.setdefault(key.strip(), value)
+
+
 def main(argv: list[str] | None = None) -> int:
+    load_dotenv(paths.ROOT / ".env")
     parser = argparse.ArgumentParser(prog="chainchat-dev", description="Run ChainChat's local stack.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")

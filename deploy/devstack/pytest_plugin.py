@@ -26,7 +26,11 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ports=free_ports(),
         environment="test",
         chain_kind=os.environ.get("CHAIN_KIND", "ganache"),
-        extra_env={"ANCHOR_INTERVAL_S": "1", "LOG_LEVEL": "INFO"},
+        extra_env={
+            "ANCHOR_INTERVAL_S": "1",
+            "LOG_LEVEL": "INFO",
+            "CHAINCHAT_ENV_FILE": str(var_dir / "no-such.env"),
+        },
     )
     yield stack
     stack.stop()

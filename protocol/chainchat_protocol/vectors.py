@@ -53,7 +53,7 @@ def _b64() -> dict[str, Any]:
         "AA==": "padding",
         "A": "impossible length",
         "AB": "non-zero trailing bits",
-        "AAE": "non-zero trailing bits",
+        "AAF": "non-zero trailing bits",
         "+/8": "standard alphabet",
         "AA AA": "whitespace",
         "AA\n": "newline",

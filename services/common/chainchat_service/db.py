@@ -45,6 +45,9 @@ class Database:
     async def migrate(self, script_location: Path) -> None:
         """Bring the schema to the latest Alembic revision of ``script_location``."""
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # several replicas may start at once: one migrates, the others wait for it
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7364720011)"))
             await conn.run_sync(_upgrade, script_location)
 
     async def close(self) -> None:

@@ -19,7 +19,10 @@ def default_var_dir() -> Path:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+    # CHAINCHAT_ENV_FILE lets the test harness keep a developer's .env out of its services.
+    model_config = SettingsConfigDict(
+        env_file=os.environ.get("CHAINCHAT_ENV_FILE", ".env"), extra="ignore", env_file_encoding="utf-8"
+    )
 
     environment: Literal["development", "production", "test"] = "development"
     nats_url: str = "nats://127.0.0.1:4223"

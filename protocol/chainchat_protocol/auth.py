@@ -1,0 +1,422 @@
+"""Auth domain schemas: HTTP bodies, NATS request/reply models and the ``auth.*`` subjects.
+
+HTTP bodies (``*Body``) are what a client sends to the gateway; each NATS request extends its body
+with what only the gateway knows (the verified caller, the client IP). Validation lives here once,
+so the gateway and the auth service reject the same input.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from chainchat_protocol.b64 import b64d_exact
+from chainchat_protocol.envelope import Suite
+from chainchat_protocol.keys import KEY_ID_PATTERN, PUBLIC_KEY_SIZE
+from chainchat_protocol.rpc import Empty, Rpc
+
+__all__ = [
+    "AUTH_ADMIN_ACTION", "AUTH_ADMIN_ROLE", "AUTH_ADMIN_USERS", "AUTH_AUDIT_LIST", "AUTH_JWKS",
+    "AUTH_JWKS_ROTATE", "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE",
+    "AUTH_LOGIN", "AUTH_LOGOUT", "AUTH_ME", "AUTH_MFA_DISABLE", "AUTH_MFA_ENABLE", "AUTH_MFA_SETUP",
+    "AUTH_REFRESH", "AUTH_REGISTER", "AUTH_RESET", "AUTH_RESET_REQUEST", "AUTH_REVOKED_LIST",
+    "AUTH_SIWE", "AUTH_SIWE_NONCE", "AUTH_USERS_GET", "AUTH_USERS_SEARCH", "AUTH_VERIFY",
+    "AUTH_VERIFY_RESEND", "ISSUER", "AUDIENCE", "normalize_email",
+]  # fmt: skip
+
+ISSUER = "chainchat-auth"
+AUDIENCE = "chainchat"
+
+Role = Literal["admin", "member"]
+UserStatus = Literal["pending_verification", "pending_approval", "active", "disabled", "rejected"]
+# Loose on purpose: full RFC 5322 is not worth it; the verification mail proves the address.
+_EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def normalize_email(value: str) -> str:
+    """Trim and lowercase an e-mail address; raise ``ValueError`` unless it looks like one."""
+    email = value.strip().lower()
+    if len(email) > 254 or _EMAIL_RE.fullmatch(email) is None or "." not in email.rsplit("@", 1)[1]:
+        raise ValueError("not a valid e-mail address")
+    return email
+
+
+def _clean_display_name(value: str) -> str:
+    name = unicodedata.normalize("NFC", value).strip()
+    if not name or any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise ValueError("display_name must be printable text")
+    return name
+
+
+def _raw_public_key(value: str) -> str:
+    b64d_exact(value, PUBLIC_KEY_SIZE)  # canonical unpadded base64url of exactly 32 bytes
+    return value
+
+
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalize_email)]
+# The upper bound keeps an attacker from making argon2 hash megabytes.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_clean_display_name)]
+OpaqueToken = Annotated[str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+OtpCode = Annotated[str, StringConstraints(min_length=6, max_length=32, pattern=r"^[A-Za-z0-9 -]+$")]
+PublicKeyB64 = Annotated[str, StringConstraints(min_length=43, max_length=43), AfterValidator(_raw_public_key)]
+KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ClientIp = Annotated[str, StringConstraints(max_length=64)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+# --- public user views -------------------------------------------------------------------------
+
+
+class UserPublic(BaseModel):
+    """The account as its owner (``GET /auth/me``) and admins see it; never a secret in here."""
+
+    id: str
+    email: str
+    display_name: str
+    role: Role
+    status: UserStatus
+    mfa_enabled: bool
+    wallet_address: str | None = None
+    created_at: datetime
+
+
+class UserSummary(BaseModel):
+    """What other services need about a user (``auth.users.get.v1``)."""
+
+    id: str
+    display_name: str
+    status: UserStatus
+    role: Role
+
+
+class UserHit(BaseModel):
+    """A search result: no e-mail addresses of others."""
+
+    user_id: str
+    display_name: str
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+
+class RegisterBody(_Body):
+    email: Email
+    password: NewPassword
+    display_name: DisplayName
+
+
+class RegisterRequest(RegisterBody):
+    client_ip: ClientIp | None = None
+
+
+class RegisterReply(BaseModel):
+    user_id: str
+    status: UserStatus
+
+
+class VerifyBody(_Body):
+    token: OpaqueToken
+
+
+class VerifyReply(BaseModel):
+    status: UserStatus
+
+
+class EmailBody(_Body):
+    email: Email
+
+
+class EmailRequest(EmailBody):
+    client_ip: ClientIp | None = None
+
+
+class LoginBody(_Body):
+    email: Email
+    password: Password
+    totp_code: OtpCode | None = None
+
+
+class LoginRequest(LoginBody):
+    client_ip: ClientIp | None = None
+
+
+class TokenReply(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    user: UserPublic
+
+
+class RefreshBody(_Body):
+    refresh_token: OpaqueToken
+
+
+class RefreshRequest(RefreshBody):
+    client_ip: ClientIp | None = None
+
+
+class SessionRef(BaseModel):
+    user_id: UserId
+    session_id: str
+
+
+class UserRef(BaseModel):
+    user_id: UserId
+
+
+class PasswordResetBody(_Body):
+    token: OpaqueToken
+    password: NewPassword
+
+
+# --- MFA -----------------------------------------------------------------------------------------
+
+
+class MfaCodeBody(_Body):
+    code: OtpCode
+
+
+class MfaCodeRequest(MfaCodeBody):
+    user_id: UserId
+    client_ip: ClientIp | None = None
+
+
+class MfaSetupReply(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class MfaEnableReply(BaseModel):
+    mfa_enabled: bool = True
+    recovery_codes: list[str]
+
+
+class MfaStatusReply(BaseModel):
+    mfa_enabled: bool
+
+
+# --- Sign-In with Ethereum ---------------------------------------------------------------------
+
+
+class SiweNonceReply(BaseModel):
+    nonce: str
+
+
+class SiweBody(_Body):
+    message: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
+class SiweRequest(SiweBody):
+    # set when the caller is logged in: link the wallet to this account
+    user_id: UserId | None = None
+    client_ip: ClientIp | None = None
+
+
+# --- signing keys and revocation ------------------------------------------------------------------
+
+
+class Jwk(BaseModel):
+    """An Ed25519 public key as a JWK (RFC 8037)."""
+
+    kty: Literal["OKP"] = "OKP"
+    crv: Literal["Ed25519"] = "Ed25519"
+    alg: Literal["EdDSA"] = "EdDSA"
+    use: Literal["sig"] = "sig"
+    kid: str
+    x: str
+
+
+class JwksReply(BaseModel):
+    keys: list[Jwk]
+
+
+class RotateKeyRequest(BaseModel):
+    actor_id: UserId
+
+
+class RevokedSession(BaseModel):
+    session_id: str
+    # unix time after which every access token of the session has expired anyway
+    expires_at: int
+
+
+class SessionsRevoked(BaseModel):
+    """Event on ``Subject.AUTH_REVOKED``: gateways reject access tokens of these sessions."""
+
+    user_id: str | None = None
+    sessions: list[RevokedSession]
+    reason: str
+
+
+class RevokedListReply(BaseModel):
+    sessions: list[RevokedSession]
+
+
+# --- admin and audit ---------------------------------------------------------------------------
+
+
+class AdminUsersRequest(BaseModel):
+    status: Literal["pending", "active", "disabled", "rejected", "unverified"] | None = None
+    limit: int = Field(default=200, ge=1, le=1000)
+
+
+class AdminUsersReply(BaseModel):
+    users: list[UserPublic]
+
+
+class AdminActionRequest(BaseModel):
+    actor_id: UserId
+    user_id: UserId
+    action: Literal["approve", "reject", "disable", "enable"]
+    client_ip: ClientIp | None = None
+
+
+class RoleBody(_Body):
+    role: Role
+
+
+class AdminRoleRequest(RoleBody):
+    actor_id: UserId
+    user_id: UserId
+    client_ip: ClientIp | None = None
+
+
+AuditDetail = dict[str, str | int | bool | None]
+
+
+class AuditEvent(BaseModel):
+    """One security event; ``digest`` is what the ledger anchors (``audit`` log entry ``id``)."""
+
+    id: str
+    type: str
+    user_id: str | None = None
+    actor_id: str | None = None
+    ip: str | None = None
+    detail: AuditDetail = Field(default_factory=dict)
+    at: str
+    digest: str
+
+
+class AuditListRequest(BaseModel):
+    type: Annotated[str, StringConstraints(max_length=64)] | None = None
+    user_id: UserId | None = None
+    since: datetime | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AuditListReply(BaseModel):
+    events: list[AuditEvent]
+
+
+# --- users and the key directory -------------------------------------------------------------------
+
+
+class UsersGetRequest(BaseModel):
+    user_ids: list[UserId] = Field(min_length=1, max_length=1000)
+
+
+class UsersGetReply(BaseModel):
+    users: list[UserSummary]
+
+
+class UserSearchRequest(BaseModel):
+    q: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    limit: int = Field(default=20, ge=1, le=20)
+
+
+class UserSearchReply(BaseModel):
+    users: list[UserHit]
+
+
+class PublishKeyBody(_Body):
+    x25519_public: PublicKeyB64
+    ed25519_public: PublicKeyB64
+    suite_support: list[Suite] = Field(min_length=1, max_length=8)
+
+
+class PublishKeyRequest(PublishKeyBody):
+    user_id: UserId
+
+
+class PublishKeyReply(BaseModel):
+    key_id: str
+    created: bool
+
+
+class RevokeKeyRequest(BaseModel):
+    user_id: UserId
+    key_id: KeyId
+
+
+class DeviceKey(BaseModel):
+    key_id: str
+    x25519_public: str
+    ed25519_public: str
+    suite_support: list[str]
+    created_at: datetime
+
+
+class UserKeysReply(BaseModel):
+    user_id: str
+    keys: list[DeviceKey]
+
+
+class DevicesRequest(BaseModel):
+    user_ids: list[UserId] = Field(min_length=1, max_length=1000)
+
+
+class DevicesReply(BaseModel):
+    """Current (non-revoked) device keys per user id; unknown users map to an empty list."""
+
+    devices: dict[str, list[DeviceKey]]
+
+
+class KeyChanged(BaseModel):
+    """Event on ``Subject.KEY_CHANGED`` when a user publishes or revokes a device key."""
+
+    user_id: str
+    key_id: str
+    revoked: bool = False
+
+
+# --- subjects ----------------------------------------------------------------------------------
+
+AUTH_REGISTER = Rpc("auth.register.v1", RegisterRequest, RegisterReply)
+AUTH_VERIFY = Rpc("auth.verify.v1", VerifyBody, VerifyReply)
+AUTH_VERIFY_RESEND = Rpc("auth.verify.resend.v1", EmailRequest, Empty)
+AUTH_LOGIN = Rpc("auth.login.v1", LoginRequest, TokenReply)
+AUTH_REFRESH = Rpc("auth.refresh.v1", RefreshRequest, TokenReply)
+AUTH_LOGOUT = Rpc("auth.logout.v1", SessionRef, Empty)
+AUTH_ME = Rpc("auth.me.v1", UserRef, UserPublic)
+AUTH_MFA_SETUP = Rpc("auth.mfa.setup.v1", UserRef, MfaSetupReply)
+AUTH_MFA_ENABLE = Rpc("auth.mfa.enable.v1", MfaCodeRequest, MfaEnableReply)
+AUTH_MFA_DISABLE = Rpc("auth.mfa.disable.v1", MfaCodeRequest, MfaStatusReply)
+AUTH_SIWE_NONCE = Rpc("auth.siwe.nonce.v1", Empty, SiweNonceReply)
+AUTH_SIWE = Rpc("auth.siwe.v1", SiweRequest, TokenReply)
+AUTH_RESET_REQUEST = Rpc("auth.password.reset_request.v1", EmailRequest, Empty)
+AUTH_RESET = Rpc("auth.password.reset.v1", PasswordResetBody, Empty)
+AUTH_JWKS = Rpc("auth.jwks.v1", Empty, JwksReply)
+AUTH_JWKS_ROTATE = Rpc("auth.jwks.rotate.v1", RotateKeyRequest, JwksReply)
+AUTH_REVOKED_LIST = Rpc("auth.session.revoked.list.v1", Empty, RevokedListReply)
+AUTH_ADMIN_USERS = Rpc("auth.admin.users.v1", AdminUsersRequest, AdminUsersReply)
+AUTH_ADMIN_ACTION = Rpc("auth.admin.action.v1", AdminActionRequest, UserPublic)
+AUTH_ADMIN_ROLE = Rpc("auth.admin.role.v1", AdminRoleRequest, UserPublic)
+AUTH_AUDIT_LIST = Rpc("auth.audit.list.v1", AuditListRequest, AuditListReply)
+AUTH_USERS_GET = Rpc("auth.users.get.v1", UsersGetRequest, UsersGetReply)
+AUTH_USERS_SEARCH = Rpc("auth.users.search.v1", UserSearchRequest, UserSearchReply)
+AUTH_KEYS_PUBLISH = Rpc("auth.keys.publish.v1", PublishKeyRequest, PublishKeyReply)
+AUTH_KEYS_REVOKE = Rpc("auth.keys.revoke.v1", RevokeKeyRequest, Empty)
+AUTH_KEYS_GET = Rpc("auth.keys.get.v1", UserRef, UserKeysReply)
+AUTH_KEYS_DEVICES = Rpc("auth.keys.devices.v1", DevicesRequest, DevicesReply)
