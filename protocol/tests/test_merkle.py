@@ -2,6 +2,7 @@
 property tests that every honest proof verifies and every tampered one fails."""
 
 import hashlib
+from collections.abc import Iterator
 
 import pytest
 from chainchat_protocol.merkle import (
@@ -86,7 +87,9 @@ def test_ct_consistency(ct_tree: MerkleTree, first: int, second: int, path: list
     assert verify_consistency(first, second, r1, r2, proof)
 
 
-def _inclusion_probes(index: int, size: int, proof: list[bytes], root: bytes, lh: bytes):  # type: ignore[no-untyped-def]
+def _inclusion_probes(
+    index: int, size: int, proof: list[bytes], root: bytes, lh: bytes
+) -> Iterator[tuple[int, int, bytes, list[bytes], bytes]]:
     """The corruptions of the CT reference verifier tests; each must fail."""
     yield index - 1, size, lh, proof, root
     yield index + 1, size, lh, proof, root
