@@ -76,7 +76,7 @@ def run_solc(sources: dict[str, str], settings: dict[str, Any] | None = None) ->
 
 
 def compile_contract(source: Path, name: str) -> dict[str, Any]:
-    """Compile one contract file; return its abi, bytecode, deployedBytecode and the source units."""
+    """Compile one contract file: its abi, bytecode, deployedBytecode and source units."""
     unit = source.name
     output = run_solc({unit: source.read_text()})
     compiled = output["contracts"][unit][name]
@@ -148,15 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         fresh = artifact_is_fresh()
-        print("artifact is up to date" if fresh else f"{LEDGER_ARTIFACT} is stale: run make contracts")
+        stale = f"{LEDGER_ARTIFACT} is stale: run `make contracts`"
+        sys.stdout.write(("artifact is up to date" if fresh else stale) + "\n")
         return 0 if fresh else 1
     try:
         artifact = build_ledger_artifact()
     except BuildError as exc:
-        print(f"contract build failed: {exc}", file=sys.stderr)
+        sys.stderr.write(f"contract build failed: {exc}\n")
         return 1
     write_artifact(artifact)
-    print(f"wrote {LEDGER_ARTIFACT.relative_to(ROOT)} ({len(artifact['bytecode']) // 2 - 1} bytes)")
+    size = len(artifact["bytecode"]) // 2 - 1
+    sys.stdout.write(f"wrote {LEDGER_ARTIFACT.relative_to(ROOT)} ({size} bytes)\n")
     return 0
 
 

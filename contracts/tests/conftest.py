@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from web3 import Web3
-from web3.contract import Contract
-
-from chainchat_protocol.abi import ledger_artifact
 from devstack.components import Chain
 from devstack.process import free_port
 
-Deploy = Callable[[], Contract]
-
-
-def make_deployer(w3: Web3, admin: str) -> Deploy:
-    """A function that deploys a fresh ChainChatLedger with ``admin`` as admin and anchorer."""
-    artifact = ledger_artifact()
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-
-    def deploy() -> Contract:
-        tx_hash = factory.constructor(admin).transact({"from": admin})
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
-        assert receipt["status"] == 1
-        return w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
-
-    return deploy
+from contracts.testing import Deploy, Web3, make_deployer
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +38,3 @@ def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     node.start()
     yield node
     node.stop()
-
-
-def error_selector(signature: str) -> str:
-    """Hex selector of a custom error, as it starts the revert data."""
-    return "0x" + Web3.keccak(text=signature)[:4].hex().removeprefix("0x")
-
-
-def revert_data(exc: BaseException) -> str:
-    """The revert data web3 attached to a ContractCustomError (hex string)."""
-    data: Any = getattr(exc, "data", None)
-    return data if isinstance(data, str) else str(exc)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from contracts import build
-
 from chainchat_protocol.abi import ledger_artifact
+
+from contracts import build
 
 
 def test_source_hash_matches_committed_artifact() -> None:
@@ -37,5 +37,7 @@ def test_abi_has_exactly_the_spec_interface() -> None:
     assert functions["verifyInclusion"] == ["uint256", "uint64", "bytes32", "bytes32[]"]
     for role_fn in ("grantRole", "revokeRole", "renounceRole", "hasRole", "ANCHORER_ROLE"):
         assert role_fn in functions
-    events = [i for i in ledger_artifact()["abi"] if i["type"] == "event" and i["name"] == "Anchored"]
+    events = [
+        i for i in ledger_artifact()["abi"] if i["type"] == "event" and i["name"] == "Anchored"
+    ]
     assert [i["type"] for i in events[0]["inputs"]] == ["uint256", "uint64", "bytes32", "uint256"]

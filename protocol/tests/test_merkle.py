@@ -203,7 +203,9 @@ def _flip(proof: list[bytes], i: int, bit: int) -> list[bytes]:
 
 @settings(max_examples=300, deadline=None)
 @given(sizes, st.data())
-def test_inclusion_tampering_fails(tree: MerkleTree, case: tuple[int, int], data: st.DataObject) -> None:
+def test_inclusion_tampering_fails(
+    tree: MerkleTree, case: tuple[int, int], data: st.DataObject
+) -> None:
     m, n = case
     proof, root, lh = tree.inclusion_proof(m, n), tree.root(n), LEAF_HASHES[m]
     assert verify_inclusion(m, n, lh, proof, root)
@@ -253,7 +255,8 @@ def test_reopen_from_store_keeps_growing() -> None:
     first = MerkleTree(store)
     first.extend_hashes(LEAF_HASHES[:333])
     reopened = MerkleTree(store)  # e.g. a ledger restart over its SQL store
-    assert reopened.size == 333 and reopened.root() == first.root()
+    assert reopened.size == 333
+    assert reopened.root() == first.root()
     reopened.extend_hashes(LEAF_HASHES[333:])
     assert reopened.root() == merkle_root(LEAF_HASHES)
 
@@ -263,7 +266,8 @@ def test_single_appends_equal_batch(tree: MerkleTree) -> None:
     for h in LEAF_HASHES[:130]:
         t.append_hash(h)
     assert t.root() == tree.root(130)
-    assert t.append(b"raw") == 130 and t.leaf_hash_at(130) == leaf_hash(b"raw")
+    assert t.append(b"raw") == 130
+    assert t.leaf_hash_at(130) == leaf_hash(b"raw")
 
 
 def test_store_rejects_gaps_and_missing_nodes() -> None:
@@ -273,7 +277,9 @@ def test_store_rejects_gaps_and_missing_nodes() -> None:
     with pytest.raises(KeyError):
         store.get(0, 0)
     store.put_many(0, 0, [SOME])
-    assert store.get(0, 0) == SOME and store.count(0) == 1 and store.count(5) == 0
+    assert store.get(0, 0) == SOME
+    assert store.count(0) == 1
+    assert store.count(5) == 0
 
 
 def test_bad_arguments(tree: MerkleTree) -> None:

@@ -7,7 +7,7 @@ import { importFile } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { KuboError, clientError, errorBody, requiredArg, toKuboError } from './errors.js'
-import { Gate, Mutex, boolOption, intOption, parseIpfsPath } from './util.js'
+import { Gate, MemoryGuard, Mutex, boolOption, intOption, parseIpfsPath } from './util.js'
 
 // Kubo's default importer settings (Import.UnixFSChunker = size-262144,
 // Import.UnixFSFileMaxLinks = 174, balanced layout, UnixFS "file" leaves).
@@ -56,7 +56,7 @@ function decodeFileName (name) {
 
 const GO_ARCH = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm' }
 
-export function createApi ({ node, version, heliaVersion, origins }) {
+export function createApi ({ node, version, heliaVersion, origins, memory = new MemoryGuard() }) {
   const { helia, fs, identity } = node
   const gate = new Gate()
   const pinLock = new Mutex()
@@ -174,7 +174,7 @@ export function createApi ({ node, version, heliaVersion, origins }) {
             return
           }
           chain = chain.then(async () => {
-            const result = await importFile({ content }, helia.blockstore, { ...options, signal: controller.signal })
+            const result = await importFile({ content: memory.count(content) }, helia.blockstore, { ...options, signal: controller.signal })
             results.push({ name, cid: result.cid, size: result.size })
           })
           chain.catch(fail)
@@ -281,6 +281,7 @@ export function createApi ({ node, version, heliaVersion, origins }) {
     try {
       for (const p of plan) {
         for await (const chunk of fs.cat(p.cid, { path: p.path || undefined, offset: p.offset, length: p.length, offline: true, signal: controller.signal })) {
+          memory.tick(chunk.length)
           if (!res.write(chunk)) await once(res, 'drain', { signal: controller.signal })
         }
       }

@@ -2,7 +2,7 @@
 
 import { once } from 'node:events'
 import { toKuboError } from './errors.js'
-import { parseIpfsPath } from './util.js'
+import { MemoryGuard, parseIpfsPath } from './util.js'
 
 /**
  * Parse a Range header against a file of `size` bytes.
@@ -27,7 +27,7 @@ export function parseRange (header, size) {
   return { start, end }
 }
 
-export function createGateway ({ node }) {
+export function createGateway ({ node, memory = new MemoryGuard() }) {
   const { fs } = node
 
   function sendText (res, status, text, headers = {}) {
@@ -124,6 +124,7 @@ export function createGateway ({ node }) {
     res.on('close', () => controller.abort())
     try {
       for await (const chunk of fs.cat(cid, { path: path || undefined, offset, length, offline: true, signal: controller.signal })) {
+        memory.tick(chunk.length)
         if (!res.write(chunk)) await once(res, 'drain', { signal: controller.signal })
       }
       res.end()

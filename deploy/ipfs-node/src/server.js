@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { createApi } from './api.js'
 import { createGateway } from './gateway.js'
 import { RepoLockedError, openNode } from './node.js'
+import { MemoryGuard } from './util.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
 
@@ -94,8 +95,9 @@ async function main () {
   }
 
   let apiOrigins = []
-  const api = createApi({ node, version: pkg.version, heliaVersion: node.helia.info.version, origins: () => apiOrigins })
-  const gateway = createGateway({ node })
+  const memory = new MemoryGuard()
+  const api = createApi({ node, memory, version: pkg.version, heliaVersion: node.helia.info.version, origins: () => apiOrigins })
+  const gateway = createGateway({ node, memory })
   const onRequest = (handler) => (req, res) => {
     handler(req, res).catch((err) => {
       process.stderr.write(`ipfs-node: ${err?.stack ?? err}\n`)

@@ -1,5 +1,7 @@
 // Argument parsing shared by the RPC API and the gateway.
 
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { CID } from 'multiformats/cid'
 import { KuboError, clientError } from './errors.js'
 
@@ -111,4 +113,54 @@ export class Gate {
   }
 
   get active () { return this.#active }
+}
+
+/**
+ * Streaming large files churns through many short-lived 256 KiB buffers.
+ * V8 frees them only when it feels external-memory pressure (tens of MiB
+ * later), which shows up as RSS growth proportional to the transfer. A
+ * MemoryGuard counts streamed bytes and, every `every` bytes, runs a
+ * collection if array-buffer memory is above `threshold`, so RSS stays flat.
+ */
+export class MemoryGuard {
+  #gc
+  #pending = 0
+
+  constructor ({ every = 16 * 1024 * 1024, threshold = 32 * 1024 * 1024 } = {}) {
+    this.every = every
+    this.threshold = threshold
+    this.#gc = exposeGc()
+  }
+
+  /** Account for `n` streamed bytes. */
+  tick (n) {
+    this.#pending += n
+    if (this.#pending < this.every) return
+    this.#pending = 0
+    if (this.#gc != null && process.memoryUsage().arrayBuffers > this.threshold) this.#gc()
+  }
+
+  /** Pass an (async) iterable of chunks through, counting them. */
+  async * count (source) {
+    for await (const chunk of source) {
+      this.tick(chunk.length)
+      yield chunk
+    }
+  }
+}
+
+let cachedGc
+function exposeGc () {
+  if (cachedGc !== undefined) return cachedGc
+  if (typeof globalThis.gc === 'function') {
+    cachedGc = globalThis.gc
+    return cachedGc
+  }
+  try {
+    v8.setFlagsFromString('--expose-gc')
+    cachedGc = vm.runInNewContext('gc')
+  } catch {
+    cachedGc = null
+  }
+  return cachedGc
 }

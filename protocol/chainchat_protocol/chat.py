@@ -1,0 +1,383 @@
+"""Chat domain schemas: HTTP bodies, NATS request/reply models, events, WebSocket frames, subjects.
+
+Every request the gateway sends to ``chat`` carries the verified caller (``user_id``); the chat
+service trusts it because only gateways and services speak on the internal bus.
+
+Events the chat service publishes:
+
+* deliveries for gateways (core NATS, best effort, right after the commit) on
+  ``Subject.DELIVERY_TO_USER`` — one per member user; the payload is the server→client WebSocket
+  frame itself (``MessageFrame``, ``ReceiptFrame``, ``DeletedFrame``, ``TypingFrame``,
+  ``AnchoredFrame``, ``KeyChangedFrame``, ``ConversationFrame``), so a gateway forwards the bytes
+  unchanged. A client that missed some catches up with ``after_seq``;
+* ``chat.message.posted.v1`` (``MessagePosted``, only for messages that declare ``file_ids``) and
+  ``chat.message.deleted.v1`` (``MessageDeleted``): written to the outbox in the transaction of the
+  change and published to JetStream (stream ``CHAT_EVENTS``, ``Nats-Msg-Id`` = ``posted:<id>`` /
+  ``deleted:<id>``), so they survive a files-service outage. A JetStream publish also reaches plain
+  core NATS subscribers, so consumers choose: a durable consumer (nothing lost) or a subscription;
+* ``message`` and ``tombstone`` log entries for the ledger (``Subject.LEDGER_ENTRY``, outbox).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from chainchat_protocol.envelope import Envelope, Identifier, Recipient
+from chainchat_protocol.rpc import Empty, Rpc
+
+ConversationKind = Literal["direct", "group"]
+MemberRole = Literal["admin", "member"]
+
+MAX_GROUP_MEMBERS = 256
+MAX_FILE_IDS = 32
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 200
+# the JSON around an envelope (client_id, file_ids, whitespace) may add this much to a send body
+BODY_OVERHEAD_BYTES = 4 * 1024
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Seq = Annotated[int, Field(ge=0, le=2**53)]
+
+
+class ChatSubject:
+    """JetStream stream and event subjects of the chat domain (RPC subjects: the constants below)."""
+
+    EVENTS_STREAM = "CHAT_EVENTS"
+    MESSAGE_POSTED = "chat.message.posted.v1"
+    MESSAGE_DELETED = "chat.message.deleted.v1"
+
+
+class ChatErrorCode:
+    """Stable error codes of the chat API (clients switch on them)."""
+
+    CONVERSATION_NOT_FOUND = "conversation_not_found"
+    MESSAGE_NOT_FOUND = "message_not_found"
+    MEMBERS_REQUIRED = "members_required"
+    UNKNOWN_USERS = "unknown_users"
+    TOO_MANY_MEMBERS = "too_many_members"
+    DIRECT_CONVERSATION = "direct_conversation"
+    NOT_GROUP_ADMIN = "not_group_admin"
+    NOT_MESSAGE_SENDER = "not_message_sender"
+    MEMBER_NOT_FOUND = "member_not_found"
+    INVALID_ENVELOPE = "invalid_envelope"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNSUPPORTED_SUITE = "unsupported_suite"
+    ENVELOPE_TOO_LARGE = "envelope_too_large"
+    CONVERSATION_MISMATCH = "conversation_mismatch"
+    SENDER_MISMATCH = "sender_mismatch"
+    UNKNOWN_SENDER_KEY = "unknown_sender_key"
+    RECIPIENTS_MISMATCH = "recipients_mismatch"
+    SEQ_OUT_OF_RANGE = "seq_out_of_range"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- HTTP bodies (the gateway validates them; the NATS requests extend them) ---------------------
+
+
+class CreateConversationBody(_Body):
+    member_ids: list[Identifier] = Field(min_length=1, max_length=MAX_GROUP_MEMBERS)
+    title: Title | None = None
+    # inferred when absent: one other member and no title is a direct conversation
+    kind: ConversationKind | None = None
+
+
+class AddMembersBody(_Body):
+    user_ids: list[Identifier] = Field(min_length=1, max_length=MAX_GROUP_MEMBERS)
+
+
+class PostMessageBody(_Body):
+    envelope: Envelope
+    client_id: ClientId | None = None
+    # attachments the sender declares (the body is encrypted): the files service counts references
+    file_ids: list[Identifier] = Field(default_factory=list, max_length=MAX_FILE_IDS)
+
+
+class MarkReadBody(_Body):
+    seq: Seq
+
+
+# --- NATS requests ---------------------------------------------------------------------------------
+
+
+class CallerRequest(BaseModel):
+    """Base of every request: the verified caller."""
+
+    user_id: Identifier
+
+
+class ConversationRequest(CallerRequest):
+    conversation_id: Identifier
+
+
+class CreateConversationRequest(CreateConversationBody, CallerRequest):
+    pass
+
+
+class AddMembersRequest(AddMembersBody, ConversationRequest):
+    pass
+
+
+class RemoveMemberRequest(ConversationRequest):
+    member_id: Identifier
+
+
+class PostMessageRequest(PostMessageBody, ConversationRequest):
+    pass
+
+
+class HistoryRequest(ConversationRequest):
+    after_seq: Seq | None = None
+    before_seq: Seq | None = None
+    limit: int = Field(default=HISTORY_DEFAULT_LIMIT, ge=1, le=HISTORY_MAX_LIMIT)
+
+
+class DeleteMessageRequest(CallerRequest):
+    message_id: Identifier
+    # platform admins may delete any message (moderation); the gateway sets it from the token
+    is_admin: bool = False
+
+
+class MarkReadRequest(MarkReadBody, ConversationRequest):
+    pass
+
+
+class MessageAccessRequest(CallerRequest):
+    message_id: Identifier
+
+
+# --- replies -----------------------------------------------------------------------------------
+
+
+class ConversationPublic(BaseModel):
+    conversation_id: str
+    kind: ConversationKind
+    title: str | None = None
+    members: list[str]
+    admins: list[str]
+    created_by: str
+    created_at: str
+
+
+class ConversationCreated(ConversationPublic):
+    # False when an existing direct conversation is returned (HTTP 200 instead of 201)
+    created: bool
+
+
+class ConversationSummary(ConversationPublic):
+    last_seq: int
+    read_seq: int
+    unread_count: int
+    last_message_at: str | None = None
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationSummary]
+
+
+class SendResult(BaseModel):
+    message_id: str
+    conversation_id: str
+    seq: int
+    digest: str
+    created_at: str
+
+
+class MessageView(BaseModel):
+    """A stored message as clients read it: the envelope fields plus server metadata.
+
+    A deleted message is a tombstone: ``deleted`` is true and the envelope's cryptographic fields
+    (nonce, ciphertext, recipients, signature) are gone.
+    """
+
+    message_id: str
+    seq: int
+    created_at: str
+    deleted: bool = False
+    deleted_at: str | None = None
+    conversation_id: str
+    sender_id: str
+    v: int | None = None
+    suite: str | None = None
+    sender_key_id: str | None = None
+    nonce: str | None = None
+    ciphertext: str | None = None
+    recipients: list[Recipient] | None = None
+    signature: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """JSON object without absent fields (tombstones carry no envelope fields)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class History(BaseModel):
+    messages: list[MessageView]
+
+
+class MessageRemoved(BaseModel):
+    message_id: str
+    conversation_id: str
+    seq: int
+    deleted_at: str
+
+
+class ReadPosition(BaseModel):
+    conversation_id: str
+    seq: int
+    unread_count: int
+
+
+class MessageAccess(BaseModel):
+    conversation_id: str
+    message_id: str
+
+
+class Membership(BaseModel):
+    conversation_id: str
+    user_id: str
+    role: MemberRole
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+class MessagePosted(BaseModel):
+    """On ``chat.message.posted.v1`` when a message declares attachments (``file_ids``)."""
+
+    message_id: str
+    conversation_id: str
+    sender_id: str
+    seq: int
+    file_ids: list[str]
+    created_at: str
+
+
+class MessageDeleted(BaseModel):
+    """On ``chat.message.deleted.v1``: the files the message referenced may be unpinned."""
+
+    message_id: str
+    conversation_id: str
+    file_ids: list[str]
+
+
+# --- WebSocket frames, server → client (also the payload of deliveries) ------------------------------
+
+
+class MessageFrame(BaseModel):
+    type: Literal["message"] = "message"
+    conversation_id: str
+    message: dict[str, Any]
+
+
+class ReceiptFrame(BaseModel):
+    type: Literal["receipt"] = "receipt"
+    conversation_id: str
+    user_id: str
+    seq: int
+
+
+class DeletedFrame(BaseModel):
+    type: Literal["deleted"] = "deleted"
+    conversation_id: str
+    message_id: str
+    seq: int
+
+
+class TypingFrame(BaseModel):
+    type: Literal["typing"] = "typing"
+    conversation_id: str
+    user_id: str
+
+
+class AnchoredFrame(BaseModel):
+    type: Literal["anchored"] = "anchored"
+    message_ids: list[str]
+    head_index: int
+
+
+class KeyChangedFrame(BaseModel):
+    type: Literal["key_changed"] = "key_changed"
+    user_id: str
+
+
+class ConversationFrame(BaseModel):
+    """Membership changed: ``created`` / ``members_changed`` carry the conversation, ``removed``
+    tells a former member it is gone (no further frames for it)."""
+
+    type: Literal["conversation"] = "conversation"
+    event: Literal["created", "members_changed", "removed"]
+    conversation_id: str
+    conversation: ConversationPublic | None = None
+
+
+class AckFrame(BaseModel):
+    type: Literal["ack"] = "ack"
+    client_id: str | None
+    message_id: str
+    seq: int
+
+
+class ErrorFrame(BaseModel):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    client_id: str | None = None
+
+
+class ReadyFrame(BaseModel):
+    """Sent once the connection is authenticated and subscribed: nothing after it is missed."""
+
+    type: Literal["ready"] = "ready"
+    user_id: str
+
+
+class PongFrame(BaseModel):
+    type: Literal["pong"] = "pong"
+
+
+# --- WebSocket frames, client → server ------------------------------------------------------------
+
+
+class AuthFrame(_Body):
+    type: Literal["auth"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+class SendFrame(_Body):
+    type: Literal["send"]
+    conversation_id: Identifier
+    envelope: dict[str, Any]
+    client_id: ClientId | None = None
+    file_ids: list[Identifier] = Field(default_factory=list, max_length=MAX_FILE_IDS)
+
+
+class TypingClientFrame(_Body):
+    type: Literal["typing"]
+    conversation_id: Identifier
+
+
+class PingFrame(_Body):
+    type: Literal["ping"]
+
+
+# --- subjects ------------------------------------------------------------------------------------
+
+CHAT_CONVERSATION_CREATE = Rpc("chat.conversation.create.v1", CreateConversationRequest, ConversationCreated)
+CHAT_CONVERSATION_LIST = Rpc("chat.conversation.list.v1", CallerRequest, ConversationList)
+CHAT_CONVERSATION_GET = Rpc("chat.conversation.get.v1", ConversationRequest, ConversationSummary)
+CHAT_MEMBERS_ADD = Rpc("chat.members.add.v1", AddMembersRequest, ConversationPublic)
+CHAT_MEMBERS_REMOVE = Rpc("chat.members.remove.v1", RemoveMemberRequest, Empty)
+CHAT_MESSAGE_POST = Rpc("chat.message.post.v1", PostMessageRequest, SendResult)
+CHAT_MESSAGE_HISTORY = Rpc("chat.message.history.v1", HistoryRequest, History)
+CHAT_MESSAGE_DELETE = Rpc("chat.message.delete.v1", DeleteMessageRequest, MessageRemoved)
+CHAT_CONVERSATION_READ = Rpc("chat.conversation.read.v1", MarkReadRequest, ReadPosition)
+CHAT_TYPING = Rpc("chat.typing.v1", ConversationRequest, Empty)
+# for the ledger's proof route: may this user see this message? NotFound otherwise
+CHAT_MESSAGE_ACCESS = Rpc("chat.message.access.v1", MessageAccessRequest, MessageAccess)
+# for the files service: is this user a member of this conversation? NotFound otherwise
+CHAT_CONVERSATION_MEMBER = Rpc("chat.conversation.member.v1", ConversationRequest, Membership)

@@ -1,0 +1,94 @@
+"""Structural validation of envelopes, as the chat server runs it (no keys needed)."""
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from chainchat_protocol.b64 import b64e
+from chainchat_protocol.canonical import canonical_json
+from chainchat_protocol.envelope import (
+    MAX_ENVELOPE_BYTES,
+    Envelope,
+    envelope_bytes,
+    envelope_digest,
+    header_aad,
+    signing_digest,
+    signing_input,
+)
+from chainchat_protocol.vectors import load
+from pydantic import ValidationError
+
+
+def _raw(suite: str = "aes256gcm") -> dict[str, Any]:
+    env: dict[str, Any] = copy.deepcopy(load(f"envelope_{suite}")["envelope"])
+    return env
+
+
+@pytest.mark.parametrize("suite", ["aes256gcm", "blowfish"])
+def test_vector_envelopes_are_valid(suite: str) -> None:
+    vector = load(f"envelope_{suite}")
+    env = Envelope.model_validate(vector["envelope"])
+    assert header_aad(env).decode() == vector["header_aad"]
+    assert signing_input(env).decode() == vector["signing_input"]
+    assert signing_digest(env).hex() == vector["signing_digest_hex"]
+    assert envelope_bytes(env) == canonical_json(vector["envelope"])
+    assert len(envelope_digest(env)) == 64
+
+
+def test_header_aad_is_canonical_header() -> None:
+    env = Envelope.model_validate(_raw())
+    assert json.loads(header_aad(env)) == env.header()
+    assert list(json.loads(header_aad(env))) == sorted(env.header())
+
+
+def _mutations() -> list[tuple[str, Any]]:
+    return [
+        ("v", 2),
+        ("suite", "hpke-x25519-chacha"),
+        ("suite", "hpke-x25519-blowfish"),  # nonce size no longer fits the suite
+        ("nonce", b64e(b"\x00" * 8)),
+        ("nonce", "AAAAAAAAAAAAAAAA="),
+        ("ciphertext", b64e(b"\x00" * 15)),
+        ("ciphertext", "not base64!"),
+        ("signature", b64e(b"\x00" * 63)),
+        ("sender_key_id", "ABCDEF" * 5 + "00"),
+        ("sender_id", ""),
+        ("conversation_id", "has space"),
+        ("recipients", []),
+        ("extra", "field"),
+    ]
+
+
+@pytest.mark.parametrize(("field", "value"), _mutations())
+def test_rejects(field: str, value: Any) -> None:
+    raw = _raw()
+    raw[field] = value
+    with pytest.raises(ValidationError):
+        Envelope.model_validate(raw)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("enc", b64e(b"\x00" * 31)), ("wrapped_key", b64e(b"\x00" * 32)), ("key_id", "0" * 31),
+     ("user_id", "")],
+)  # fmt: skip
+def test_rejects_bad_recipient(field: str, value: str) -> None:
+    raw = _raw()
+    raw["recipients"][0][field] = value
+    with pytest.raises(ValidationError):
+        Envelope.model_validate(raw)
+
+
+def test_rejects_duplicate_recipient() -> None:
+    raw = _raw()
+    raw["recipients"].append(dict(raw["recipients"][0]))
+    with pytest.raises(ValidationError, match="duplicate"):
+        Envelope.model_validate(raw)
+
+
+def test_rejects_oversize() -> None:
+    raw = _raw()
+    raw["ciphertext"] = b64e(b"\x00" * (MAX_ENVELOPE_BYTES * 3 // 4))
+    with pytest.raises(ValidationError, match="larger than"):
+        Envelope.model_validate(raw)

@@ -1,0 +1,119 @@
+"""JWT signing keys (Ed25519, stored in the auth database) and access-token minting.
+
+The newest un-retired key signs. A rotated key stays in the JWKS until every token it signed has
+expired, so gateways keep verifying tokens issued just before a rotation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from datetime import timedelta
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from sqlmodel import col, or_, select
+
+from chainchat_protocol.auth import AUDIENCE, ISSUER, Jwk, JwksReply
+from chainchat_protocol.b64 import b64d, b64e
+from chainchat_service.db import Database
+
+from chainchat_auth.models import SigningKey, User, utcnow
+
+# instances re-read the current key this often, so a rotation by one reaches all
+_CACHE_S = 30.0
+
+
+def generate_signing_key() -> SigningKey:
+    """A new Ed25519 key; ``kid`` is derived from the public key (RFC 7638 style, shortened)."""
+    private = Ed25519PrivateKey.generate()
+    raw_private = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw_public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    kid = b64e(hashlib.sha256(raw_public).digest()[:16])
+    return SigningKey(kid=kid, private_key=b64e(raw_private), public_key=b64e(raw_public))
+
+
+class Signer:
+    """Mints access tokens with the current key; lists the verification keys (JWKS)."""
+
+    def __init__(self, db: Database, ttl_s: int) -> None:
+        self.db = db
+        self.ttl_s = ttl_s
+        self._current: SigningKey | None = None
+        self._private: Ed25519PrivateKey | None = None
+        self._loaded_at = 0.0
+
+    async def ensure_key(self) -> SigningKey:
+        """Load the current key, creating the first one on the very first start."""
+        key = await self._load_current()
+        if key is None:
+            async with self.db.session() as session:
+                session.add(generate_signing_key())
+                await session.commit()
+            key = await self._load_current()
+        assert key is not None
+        return key
+
+    async def _load_current(self) -> SigningKey | None:
+        async with self.db.session() as session:
+            stmt = (
+                select(SigningKey)
+                .where(col(SigningKey.retired_at).is_(None))
+                .order_by(col(SigningKey.created_at).desc())
+            )
+            key = (await session.exec(stmt)).first()
+        if key is not None:
+            self._current = key
+            self._private = Ed25519PrivateKey.from_private_bytes(b64d(key.private_key))
+            self._loaded_at = time.monotonic()
+        return key
+
+    async def current(self) -> tuple[SigningKey, Ed25519PrivateKey]:
+        if self._current is None or time.monotonic() - self._loaded_at > _CACHE_S:
+            await self.ensure_key()
+        assert self._current is not None and self._private is not None
+        return self._current, self._private
+
+    async def rotate(self) -> SigningKey:
+        """Retire every current key and start signing with a new one."""
+        async with self.db.session() as session:
+            now = utcnow()
+            for old in (await session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None)))).all():
+                old.retired_at = now
+                session.add(old)
+            fresh = generate_signing_key()
+            session.add(fresh)
+            await session.commit()
+        self._current = None
+        return await self.ensure_key()
+
+    async def jwks(self) -> JwksReply:
+        """Current keys plus keys retired less than one token lifetime (and a margin) ago."""
+        horizon = utcnow() - timedelta(seconds=self.ttl_s + 120)
+        async with self.db.session() as session:
+            stmt = (
+                select(SigningKey)
+                .where(or_(col(SigningKey.retired_at).is_(None), col(SigningKey.retired_at) > horizon))
+                .order_by(col(SigningKey.created_at).desc())
+            )
+            keys = (await session.exec(stmt)).all()
+        return JwksReply(keys=[Jwk(kid=k.kid, x=k.public_key) for k in keys])
+
+    async def mint(self, user: User, session_id: str) -> str:
+        """A signed access token for ``user`` in session ``session_id``."""
+        key, private = await self.current()
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user.id,
+            "role": user.role,
+            "sid": session_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl_s,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": key.kid, "typ": "JWT"})
