@@ -19,14 +19,15 @@ PID_FILE = "stack.pid"
 
 
 def _banner(stack: Stack, took: float) -> str:
+    mail, chain = stack.mail, stack.chain
     return "\n".join(
         [
             "",
             f"ChainChat is up ({took:.1f}s).",
             f"  web client + API   {stack.gateway_url}/          (API docs {stack.gateway_url}/api/v1/docs)",
             f"  readiness          {stack.gateway_url}/api/v1/readyz",
-            f"  verification mail  {stack.mail.web_url}/        (maildev; SMTP 127.0.0.1:{stack.mail.smtp_port})",
-            f"  chain RPC          {stack.chain.rpc_url}        (chain id {stack.chain.chain_id}, {stack.chain.kind})",
+            f"  verification mail  {stack.mail.web_url}/        (maildev; SMTP 127.0.0.1:{mail.smtp_port})",
+            f"  chain RPC          {chain.rpc_url}        (chain id {chain.chain_id}, {chain.kind})",
             f"  IPFS               {stack.ipfs.api_url}  (gateway {stack.ipfs.gateway_url})",
             f"  NATS               {stack.nats.url}",
             f"  data               {stack.var_dir}",
@@ -61,7 +62,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     pid_path = var_dir / PID_FILE
     if pid_path.exists() and _pid_alive(int(pid_path.read_text().strip() or 0)):
-        print(f"chainchat-dev: a stack is already running (pid {pid_path.read_text().strip()}); `make down` stops it", file=sys.stderr)
+        print(
+            f"chainchat-dev: a stack is already running (pid {pid_path.read_text().strip()}); "
+            "`make down` stops it",
+            file=sys.stderr,
+        )
         return 1
     stack = Stack(
         var_dir=var_dir,

@@ -86,8 +86,11 @@ class ManagedProcess:
         self._reader.start()
 
     def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        prefix = f"\x1b[{self.colour}m{self.name:>8} |\x1b[0m " if sys.stdout.isatty() else f"{self.name:>8} | "
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        prefix = (
+            f"\x1b[{self.colour}m{self.name:>8} |\x1b[0m " if sys.stdout.isatty() else f"{self.name:>8} | "
+        )
         with open(self.log_path, "ab") as log:
             for raw in iter(self.proc.stdout.readline, b""):
                 log.write(raw)

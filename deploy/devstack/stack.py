@@ -57,7 +57,9 @@ class ServiceProcess:
             colour=self.colour,
         )
         self.process.start()
-        self.process.wait_ready(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, timeout)
+        self.process.wait_ready(
+            lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, timeout
+        )
 
     def stop(self) -> None:
         if self.process:
@@ -89,7 +91,9 @@ class Stack:
         p, v, e = self.ports, self.var_dir, self.echo
         self.nats = NatsServer(v / "nats", e, COLOURS[0], port=p["nats"], monitor_port=p["nats_monitor"])
         self.chain = Chain(v / "chain", e, COLOURS[1], port=p["chain"], kind=self.chain_kind)
-        self.ipfs = IpfsNode(v / "ipfs", e, COLOURS[2], api_port=p["ipfs_api"], gateway_port=p["ipfs_gateway"])
+        self.ipfs = IpfsNode(
+            v / "ipfs", e, COLOURS[2], api_port=p["ipfs_api"], gateway_port=p["ipfs_gateway"]
+        )
         self.mail = MailDev(v / "mail", e, COLOURS[3], smtp_port=p["smtp"], web_port=p["mail_web"])
 
     @property
@@ -107,7 +111,9 @@ class Stack:
             "CHAINCHAT_VAR": str(self.var_dir),
             "NATS_URL": self.nats.url,
             "PUBLIC_URL": os.environ.get("PUBLIC_URL", self.gateway_url),
-            "DATABASE_URL": os.environ.get(f"{name.upper()}_DATABASE_URL", f"sqlite:///{self.var_dir / f'{name}.db'}"),
+            "DATABASE_URL": os.environ.get(
+                f"{name.upper()}_DATABASE_URL", f"sqlite:///{self.var_dir / f'{name}.db'}"
+            ),
             "CHAIN_RPC_URL": self.chain.rpc_url,
             "CHAIN_ID": str(self.chain.chain_id),
             "LEDGER_PRIVATE_KEY": os.environ.get("LEDGER_PRIVATE_KEY", self.chain.dev_private_key),
@@ -125,7 +131,9 @@ class Stack:
             if not component.alive():
                 component.start()
 
-    def add_service(self, name: str, port: int | None = None, env: dict[str, str] | None = None) -> ServiceProcess:
+    def add_service(
+        self, name: str, port: int | None = None, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
         """Start one more instance of a service (tests run two side by side)."""
         instances = self.services.setdefault(name, [])
         index = len(instances)  # appended below before start: no two threads share a name

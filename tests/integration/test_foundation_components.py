@@ -12,9 +12,8 @@ import aiosmtplib
 import httpx
 import nats
 import pytest
-from nats.js.api import StreamConfig
-
 from devstack.components import Chain, IpfsNode, MailDev, NatsServer
+from nats.js.api import StreamConfig
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +30,8 @@ async def test_nats_pubsub_and_durable_jetstream(nats_server: NatsServer) -> Non
         stream = f"T{uuid.uuid4().hex[:8]}"
         await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.>"]))
         ack = await js.publish(f"{stream}.a", b"durable")
-        assert ack.stream == stream and ack.seq == 1
+        assert ack.stream == stream
+        assert ack.seq == 1
         got = await js.get_msg(stream, 1)
         assert got.data == b"durable"
     finally:

@@ -7,7 +7,6 @@ import time
 import httpx
 import nats
 import pytest
-
 from chainchat_protocol.health import SERVICES, HealthReply, health_rpc
 from chainchat_protocol.rpc import RpcReply
 from devstack.stack import Stack
@@ -75,7 +74,9 @@ def _wait_for(api: httpx.Client, ready: bool, timeout: float = 30) -> dict[str, 
     raise AssertionError(f"readiness never became {ready}: {body}")
 
 
-def test_nats_restart_is_survived_without_restarting_services(running_stack: Stack, api: httpx.Client) -> None:
+def test_nats_restart_is_survived_without_restarting_services(
+    running_stack: Stack, api: httpx.Client
+) -> None:
     pids = {n: [s.process.pid for s in inst if s.process] for n, inst in running_stack.services.items()}
     running_stack.nats.stop()
     try:

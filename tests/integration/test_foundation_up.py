@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from devstack.process import free_port
 from devstack.stack import DEFAULT_PORTS
 
@@ -68,7 +67,8 @@ def test_up_prints_urls_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{ports['mail_web']}/" in text
     assert f"http://127.0.0.1:{ports['chain']}" in text
     ready = httpx.get(f"http://127.0.0.1:{ports['gateway']}/api/v1/readyz", timeout=10)
-    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
     assert _processes_mentioning(str(tmp_path))  # the components run with our data dir
     proc.send_signal(signal.SIGINT)
     assert _drain(proc, lines) == 0

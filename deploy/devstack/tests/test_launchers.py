@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from devstack.components import NatsServer
 from devstack.process import LaunchError, ManagedProcess, free_port
 
@@ -34,7 +33,10 @@ def test_component_that_dies_at_start_is_reported(tmp_path: Path) -> None:
 
 
 def test_stop_leaves_no_child_behind(tmp_path: Path) -> None:
-    script = "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); print('up', flush=True); time.sleep(60)"
+    script = (
+        "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']);"
+        "print('up', flush=True); time.sleep(60)"
+    )
     proc = ManagedProcess("tree", [sys.executable, "-c", script], log_path=tmp_path / "tree.log")
     proc.start()
     proc.wait_ready(lambda: "up" in proc.tail, timeout=10)

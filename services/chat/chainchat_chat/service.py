@@ -253,7 +253,7 @@ class ConversationService:
                 _require_group_admin(conv, me)
             elif conv.kind == "direct":
                 raise Conflict("a direct conversation cannot be left", code=ChatErrorCode.DIRECT_CONVERSATION)
-            await session.commit()  # end the read: SQLite upgrades a read transaction badly
+            await session.commit()  # end the checks; the writing transaction starts with the lock
             await lock_conversation(session, conv.id)  # a send in flight finishes first (or after)
             result = await session.exec(
                 delete(Member).where(col(Member.conversation_id) == conv.id, col(Member.user_id) == req.member_id)

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import nats
+from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
+from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -21,8 +23,6 @@ from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
-from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
-from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
 from chainchat_service.logging import correlation_id, get_logger, new_correlation_id
 
 Req = TypeVar("Req", bound=BaseModel)
@@ -77,8 +77,10 @@ class Bus:
                 )
                 log.info("nats_connected", url=self.url)
                 return
-            except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
-                log.warning("nats_connect_retry", url=self.url, error=str(exc) or type(exc).__name__, delay=delay)
+            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
+                log.warning(
+                    "nats_connect_retry", url=self.url, error=str(exc) or type(exc).__name__, delay=delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_wait)
 
@@ -110,8 +112,10 @@ class Bus:
             )
         except NoRespondersError:
             raise Unavailable(f"the {service} service is unavailable", code="service_unavailable") from None
-        except (NatsTimeoutError, asyncio.TimeoutError):
-            raise Unavailable(f"the {service} service did not answer in time", code="service_timeout") from None
+        except (TimeoutError, NatsTimeoutError):
+            raise Unavailable(
+                f"the {service} service did not answer in time", code="service_timeout"
+            ) from None
         reply = RpcReply.model_validate_json(msg.data)
         if reply.error is not None:
             e = reply.error

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from chainchat_protocol.log_entry import LogEntry
+from chainchat_protocol.subjects import Subject
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from prometheus_client import Counter, Gauge
@@ -17,8 +19,6 @@ from pydantic import BaseModel
 from sqlalchemy import LargeBinary, func
 from sqlmodel import Column, Field, SQLModel, col, select
 
-from chainchat_protocol.log_entry import LogEntry
-from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
 from chainchat_service.logging import get_logger
@@ -134,7 +134,9 @@ class OutboxRelay:
             OUTBOX_PUBLISHED.labels(self.service).inc(backlog)
             total = (
                 await session.exec(
-                    select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.published_at).is_(None))
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(col(OutboxMessage.published_at).is_(None))
                 )
             ).one()
             OUTBOX_BACKLOG.labels(self.service).set(total)

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from chainchat_protocol.errors import ChainChatError
+from chainchat_protocol.rpc import CORRELATION_HEADER
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chainchat_protocol.errors import ChainChatError
-from chainchat_protocol.rpc import CORRELATION_HEADER
 from chainchat_service.logging import configure_logging, correlation_id, get_logger
 from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.settings import ServiceSettings
@@ -31,7 +31,9 @@ _STATUS_CODES = {
 }  # fmt: skip
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -115,9 +117,8 @@ def run_http(app: FastAPI, settings: ServiceSettings) -> None:
         try:
             sock.bind((settings.http_host, settings.http_port))
         except OSError:
-            sys.stderr.write(
-                f"{settings.service_name}: port {settings.http_port} on {settings.http_host} is already in use\n"
-            )
+            where = f"port {settings.http_port} on {settings.http_host}"
+            sys.stderr.write(f"{settings.service_name}: {where} is already in use\n")
             raise SystemExit(1) from None
     uvicorn.run(
         app,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+from chainchat_protocol.errors import ChainChatError
+from chainchat_protocol.health import SERVICES, DependencyCheck, HealthReply, health_rpc
+from chainchat_protocol.rpc import Empty
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chainchat_gateway.deps import BusDep, RuntimeDep
-from chainchat_protocol.errors import ChainChatError
-from chainchat_protocol.health import SERVICES, DependencyCheck, HealthReply, health_rpc
-from chainchat_protocol.rpc import Empty
 
 router = APIRouter(tags=["system"])
 
@@ -57,5 +57,7 @@ async def _probe(bus: BusDep, runtime: RuntimeDep, service: str) -> ServiceStatu
 )
 async def stack_readiness(bus: BusDep, runtime: RuntimeDep) -> JSONResponse:
     results = await asyncio.gather(*(_probe(bus, runtime, s) for s in SERVICES))
-    body = StackReadiness(ready=all(r.ready for r in results), services=dict(zip(SERVICES, results, strict=True)))
+    body = StackReadiness(
+        ready=all(r.ready for r in results), services=dict(zip(SERVICES, results, strict=True))
+    )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
