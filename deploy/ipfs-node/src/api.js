@@ -6,6 +6,7 @@ import busboy from 'busboy'
 import { importFile } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
+import { readFileRange } from './reader.js'
 import { KuboError, clientError, errorBody, requiredArg, toKuboError } from './errors.js'
 import { Gate, MemoryGuard, Mutex, boolOption, intOption, parseIpfsPath } from './util.js'
 
@@ -61,11 +62,7 @@ export function createApi ({ node, version, heliaVersion, origins, memory = new 
   const gate = new Gate()
   const pinLock = new Mutex()
 
-  async function getBlock (cid, signal) {
-    const chunks = []
-    for await (const chunk of helia.blockstore.get(cid, { offline: true, signal })) chunks.push(chunk)
-    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
-  }
+  const getBlock = node.getBlock
 
   /** Depth-first walk of a DAG (dag-pb and raw only), yielding every CID once. */
   async function * walk (root, { signal } = {}) {
@@ -255,7 +252,7 @@ export function createApi ({ node, version, heliaVersion, origins, memory = new 
         throw toKuboError(err, { cid })
       }
       if (stats.type === 'directory') throw new KuboError('this dag node is a directory')
-      files.push({ cid, path, size: Number(stats.size) })
+      files.push({ cid: stats.cid, size: Number(stats.size) })
     }
     // offset/length span the concatenation of all arguments, like Kubo
     const plan = []
@@ -280,7 +277,7 @@ export function createApi ({ node, version, heliaVersion, origins, memory = new 
     })
     try {
       for (const p of plan) {
-        for await (const chunk of fs.cat(p.cid, { path: p.path || undefined, offset: p.offset, length: p.length, offline: true, signal: controller.signal })) {
+        for await (const chunk of readFileRange(getBlock, p.cid, { offset: p.offset, length: p.length, signal: controller.signal })) {
           memory.tick(chunk.length)
           if (!res.write(chunk)) await once(res, 'drain', { signal: controller.signal })
         }

@@ -2,6 +2,7 @@
 
 import { once } from 'node:events'
 import { toKuboError } from './errors.js'
+import { readFileRange } from './reader.js'
 import { MemoryGuard, parseIpfsPath } from './util.js'
 
 /**
@@ -123,7 +124,7 @@ export function createGateway ({ node, memory = new MemoryGuard() }) {
     const controller = new AbortController()
     res.on('close', () => controller.abort())
     try {
-      for await (const chunk of fs.cat(cid, { path: path || undefined, offset, length, offline: true, signal: controller.signal })) {
+      for await (const chunk of readFileRange(node.getBlock, stats.cid, { offset, length, signal: controller.signal })) {
         memory.tick(chunk.length)
         if (!res.write(chunk)) await once(res, 'drain', { signal: controller.signal })
       }

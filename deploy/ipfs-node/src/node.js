@@ -89,6 +89,12 @@ export async function openNode (repo) {
       helia,
       fs: unixfs(helia),
       identity,
+      /** The bytes of a block from the local repo (never the network). */
+      async getBlock (cid, signal) {
+        const chunks = []
+        for await (const chunk of helia.blockstore.get(cid, { offline: true, signal })) chunks.push(chunk)
+        return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+      },
       async close () {
         try { await helia.stop() } catch {}
         try { await blockstore.close() } catch {}

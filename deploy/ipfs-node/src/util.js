@@ -126,7 +126,7 @@ export class MemoryGuard {
   #gc
   #pending = 0
 
-  constructor ({ every = 16 * 1024 * 1024, threshold = 32 * 1024 * 1024 } = {}) {
+  constructor ({ every = 4 * 1024 * 1024, threshold = 24 * 1024 * 1024 } = {}) {
     this.every = every
     this.threshold = threshold
     this.#gc = exposeGc()
@@ -137,7 +137,10 @@ export class MemoryGuard {
     this.#pending += n
     if (this.#pending < this.every) return
     this.#pending = 0
-    if (this.#gc != null && process.memoryUsage().arrayBuffers > this.threshold) this.#gc()
+    if (this.#gc == null || process.memoryUsage().arrayBuffers < this.threshold) return
+    // the buffers are short-lived: a young-generation collection frees them cheaply
+    this.#gc({ type: 'minor' })
+    if (process.memoryUsage().arrayBuffers > 2 * this.threshold) this.#gc()
   }
 
   /** Pass an (async) iterable of chunks through, counting them. */

@@ -1,0 +1,82 @@
+"""The typed bus against a real nats-server: replies, typed errors, bugs answered not timed out."""
+
+from __future__ import annotations
+
+import pytest
+from chainchat_protocol.errors import NotFound, Unavailable, ValidationFailed
+from chainchat_protocol.rpc import Rpc
+from chainchat_service.bus import Bus
+from devstack.components import NatsServer
+from pydantic import BaseModel
+
+
+class Ping(BaseModel):
+    n: int
+
+
+class Pong(BaseModel):
+    n: int
+
+
+PING = Rpc("test.ping.v1", Ping, Pong)
+BROKEN = Rpc("test.broken.v1", Ping, Pong)
+MISSING = Rpc("test.missing.v1", Ping, Pong)
+NOBODY = Rpc("nobody.here.v1", Ping, Pong)
+
+
+@pytest.fixture
+async def bus(nats_server: NatsServer) -> Bus:
+    bus = Bus(nats_server.url, "test")
+    await bus.connect()
+
+    async def ping(req: Ping) -> Pong:
+        return Pong(n=req.n + 1)
+
+    async def broken(_: Ping) -> Pong:
+        raise RuntimeError("secret internals must not leak")
+
+    async def missing(req: Ping) -> Pong:
+        raise NotFound(f"no thing {req.n}", code="thing_not_found")
+
+    await bus.serve(PING, ping, queue="t")
+    await bus.serve(BROKEN, broken, queue="t")
+    await bus.serve(MISSING, missing, queue="t")
+    yield bus
+    await bus.close()
+
+
+async def test_typed_round_trip(bus: Bus) -> None:
+    assert await bus.request(PING, Ping(n=41)) == Pong(n=42)
+
+
+async def test_remote_error_keeps_code_and_status(bus: Bus) -> None:
+    with pytest.raises(NotFound) as err:
+        await bus.request(MISSING, Ping(n=7))
+    assert err.value.code == "thing_not_found"
+    assert err.value.http_status == 404
+    assert err.value.message == "no thing 7"
+
+
+async def test_a_bug_is_an_error_reply_not_a_timeout(bus: Bus) -> None:
+    with pytest.raises(Exception) as err:
+        await bus.request(BROKEN, Ping(n=1), timeout=2)
+    assert getattr(err.value, "code", None) == "internal_error"
+    assert "secret internals" not in str(err.value)
+
+
+async def test_invalid_request_is_a_validation_error(bus: Bus) -> None:
+    msg = await bus.nc.request(PING.subject, b'{"n": "not a number"}', timeout=2)
+    assert b"validation_error" in msg.data
+    with pytest.raises(ValidationFailed):
+        from chainchat_protocol.errors import error_from_wire
+        from chainchat_protocol.rpc import RpcReply
+
+        reply = RpcReply.model_validate_json(msg.data)
+        assert reply.error is not None
+        raise error_from_wire(reply.error.code, reply.error.message, reply.error.status)
+
+
+async def test_no_responders_is_unavailable(bus: Bus) -> None:
+    with pytest.raises(Unavailable) as err:
+        await bus.request(NOBODY, Ping(n=1), timeout=1)
+    assert err.value.http_status == 503
