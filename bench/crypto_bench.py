@@ -55,9 +55,7 @@ def bench_envelopes(n: int) -> dict[str, Any]:
         out[suite] = {
             "seal_us": _per_op_us(seal, n),
             "open_us": _per_op_us(
-                lambda env=env: open_envelope(
-                    env, device=bob, user_id="bob", sender=alice.public("alice")
-                ),
+                lambda env=env: open_envelope(env, device=bob, user_id="bob", sender=alice.public("alice")),
                 n,
             ),
         }

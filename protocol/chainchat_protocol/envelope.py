@@ -89,9 +89,7 @@ def _b64_sized(size: int) -> AfterValidator:
 
 # Identifiers (user, conversation) are opaque to this layer; the charset keeps them printable,
 # unambiguous in logs and identical under any JSON serialiser.
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
-]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
 B64 = Annotated[str, AfterValidator(_b64)]
 

@@ -25,6 +25,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from chainchat_protocol.b64 import b64e
+from chainchat_protocol.envelope import Identifier
 from chainchat_protocol.log_entry import HEX_SHA256_PATTERN
 from chainchat_protocol.rpc import Rpc
 
@@ -44,15 +45,12 @@ __all__ = [
     "verify_internal_assertion",
 ]
 
-_ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-
-
 class FileAccessRequest(BaseModel):
     """May ``user_id`` read ``file_id``?"""
 
     model_config = ConfigDict(extra="forbid")
-    user_id: str = _ID
-    file_id: str = _ID
+    user_id: Identifier
+    file_id: Identifier
 
 
 class FileAccessReply(BaseModel):
@@ -101,8 +99,9 @@ ASSERTION_TTL_S = 60
 _ASSERTION_VERSION = "v1"
 
 
-def _assertion_mac(secret: str, method: str, path: str, user_id: str, conversation_id: str, expires: int,
-                   nonce: str) -> str:  # fmt: skip
+def _assertion_mac(
+    secret: str, method: str, path: str, user_id: str, conversation_id: str, expires: int, nonce: str
+) -> str:
     message = "\n".join(
         [_ASSERTION_VERSION, method.upper(), path, user_id, conversation_id, str(expires), nonce]
     )

@@ -228,9 +228,7 @@ def _envelope(suite: str) -> dict[str, Any]:
 
     devices = {lbl: _device(lbl) for lbl in ("alice/phone", "alice/laptop", "bob/phone")}
     keys = {
-        lbl: DeviceKeys(
-            bytes.fromhex(d["x25519_private_hex"]), bytes.fromhex(d["ed25519_private_hex"])
-        )
+        lbl: DeviceKeys(bytes.fromhex(d["x25519_private_hex"]), bytes.fromhex(d["ed25519_private_hex"]))
         for lbl, d in devices.items()
     }
     recipients = [keys[lbl].public(lbl.split("/")[0]) for lbl in ("bob/phone", "alice/laptop")]

@@ -34,6 +34,4 @@ def test_rejects_unrepresentable(bad: object) -> None:
 
 
 def test_sha256_hex() -> None:
-    assert canonical_sha256_hex({}) == (
-        "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-    )
+    assert canonical_sha256_hex({}) == ("44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")

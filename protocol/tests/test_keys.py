@@ -13,9 +13,7 @@ def test_definition() -> None:
 
 def test_shared_vectors() -> None:
     for case in load("key_ids")["cases"]:
-        got = key_id(
-            bytes.fromhex(case["x25519_public_hex"]), bytes.fromhex(case["ed25519_public_hex"])
-        )
+        got = key_id(bytes.fromhex(case["x25519_public_hex"]), bytes.fromhex(case["ed25519_public_hex"]))
         assert got == case["key_id"]
 
 

@@ -203,9 +203,7 @@ def _flip(proof: list[bytes], i: int, bit: int) -> list[bytes]:
 
 @settings(max_examples=300, deadline=None)
 @given(sizes, st.data())
-def test_inclusion_tampering_fails(
-    tree: MerkleTree, case: tuple[int, int], data: st.DataObject
-) -> None:
+def test_inclusion_tampering_fails(tree: MerkleTree, case: tuple[int, int], data: st.DataObject) -> None:
     m, n = case
     proof, root, lh = tree.inclusion_proof(m, n), tree.root(n), LEAF_HASHES[m]
     assert verify_inclusion(m, n, lh, proof, root)
@@ -228,9 +226,7 @@ def test_inclusion_tampering_fails(
 
 @settings(max_examples=300, deadline=None)
 @given(pairs, st.data())
-def test_consistency_tampering_fails(
-    tree: MerkleTree, case: tuple[int, int], data: st.DataObject
-) -> None:
+def test_consistency_tampering_fails(tree: MerkleTree, case: tuple[int, int], data: st.DataObject) -> None:
     m, n = case
     proof, r1, r2 = tree.consistency_proof(m, n), tree.root(m), tree.root(n)
     assert verify_consistency(m, n, r1, r2, proof)

@@ -14,9 +14,7 @@ BODY = {"type": "text", "text": "hi 👋", "sent_at": "2025-01-01T00:00:00.000Z"
 
 
 def _dev(d: dict[str, str]) -> DeviceKeys:
-    return DeviceKeys(
-        bytes.fromhex(d["x25519_private_hex"]), bytes.fromhex(d["ed25519_private_hex"])
-    )
+    return DeviceKeys(bytes.fromhex(d["x25519_private_hex"]), bytes.fromhex(d["ed25519_private_hex"]))
 
 
 @pytest.mark.parametrize("name", ["envelope_aes256gcm", "envelope_blowfish"])
@@ -102,9 +100,7 @@ def test_failures_have_codes(alice: Party, bob: Party, suite: str) -> None:
     mallory = Party("mallory")
     assert _code(env, mallory, alice) == "not_a_recipient"
     assert _code(env, bob, mallory) == "bad_signature"  # wrong sender key
-    assert (
-        _code(_tampered(env, ciphertext=_flip_b64(env.ciphertext)), bob, alice) == "bad_signature"
-    )
+    assert _code(_tampered(env, ciphertext=_flip_b64(env.ciphertext)), bob, alice) == "bad_signature"
     assert _code(_tampered(env, signature=_flip_b64(env.signature)), bob, alice) == "bad_signature"
     assert _code(_tampered(env, suite="hpke-x25519-rot13"), bob, alice) == "unsupported_suite"
     assert _code(_tampered(env, v=2), bob, alice) == "unsupported_suite"

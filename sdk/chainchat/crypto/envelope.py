@@ -88,9 +88,7 @@ class SealRandomness:
     @classmethod
     def fresh(cls, suite: str, recipients: int) -> SealRandomness:
         """Draw everything from the OS CSPRNG."""
-        nonce = (
-            os.urandom(AES_GCM_NONCE_SIZE) if suite == SUITE_AES256GCM else os.urandom(4) + bytes(4)
-        )
+        nonce = os.urandom(AES_GCM_NONCE_SIZE) if suite == SUITE_AES256GCM else os.urandom(4) + bytes(4)
         return cls(os.urandom(CONTENT_KEY_SIZE), nonce, [os.urandom(32) for _ in range(recipients)])
 
 
@@ -233,9 +231,7 @@ def open_envelope(
         raise EnvelopeError("bad_signature", "envelope sender does not match the given key")
     if not verify_signature(sender.ed25519_public, b64d(env.signature), signing_digest(env)):
         raise EnvelopeError("bad_signature", "signature does not verify")
-    mine = next(
-        (r for r in env.recipients if r.user_id == user_id and r.key_id == device.key_id), None
-    )
+    mine = next((r for r in env.recipients if r.user_id == user_id and r.key_id == device.key_id), None)
     if mine is None:
         raise EnvelopeError("not_a_recipient", "no recipient entry for this device")
     aad = header_aad(env)

@@ -164,9 +164,7 @@ def import_device_keys(data: bytes, passphrase: str | None = None) -> DeviceKeys
             secret = _unseal(doc["sealed"], doc["key_id"], passphrase)
         else:
             secret = doc["keys"]
-        keys = DeviceKeys(
-            b64d_exact(secret["x25519_private"], 32), b64d_exact(secret["ed25519_private"], 32)
-        )
+        keys = DeviceKeys(b64d_exact(secret["x25519_private"], 32), b64d_exact(secret["ed25519_private"], 32))
     except KeyFileError:
         raise
     except (ValueError, KeyError, TypeError, B64Error) as exc:
@@ -188,9 +186,7 @@ def _unseal(sealed: dict[str, Any], kid: str, passphrase: str | None) -> dict[st
         raise KeyFileError("unsupported key file KDF parameters")
     key = _scrypt_key(passphrase, b64d_exact(sealed["salt"], 16))
     try:
-        plain = AESGCM(key).decrypt(
-            b64d_exact(sealed["nonce"], 12), b64d(sealed["ciphertext"]), kid.encode()
-        )
+        plain = AESGCM(key).decrypt(b64d_exact(sealed["nonce"], 12), b64d(sealed["ciphertext"]), kid.encode())
     except InvalidTag as exc:
         raise KeyFileError("wrong passphrase", code="bad_passphrase") from exc
     result: dict[str, Any] = json.loads(plain)

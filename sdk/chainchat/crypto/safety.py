@@ -45,9 +45,7 @@ def safety_fingerprint(user_id: str, key_ids: Iterable[str]) -> str:
     return "".join(f"{int.from_bytes(h[i : i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5))
 
 
-def safety_number(
-    user_a: str, key_ids_a: Iterable[str], user_b: str, key_ids_b: Iterable[str]
-) -> str:
+def safety_number(user_a: str, key_ids_a: Iterable[str], user_b: str, key_ids_b: Iterable[str]) -> str:
     """The 60-digit safety number of two users; symmetric in its two (user, key ids) arguments."""
     halves = sorted([safety_fingerprint(user_a, key_ids_a), safety_fingerprint(user_b, key_ids_b)])
     return halves[0] + halves[1]

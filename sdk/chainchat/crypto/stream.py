@@ -191,9 +191,7 @@ class _Decryptor:
         return plain
 
 
-def encrypt_chunks(
-    key: bytes, chunks: Iterable[bytes], *, prefix: bytes | None = None
-) -> Iterator[bytes]:
+def encrypt_chunks(key: bytes, chunks: Iterable[bytes], *, prefix: bytes | None = None) -> Iterator[bytes]:
     """Encrypt an iterable of plaintext pieces (any sizes); yield the header then sealed chunks.
 
     ``prefix`` is random unless given (only test vectors should pass it).

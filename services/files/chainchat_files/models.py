@@ -28,8 +28,8 @@ def _ts(nullable: bool = False, index: bool = False) -> Column[datetime]:
 
 
 class FileBase(SQLModel):
-    conversation_id: str = Field(max_length=64, index=True)
-    uploader_id: str = Field(max_length=64)
+    conversation_id: str = Field(max_length=128, index=True)
+    uploader_id: str = Field(max_length=128)
     cid: str = Field(max_length=200, index=True)
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     sha256: str = Field(min_length=64, max_length=64)
@@ -68,7 +68,7 @@ class FileReference(SQLModel, table=True):
     __tablename__ = "file_reference"
 
     file_id: str = Field(primary_key=True, max_length=64, foreign_key="file.id")
-    message_id: str = Field(primary_key=True, max_length=64)
+    message_id: str = Field(primary_key=True, max_length=128)
     declared_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     released_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
 

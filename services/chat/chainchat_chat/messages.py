@@ -1,0 +1,311 @@
+"""Messages: accept an envelope the server cannot read, number it, keep it, delete it.
+
+A send is checked structurally (the ``Envelope`` model), against the path and the caller, and
+against the member devices auth knows now (every one must be a recipient). It then gets the next
+gap-free ``seq`` of its conversation in one transaction with the stored row and its ``message`` log
+entry in the outbox. ``client_id`` makes a retried send return the first result.
+
+Deleting keeps the row as a tombstone (seq, sender, times) without ciphertext and logs a
+``tombstone`` entry whose digest is the deleted envelope's digest: the log keeps proving which
+message existed, and that it was deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chainchat_chat.directory import Directory
+from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
+from chainchat_chat.notify import Notifier
+from chainchat_chat.service import conversation_not_found, load_membership, new_id
+from chainchat_protocol.chat import (
+    ChatErrorCode,
+    ChatSubject,
+    DeletedFrame,
+    DeleteMessageRequest,
+    History,
+    HistoryRequest,
+    MessageDeleted,
+    MessageFrame,
+    MessagePosted,
+    MessageRemoved,
+    MessageView,
+    PostMessageRequest,
+    SendResult,
+)
+from chainchat_protocol.envelope import Envelope, envelope_bytes, envelope_digest
+from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
+from chainchat_protocol.log_entry import LogEntry, format_timestamp
+from chainchat_service.db import Database
+from chainchat_service.logging import get_logger
+from chainchat_service.outbox import log_entry_message, outbox_message
+
+log = get_logger(__name__)
+
+
+class _MembersChanged(Exception):
+    """Membership changed between the recipient check and the insert: check again."""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    result: SendResult
+    members: list[str]
+    new: bool
+
+
+class MessageService:
+    def __init__(
+        self,
+        db: Database,
+        directory: Directory,
+        notifier: Notifier,
+        *,
+        on_commit: Callable[[], None] = lambda: None,
+        max_attempts: int = 10,
+    ) -> None:
+        self.db = db
+        self.directory = directory
+        self.notifier = notifier
+        # wakes the outbox relay so log entries leave right after the commit
+        self.on_commit = on_commit
+        self.max_attempts = max_attempts
+
+    async def post(self, req: PostMessageRequest) -> SendResult:
+        _check_header(req)
+        for _ in range(3):
+            members, done = await self._prepare(req)
+            if done is not None:
+                return done
+            await self._check_recipients(req.envelope, members)
+            try:
+                stored = await self._store(req, members)
+            except _MembersChanged:
+                continue
+            if stored.new:
+                self.on_commit()
+                frame = MessageFrame(conversation_id=req.conversation_id, message=_posted_view(req, stored.result))
+                await self.notifier.deliver(stored.members, frame)
+            return stored.result
+        raise Conflict("the conversation's members keep changing; retry", code="conflict")
+
+    async def _prepare(self, req: PostMessageRequest) -> tuple[list[str], SendResult | None]:
+        async with self.db.session() as session:
+            await load_membership(session, req.conversation_id, req.user_id)
+            if req.client_id is not None and (done := await _by_client_id(session, req)) is not None:
+                return [], done
+            return await _member_ids(session, req.conversation_id), None
+
+    async def _check_recipients(self, env: Envelope, members: Collection[str]) -> None:
+        problem = _recipient_problem(env, members, await self.directory.devices(members))
+        if problem is not None:
+            # cached keys may be stale (a device revoked a moment ago): decide on fresh ones
+            problem = _recipient_problem(env, members, await self.directory.devices(members, fresh=True))
+        if problem is not None:
+            raise ValidationFailed(problem[1], code=problem[0])
+
+    async def _store(self, req: PostMessageRequest, members: list[str]) -> _Stored:
+        text = envelope_bytes(req.envelope).decode()
+        digest = envelope_digest(req.envelope)
+        for attempt in range(self.max_attempts):
+            try:
+                async with self.db.session() as session:
+                    result = await _insert(session, req, text, digest, members)
+                    await session.commit()
+                return _Stored(result, members, new=True)
+            except IntegrityError:
+                # the same client_id committed concurrently, or a seq collided: answer or retry
+                if req.client_id is not None:
+                    async with self.db.session() as session:
+                        if (done := await _by_client_id(session, req)) is not None:
+                            return _Stored(done, members, new=False)
+            except OperationalError as exc:  # SQLite busy, PostgreSQL deadlock or serialization
+                log.info("message_store_retry", attempt=attempt, error=type(exc.orig).__name__)
+            await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
+        raise Unavailable("the conversation is too busy; retry", code="storage_busy")
+
+    async def history(self, req: HistoryRequest) -> History:
+        """Ascending by seq. With ``after_seq``: the first ``limit`` after it (catching up);
+        without: the last ``limit`` (before ``before_seq`` if given), i.e. scrolling back."""
+        async with self.db.session() as session:
+            _, me = await load_membership(session, req.conversation_id, req.user_id)
+            query = select(Message).where(
+                Message.conversation_id == req.conversation_id,
+                col(Message.seq) > max(me.joined_seq, req.after_seq or 0),
+            )
+            if req.before_seq is not None:
+                query = query.where(col(Message.seq) < req.before_seq)
+            ascending = req.after_seq is not None
+            order = col(Message.seq).asc() if ascending else col(Message.seq).desc()
+            rows = list((await session.exec(query.order_by(order).limit(req.limit))).all())
+        if not ascending:
+            rows.reverse()
+        return History(messages=[stored_view(m) for m in rows])
+
+    async def delete(self, req: DeleteMessageRequest) -> MessageRemoved:
+        async with self.db.session() as session:
+            msg = await session.get(Message, req.message_id)
+            if msg is None or not (req.is_admin or await _visible(session, msg, req.user_id)):
+                raise NotFound("message not found", code=ChatErrorCode.MESSAGE_NOT_FOUND)
+            if msg.sender_id != req.user_id and not req.is_admin:
+                raise Forbidden("only the sender or an admin may delete a message", code=ChatErrorCode.NOT_MESSAGE_SENDER)
+            newly = msg.deleted_at is None and await _tombstone(session, msg, req.user_id)
+            await session.commit()
+            await session.refresh(msg)
+            members = await _member_ids(session, msg.conversation_id) if newly else []
+        assert msg.deleted_at is not None
+        if newly:
+            self.on_commit()
+            frame = DeletedFrame(conversation_id=msg.conversation_id, message_id=msg.id, seq=msg.seq)
+            await self.notifier.deliver(members, frame)
+        return MessageRemoved(
+            message_id=msg.id, conversation_id=msg.conversation_id, seq=msg.seq,
+            deleted_at=format_timestamp(utc(msg.deleted_at)),
+        )  # fmt: skip
+
+
+def _check_header(req: PostMessageRequest) -> None:
+    if req.envelope.conversation_id != req.conversation_id:
+        raise ValidationFailed(
+            "the envelope's conversation_id does not match the conversation",
+            code=ChatErrorCode.CONVERSATION_MISMATCH,
+        )
+    if req.envelope.sender_id != req.user_id:
+        raise ValidationFailed("the envelope's sender_id is not the caller", code=ChatErrorCode.SENDER_MISMATCH)
+
+
+def _recipient_problem(
+    env: Envelope, members: Collection[str], devices: dict[str, frozenset[str]]
+) -> tuple[str, str] | None:
+    """Why the recipients do not fit the members' current devices, or None when they do.
+
+    Extra key ids of members are tolerated (a device revoked while the message was sealed); a
+    recipient who is not a member, or a current member device without an entry, is not."""
+    if env.sender_key_id not in devices.get(env.sender_id, frozenset()):
+        return ChatErrorCode.UNKNOWN_SENDER_KEY, "sender_key_id is not a current device key of the sender"
+    member_set = set(members)
+    strangers = sorted({r.user_id for r in env.recipients} - member_set)
+    if strangers:
+        return ChatErrorCode.RECIPIENTS_MISMATCH, f"recipients who are not members: {', '.join(strangers)}"
+    sealed_to = {(r.user_id, r.key_id) for r in env.recipients}
+    missing = sorted(f"{u}/{k}" for u in member_set for k in devices.get(u, ()) if (u, k) not in sealed_to)
+    if missing:
+        return ChatErrorCode.RECIPIENTS_MISMATCH, f"member devices missing from recipients: {', '.join(missing)}"
+    return None
+
+
+async def _member_ids(session: AsyncSession, conversation_id: str) -> list[str]:
+    rows = await session.exec(select(Member.user_id).where(Member.conversation_id == conversation_id))
+    return sorted(rows.all())
+
+
+async def _by_client_id(session: AsyncSession, req: PostMessageRequest) -> SendResult | None:
+    msg = (
+        await session.exec(
+            select(Message).where(
+                Message.conversation_id == req.conversation_id,
+                Message.sender_id == req.user_id,
+                Message.client_id == req.client_id,
+            )
+        )
+    ).first()
+    return None if msg is None else _send_result(msg)
+
+
+async def _insert(
+    session: AsyncSession, req: PostMessageRequest, text: str, digest: str, members: list[str]
+) -> SendResult:
+    now = utcnow()
+    # the increment is the transaction's first write: it serialises senders of this conversation
+    seq = (
+        await session.exec(
+            update(Conversation)
+            .where(col(Conversation.id) == req.conversation_id)
+            .values(last_seq=col(Conversation.last_seq) + 1, last_message_at=now)
+            .returning(col(Conversation.last_seq))
+        )
+    ).scalar_one_or_none()
+    if seq is None:
+        raise conversation_not_found()
+    if await _member_ids(session, req.conversation_id) != members:
+        raise _MembersChanged
+    msg = Message(
+        id=new_id(), conversation_id=req.conversation_id, seq=seq, sender_id=req.user_id,
+        client_id=req.client_id, envelope=text, digest=digest, file_ids=json.dumps(req.file_ids), created_at=now,
+    )  # fmt: skip
+    session.add(msg)
+    session.add(log_entry_message(LogEntry.create("message", msg.id, digest, now)))
+    if req.file_ids:
+        posted = MessagePosted(
+            message_id=msg.id, conversation_id=msg.conversation_id, sender_id=msg.sender_id, seq=seq,
+            file_ids=req.file_ids, created_at=format_timestamp(now),
+        )  # fmt: skip
+        session.add(outbox_message(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{msg.id}"))
+    # sending implies having read everything before: the sender's unread count stays at zero
+    await session.exec(
+        update(Member)
+        .where(col(Member.conversation_id) == req.conversation_id, col(Member.user_id) == req.user_id)
+        .where(col(Member.read_seq) < seq)
+        .values(read_seq=seq)
+    )
+    return _send_result(msg)
+
+
+async def _visible(session: AsyncSession, msg: Message, user_id: str) -> bool:
+    member = await session.get(Member, (msg.conversation_id, user_id))
+    return member is not None and msg.seq > member.joined_seq
+
+
+async def _tombstone(session: AsyncSession, msg: Message, user_id: str) -> bool:
+    """Drop the ciphertext, log the deletion; False when a concurrent delete won."""
+    now = utcnow()
+    result = await session.exec(
+        update(Message)
+        .where(col(Message.id) == msg.id, col(Message.deleted_at).is_(None))
+        .values(envelope=None, deleted_at=now, deleted_by=user_id)
+    )
+    if result.rowcount == 0:
+        return False
+    session.add(log_entry_message(LogEntry.create("tombstone", msg.id, msg.digest, now)))
+    event = MessageDeleted(message_id=msg.id, conversation_id=msg.conversation_id, file_ids=json.loads(msg.file_ids))
+    session.add(outbox_message(ChatSubject.MESSAGE_DELETED, event, msg_id=f"deleted:{msg.id}"))
+    return True
+
+
+def _timestamp(moment: datetime) -> str:
+    return format_timestamp(utc(moment))
+
+
+def _send_result(msg: Message) -> SendResult:
+    return SendResult(
+        message_id=msg.id, conversation_id=msg.conversation_id, seq=msg.seq, digest=msg.digest,
+        created_at=_timestamp(msg.created_at),
+    )  # fmt: skip
+
+
+def _posted_view(req: PostMessageRequest, result: SendResult) -> dict[str, object]:
+    view = MessageView(
+        **req.envelope.model_dump(mode="json"), message_id=result.message_id, seq=result.seq,
+        created_at=result.created_at,
+    )  # fmt: skip
+    return view.wire()
+
+
+def stored_view(msg: Message) -> MessageView:
+    """A stored row as clients see it: envelope plus metadata, or a tombstone."""
+    meta = {"message_id": msg.id, "seq": msg.seq, "created_at": _timestamp(msg.created_at)}
+    if msg.envelope is None:
+        deleted_at = _timestamp(msg.deleted_at) if msg.deleted_at else None
+        return MessageView(
+            **meta, deleted=True, deleted_at=deleted_at, conversation_id=msg.conversation_id, sender_id=msg.sender_id
+        )
+    return MessageView(**meta, **json.loads(msg.envelope))
