@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from chainchat_service.settings import ServiceSettings
 
 
 class ChatSettings(ServiceSettings):
     service_name: str = "chat"
     http_port: int = 8102
+    # how long member device keys fetched from auth are trusted (a KeyChanged event evicts sooner)
+    device_cache_ttl_s: float = Field(default=10.0, ge=0, le=300)

@@ -172,6 +172,10 @@ class KuboClient:
             raise
         return True
 
+    async def pin_add(self, cid: str) -> None:
+        """Pin ``cid`` recursively (idempotent)."""
+        await self._post("pin/add", {"arg": cid})
+
     async def is_pinned(self, cid: str) -> bool:
         """True when ``cid`` is pinned recursively (directly or as a root)."""
         try:

@@ -1,0 +1,93 @@
+"""Sign-In with Ethereum (EIP-4361): single-use nonces, message checks, wallet linking and login."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import timedelta
+
+from siwe import SiweMessage, VerificationError
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from chainchat_protocol.auth import SiweNonceReply, SiweRequest, TokenReply
+from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
+
+from chainchat_auth.audit import record_event
+from chainchat_auth.context import AuthContext, ensure_active
+from chainchat_auth.models import SiweNonce, User, utcnow
+from chainchat_auth.sessions import open_session, token_reply
+
+_NONCE_ALPHABET = string.ascii_letters + string.digits
+
+
+async def new_nonce(ctx: AuthContext) -> SiweNonceReply:
+    """A fresh nonce (EIP-4361: alphanumeric, ≥ 8 chars), valid once for ten minutes."""
+    nonce = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(24))
+    async with ctx.db.session() as session:
+        session.add(SiweNonce(nonce=nonce, expires_at=utcnow() + timedelta(seconds=ctx.settings.siwe_nonce_ttl_s)))
+        await session.commit()
+    return SiweNonceReply(nonce=nonce)
+
+
+def _bad(message: str, code: str = "invalid_siwe") -> Unauthorized:
+    return Unauthorized(message, code=code)
+
+
+def verified_message(ctx: AuthContext, req: SiweRequest) -> SiweMessage:
+    """Parse and check domain, chain and signature (the nonce is consumed separately)."""
+    try:
+        message = SiweMessage.from_message(req.message)
+    except ValueError:
+        raise _bad("the message is not an EIP-4361 sign-in message") from None
+    if message.domain != ctx.settings.siwe_domain:
+        raise _bad(f"the message must be for {ctx.settings.siwe_domain}", code="siwe_domain_mismatch")
+    if message.chain_id != ctx.settings.chain_id:
+        raise _bad(f"the message must be for chain {ctx.settings.chain_id}", code="siwe_chain_mismatch")
+    try:
+        message.verify(req.signature, domain=ctx.settings.siwe_domain)
+    except VerificationError as exc:
+        raise _bad(f"the signed message is not valid ({type(exc).__name__})") from None
+    return message
+
+
+async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
+    """Link the wallet to ``req.user_id`` if given, else log in the account linked to the wallet."""
+    message = verified_message(ctx, req)
+    address = str(message.address)
+    async with ctx.db.session() as session:
+        used = await session.exec(
+            update(SiweNonce)
+            .where(col(SiweNonce.nonce) == message.nonce, col(SiweNonce.used_at).is_(None))
+            .where(col(SiweNonce.expires_at) > utcnow())
+            .values(used_at=utcnow())
+        )
+        if used.rowcount != 1:
+            raise _bad("the nonce is unknown, used or expired", code="invalid_nonce")
+        if req.user_id is not None:
+            user = await session.get(User, req.user_id)
+            if user is None:
+                raise NotFound("no such user", code="user_not_found")
+            ensure_active(user)
+            if user.wallet_address not in (None, address):
+                raise Conflict("another wallet is linked to this account", code="wallet_already_linked")
+            user.wallet_address = address
+            session.add(user)
+            record_event(session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address})
+            method = "siwe_link"
+        else:
+            user = (await session.exec(select(User).where(User.wallet_address == address))).first()
+            if user is None:
+                await session.commit()  # the nonce stays spent
+                raise _bad("no account is linked to this wallet", code="wallet_not_linked")
+            ensure_active(user)
+            method = "siwe"
+        auth_session, refresh_raw = open_session(session, ctx, user, method=method, ip=req.client_ip)
+        record_event(session, "login", user_id=user.id, ip=req.client_ip, detail={"method": method})
+        try:
+            await session.commit()
+        except IntegrityError:
+            raise Conflict("this wallet is linked to another account", code="wallet_in_use") from None
+    ctx.after_commit()
+    return await token_reply(ctx, user, auth_session.id, refresh_raw)

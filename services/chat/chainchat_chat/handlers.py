@@ -1,0 +1,82 @@
+"""NATS side of the chat service: typed request handlers and the event subscriptions."""
+
+from __future__ import annotations
+
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from chainchat_chat.directory import Directory
+from chainchat_chat.fanout import FanOut
+from chainchat_chat.messages import MessageService
+from chainchat_chat.service import ConversationService
+from chainchat_protocol import chat
+from chainchat_protocol.auth import KeyChanged
+from chainchat_protocol.rpc import Empty
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.logging import get_logger
+
+log = get_logger(__name__)
+
+QUEUE = "chat"
+
+
+class ChatHandlers:
+    """Adapts the domain services to the ``chat.*`` subjects (one queue group for all instances)."""
+
+    def __init__(
+        self, conversations: ConversationService, messages: MessageService, directory: Directory, fanout: FanOut
+    ) -> None:
+        self.conversations = conversations
+        self.messages = messages
+        self.directory = directory
+        self.fanout = fanout
+
+    async def register(self, bus: Bus) -> None:
+        c, m = self.conversations, self.messages
+        await bus.serve(chat.CHAT_CONVERSATION_CREATE, c.create, queue=QUEUE)
+        await bus.serve(chat.CHAT_CONVERSATION_LIST, c.list_for, queue=QUEUE)
+        await bus.serve(chat.CHAT_CONVERSATION_GET, c.get, queue=QUEUE)
+        await bus.serve(chat.CHAT_MEMBERS_ADD, c.add_members, queue=QUEUE)
+        await bus.serve(chat.CHAT_MEMBERS_REMOVE, self._remove_member, queue=QUEUE)
+        await bus.serve(chat.CHAT_CONVERSATION_READ, c.mark_read, queue=QUEUE)
+        await bus.serve(chat.CHAT_TYPING, self._typing, queue=QUEUE)
+        await bus.serve(chat.CHAT_CONVERSATION_MEMBER, c.membership, queue=QUEUE)
+        await bus.serve(chat.CHAT_MESSAGE_ACCESS, c.message_access, queue=QUEUE)
+        await bus.serve(chat.CHAT_MESSAGE_POST, m.post, queue=QUEUE)
+        await bus.serve(chat.CHAT_MESSAGE_HISTORY, m.history, queue=QUEUE)
+        await bus.serve(chat.CHAT_MESSAGE_DELETE, m.delete, queue=QUEUE)
+        # every instance evicts its own key cache; one instance tells the contacts
+        await bus.nc.subscribe(Subject.KEY_CHANGED, cb=self._evict_keys)
+        await bus.nc.subscribe(Subject.KEY_CHANGED, queue=f"{QUEUE}-keys", cb=self._announce_keys)
+
+    async def _remove_member(self, req: chat.RemoveMemberRequest) -> Empty:
+        await self.conversations.remove_member(req)
+        return Empty()
+
+    async def _typing(self, req: chat.ConversationRequest) -> Empty:
+        await self.conversations.typing(req)
+        return Empty()
+
+    async def _evict_keys(self, msg: Msg) -> None:
+        event = _parse_key_changed(msg)
+        if event is not None:
+            self.directory.forget(event.user_id)
+
+    async def _announce_keys(self, msg: Msg) -> None:
+        event = _parse_key_changed(msg)
+        if event is None:
+            return
+        try:
+            told = await self.fanout.key_changed(event.user_id)
+            log.info("key_change_announced", user_id=event.user_id, users=told)
+        except Exception:  # noqa: BLE001 - an event handler must not kill the subscription
+            log.exception("key_change_fanout_failed", user_id=event.user_id)
+
+
+def _parse_key_changed(msg: Msg) -> KeyChanged | None:
+    try:
+        return KeyChanged.model_validate_json(msg.data)
+    except ValidationError:
+        log.warning("bad_key_changed_event", size=len(msg.data))
+        return None
