@@ -3,9 +3,13 @@
 import { once } from 'node:events'
 import * as dagPb from '@ipld/dag-pb'
 import busboy from 'busboy'
+import { UnixFS } from 'ipfs-unixfs'
 import { importFile } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { readFileRange } from './reader.js'
 import { KuboError, clientError, errorBody, requiredArg, toKuboError } from './errors.js'
 import { Gate, MemoryGuard, Mutex, boolOption, intOption, parseIpfsPath } from './util.js'
@@ -16,17 +20,58 @@ export const KUBO_CHUNK_SIZE = 262144
 export const KUBO_MAX_LINKS = 174
 const MAX_CHUNK_SIZE = 1024 * 1024
 
+/**
+ * A leaf's UnixFS metadata without its bytes. The importer's file reducer
+ * only reads the leaf's data length; holding the real UnixFS object (which
+ * references the 256 KiB chunk) for every leaf until the parent node is built
+ * would keep up to 174 chunks (43.5 MiB) of each upload in memory.
+ */
+class LeafInfo {
+  constructor (length) {
+    this.type = 'file'
+    this.data = { length }
+  }
+
+  fileSize () { return BigInt(this.data.length) }
+}
+
+/**
+ * Same leaves as the importer's default buffer importer (raw blocks, or
+ * dag-pb nodes with a UnixFS "file" carrying the chunk) but lean in memory.
+ */
+function leanBufferImporter ({ cidVersion, rawLeaves }) {
+  return async function * bufferImporter (file, blockstore) {
+    for await (const chunk of file.content) {
+      yield async () => {
+        let block, cid
+        if (rawLeaves) {
+          block = chunk
+          cid = CID.createV1(raw.code, await sha256.digest(block))
+        } else {
+          block = dagPb.encode({ Data: new UnixFS({ type: 'file', data: chunk }).marshal(), Links: [] })
+          const digest = await sha256.digest(block)
+          cid = cidVersion === 0 ? CID.createV0(digest) : CID.createV1(dagPb.code, digest)
+        }
+        await blockstore.put(cid, block)
+        return { cid, size: BigInt(block.length), unixfs: rawLeaves ? undefined : new LeafInfo(chunk.length), block }
+      }
+    }
+  }
+}
+
 /** Importer options that give the same DAG (hence CID) as `ipfs add` with these flags. */
 export function kuboImporterOptions ({ cidVersion = 0, rawLeaves, chunkSize = KUBO_CHUNK_SIZE } = {}) {
+  rawLeaves = rawLeaves ?? cidVersion === 1
   return {
     cidVersion,
-    rawLeaves: rawLeaves ?? cidVersion === 1,
+    rawLeaves,
     chunker: fixedSize({ chunkSize }),
     layout: balanced({ maxChildrenPerNode: KUBO_MAX_LINKS }),
     leafType: 'file',
     reduceSingleLeafToSelf: true,
     wrapWithDirectory: false,
-    blockWriteConcurrency: 10
+    blockWriteConcurrency: 10,
+    bufferImporter: leanBufferImporter({ cidVersion, rawLeaves })
   }
 }
 

@@ -139,11 +139,8 @@ export class MemoryGuard {
     this.#pending = 0
     if (this.#gc == null || process.memoryUsage().arrayBuffers < this.threshold) return
     // the buffers are short-lived: a young-generation collection frees them cheaply
-    const a = process.memoryUsage().arrayBuffers
     this.#gc({ type: 'minor' })
-    const b = process.memoryUsage().arrayBuffers
     if (process.memoryUsage().arrayBuffers > 2 * this.threshold) this.#gc()
-    process.stderr.write(`TICK ${(a/1048576)|0} -> ${(b/1048576)|0} -> ${(process.memoryUsage().arrayBuffers/1048576)|0}\n`)
   }
 
   /** Pass an (async) iterable of chunks through, counting them. */

@@ -72,6 +72,9 @@ async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
             ensure_active(user)
             if user.wallet_address not in (None, address):
                 raise Conflict("another wallet is linked to this account", code="wallet_already_linked")
+            owner = (await session.exec(select(User.id).where(User.wallet_address == address))).first()
+            if owner not in (None, user.id):
+                raise Conflict("this wallet is linked to another account", code="wallet_in_use")
             user.wallet_address = address
             session.add(user)
             record_event(session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address})

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from chainchat_protocol.chat import AnchoredFrame, KeyChangedFrame
+from chainchat_service.db import Database
 from sqlmodel import col, select
 
 from chainchat_chat.models import Member, Message
 from chainchat_chat.notify import Notifier
-from chainchat_protocol.chat import AnchoredFrame, KeyChangedFrame
-from chainchat_service.db import Database
 
 _CHUNK = 500
 
@@ -33,7 +33,9 @@ class FanOut:
         """Tell the user's contacts; return how many users were told."""
         async with self.db.session() as session:
             mine = select(Member.conversation_id).where(Member.user_id == user_id)
-            rows = await session.exec(select(Member.user_id).where(col(Member.conversation_id).in_(mine)).distinct())
+            rows = await session.exec(
+                select(Member.user_id).where(col(Member.conversation_id).in_(mine)).distinct()
+            )
             users = set(rows.all()) | {user_id}
         await self.notifier.deliver(users, KeyChangedFrame(user_id=user_id))
         return len(users)
@@ -52,5 +54,7 @@ class FanOut:
                 for message_id, user_id in rows.all():
                     per_user[user_id].append(message_id)
         for user_id, ids in per_user.items():
-            await self.notifier.deliver([user_id], AnchoredFrame(message_ids=sorted(set(ids)), head_index=head_index))
+            await self.notifier.deliver(
+                [user_id], AnchoredFrame(message_ids=sorted(set(ids)), head_index=head_index)
+            )
         return len(per_user)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from chainchat_protocol import chat
+from chainchat_protocol.auth import KeyChanged
+from chainchat_protocol.ledger import LedgerAnchored
+from chainchat_protocol.rpc import Empty
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.logging import get_logger
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
@@ -9,12 +16,6 @@ from chainchat_chat.directory import Directory
 from chainchat_chat.fanout import FanOut
 from chainchat_chat.messages import MessageService
 from chainchat_chat.service import ConversationService
-from chainchat_protocol import chat
-from chainchat_protocol.auth import KeyChanged
-from chainchat_protocol.rpc import Empty
-from chainchat_protocol.subjects import Subject
-from chainchat_service.bus import Bus
-from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -25,7 +26,11 @@ class ChatHandlers:
     """Adapts the domain services to the ``chat.*`` subjects (one queue group for all instances)."""
 
     def __init__(
-        self, conversations: ConversationService, messages: MessageService, directory: Directory, fanout: FanOut
+        self,
+        conversations: ConversationService,
+        messages: MessageService,
+        directory: Directory,
+        fanout: FanOut,
     ) -> None:
         self.conversations = conversations
         self.messages = messages
@@ -49,6 +54,7 @@ class ChatHandlers:
         # every instance evicts its own key cache; one instance tells the contacts
         await bus.nc.subscribe(Subject.KEY_CHANGED, cb=self._evict_keys)
         await bus.nc.subscribe(Subject.KEY_CHANGED, queue=f"{QUEUE}-keys", cb=self._announce_keys)
+        await bus.nc.subscribe(Subject.LEDGER_ANCHORED, queue=f"{QUEUE}-anchored", cb=self._announce_anchored)
 
     async def _remove_member(self, req: chat.RemoveMemberRequest) -> Empty:
         await self.conversations.remove_member(req)
@@ -72,6 +78,20 @@ class ChatHandlers:
             log.info("key_change_announced", user_id=event.user_id, users=told)
         except Exception:  # noqa: BLE001 - an event handler must not kill the subscription
             log.exception("key_change_fanout_failed", user_id=event.user_id)
+
+    async def _announce_anchored(self, msg: Msg) -> None:
+        try:
+            event = LedgerAnchored.model_validate_json(msg.data)
+        except ValidationError:
+            log.warning("bad_anchored_event", size=len(msg.data))
+            return
+        if not event.message_ids:
+            return
+        try:
+            told = await self.fanout.anchored(event.message_ids, event.head_index)
+            log.info("anchored_announced", head=event.head_index, messages=len(event.message_ids), users=told)
+        except Exception:  # noqa: BLE001 - an event handler must not kill the subscription
+            log.exception("anchored_fanout_failed", head_index=event.head_index)
 
 
 def _parse_key_changed(msg: Msg) -> KeyChanged | None:

@@ -19,14 +19,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import col, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
-from chainchat_chat.notify import Notifier
-from chainchat_chat.service import conversation_not_found, load_membership, new_id
 from chainchat_protocol.chat import (
     ChatErrorCode,
     ChatSubject,
@@ -48,6 +40,14 @@ from chainchat_protocol.log_entry import LogEntry, format_timestamp
 from chainchat_service.db import Database
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chainchat_chat.directory import Directory
+from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
+from chainchat_chat.notify import Notifier
+from chainchat_chat.service import conversation_not_found, load_membership, new_id
 
 log = get_logger(__name__)
 
@@ -93,7 +93,9 @@ class MessageService:
                 continue
             if stored.new:
                 self.on_commit()
-                frame = MessageFrame(conversation_id=req.conversation_id, message=_posted_view(req, stored.result))
+                frame = MessageFrame(
+                    conversation_id=req.conversation_id, message=_posted_view(req, stored.result)
+                )
                 await self.notifier.deliver(stored.members, frame)
             return stored.result
         raise Conflict("the conversation's members keep changing; retry", code="conflict")
@@ -157,7 +159,9 @@ class MessageService:
             if msg is None or not (req.is_admin or await _visible(session, msg, req.user_id)):
                 raise NotFound("message not found", code=ChatErrorCode.MESSAGE_NOT_FOUND)
             if msg.sender_id != req.user_id and not req.is_admin:
-                raise Forbidden("only the sender or an admin may delete a message", code=ChatErrorCode.NOT_MESSAGE_SENDER)
+                raise Forbidden(
+                    "only the sender or an admin may delete a message", code=ChatErrorCode.NOT_MESSAGE_SENDER
+                )
             newly = msg.deleted_at is None and await _tombstone(session, msg, req.user_id)
             await session.commit()
             await session.refresh(msg)
@@ -181,7 +185,9 @@ def _check_header(req: PostMessageRequest) -> None:
             code=ChatErrorCode.CONVERSATION_MISMATCH,
         )
     if req.envelope.sender_id != req.user_id:
-        raise ValidationFailed("the envelope's sender_id is not the caller", code=ChatErrorCode.SENDER_MISMATCH)
+        raise ValidationFailed(
+            "the envelope's sender_id is not the caller", code=ChatErrorCode.SENDER_MISMATCH
+        )
 
 
 def _recipient_problem(
@@ -200,7 +206,10 @@ def _recipient_problem(
     sealed_to = {(r.user_id, r.key_id) for r in env.recipients}
     missing = sorted(f"{u}/{k}" for u in member_set for k in devices.get(u, ()) if (u, k) not in sealed_to)
     if missing:
-        return ChatErrorCode.RECIPIENTS_MISMATCH, f"member devices missing from recipients: {', '.join(missing)}"
+        return (
+            ChatErrorCode.RECIPIENTS_MISMATCH,
+            f"member devices missing from recipients: {', '.join(missing)}",
+        )
     return None
 
 
@@ -241,7 +250,8 @@ async def _insert(
         raise _MembersChanged
     msg = Message(
         id=new_id(), conversation_id=req.conversation_id, seq=seq, sender_id=req.user_id,
-        client_id=req.client_id, envelope=text, digest=digest, file_ids=json.dumps(req.file_ids), created_at=now,
+        client_id=req.client_id, envelope=text, digest=digest, file_ids=json.dumps(req.file_ids),
+        created_at=now,
     )  # fmt: skip
     session.add(msg)
     session.add(log_entry_message(LogEntry.create("message", msg.id, digest, now)))
@@ -277,7 +287,9 @@ async def _tombstone(session: AsyncSession, msg: Message, user_id: str) -> bool:
     if result.rowcount == 0:
         return False
     session.add(log_entry_message(LogEntry.create("tombstone", msg.id, msg.digest, now)))
-    event = MessageDeleted(message_id=msg.id, conversation_id=msg.conversation_id, file_ids=json.loads(msg.file_ids))
+    event = MessageDeleted(
+        message_id=msg.id, conversation_id=msg.conversation_id, file_ids=json.loads(msg.file_ids)
+    )
     session.add(outbox_message(ChatSubject.MESSAGE_DELETED, event, msg_id=f"deleted:{msg.id}"))
     return True
 
@@ -307,6 +319,10 @@ def stored_view(msg: Message) -> MessageView:
     if msg.envelope is None:
         deleted_at = _timestamp(msg.deleted_at) if msg.deleted_at else None
         return MessageView(
-            **meta, deleted=True, deleted_at=deleted_at, conversation_id=msg.conversation_id, sender_id=msg.sender_id
+            **meta,
+            deleted=True,
+            deleted_at=deleted_at,
+            conversation_id=msg.conversation_id,
+            sender_id=msg.sender_id,
         )
     return MessageView(**meta, **json.loads(msg.envelope))

@@ -10,13 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, delete, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, utc
-from chainchat_chat.notify import Notifier
 from chainchat_protocol.chat import (
     MAX_GROUP_MEMBERS,
     AddMembersRequest,
@@ -31,9 +24,9 @@ from chainchat_protocol.chat import (
     CreateConversationRequest,
     MarkReadRequest,
     MemberRole,
+    Membership,
     MessageAccess,
     MessageAccessRequest,
-    Membership,
     ReadPosition,
     ReceiptFrame,
     RemoveMemberRequest,
@@ -42,6 +35,13 @@ from chainchat_protocol.chat import (
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chainchat_protocol.log_entry import format_timestamp
 from chainchat_service.db import Database
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, delete, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chainchat_chat.directory import Directory
+from chainchat_chat.models import Conversation, Member, Message, utc
+from chainchat_chat.notify import Notifier
 
 
 def new_id() -> str:
@@ -52,7 +52,9 @@ def conversation_not_found() -> NotFound:
     return NotFound("conversation not found", code=ChatErrorCode.CONVERSATION_NOT_FOUND)
 
 
-async def load_membership(session: AsyncSession, conversation_id: str, user_id: str) -> tuple[Conversation, Member]:
+async def load_membership(
+    session: AsyncSession, conversation_id: str, user_id: str
+) -> tuple[Conversation, Member]:
     """The conversation and the caller's membership, or ``conversation_not_found``."""
     row = (
         await session.exec(
@@ -168,7 +170,9 @@ class ConversationService:
 
     async def _direct(self, direct_key: str) -> ConversationCreated | None:
         async with self.db.session() as session:
-            conv = (await session.exec(select(Conversation).where(Conversation.direct_key == direct_key))).first()
+            conv = (
+                await session.exec(select(Conversation).where(Conversation.direct_key == direct_key))
+            ).first()
             if conv is None:
                 return None
             members = (await load_members(session, [conv.id]))[conv.id]
@@ -180,7 +184,9 @@ class ConversationService:
         conv = Conversation(id=new_id(), kind=kind, title=title, direct_key=direct_key, created_by=creator)
         creator_role = "admin" if kind == "group" else "member"
         members = [Member(conversation_id=conv.id, user_id=creator, role=creator_role)]
-        members += [Member(conversation_id=conv.id, user_id=u, joined_at=members[0].joined_at) for u in others]
+        members += [
+            Member(conversation_id=conv.id, user_id=u, joined_at=members[0].joined_at) for u in others
+        ]
         async with self.db.session() as session:
             session.add(conv)
             await session.flush()  # the conversation row first: members reference it
@@ -256,14 +262,18 @@ class ConversationService:
             await session.commit()  # end the checks; the writing transaction starts with the lock
             await lock_conversation(session, conv.id)  # a send in flight finishes first (or after)
             result = await session.exec(
-                delete(Member).where(col(Member.conversation_id) == conv.id, col(Member.user_id) == req.member_id)
+                delete(Member).where(
+                    col(Member.conversation_id) == conv.id, col(Member.user_id) == req.member_id
+                )
             )
             if result.rowcount == 0:
                 raise NotFound("not a member of this conversation", code=ChatErrorCode.MEMBER_NOT_FOUND)
             await _keep_an_admin(session, conv.id)
             await session.commit()
         # the removed member hears it once, then nothing more: deliveries follow current members
-        await self.notifier.deliver([req.member_id], ConversationFrame(event="removed", conversation_id=conv.id))
+        await self.notifier.deliver(
+            [req.member_id], ConversationFrame(event="removed", conversation_id=conv.id)
+        )
         await self._announce_members(conv.id)
 
     async def mark_read(self, req: MarkReadRequest) -> ReadPosition:
@@ -290,14 +300,18 @@ class ConversationService:
             receipt = ReceiptFrame(conversation_id=conv.id, user_id=req.user_id, seq=read_seq)
             # the reader's own devices learn it too: their unread badge clears everywhere
             await self.notifier.deliver([*others, req.user_id], receipt)
-        return ReadPosition(conversation_id=conv.id, seq=read_seq, unread_count=max(0, conv.last_seq - read_seq))
+        return ReadPosition(
+            conversation_id=conv.id, seq=read_seq, unread_count=max(0, conv.last_seq - read_seq)
+        )
 
     async def typing(self, req: ConversationRequest) -> None:
         async with self.db.session() as session:
             await load_membership(session, req.conversation_id, req.user_id)
             members = (await load_members(session, [req.conversation_id]))[req.conversation_id]
         others = [m.user_id for m in members if m.user_id != req.user_id]
-        await self.notifier.deliver(others, TypingFrame(conversation_id=req.conversation_id, user_id=req.user_id))
+        await self.notifier.deliver(
+            others, TypingFrame(conversation_id=req.conversation_id, user_id=req.user_id)
+        )
 
     async def membership(self, req: ConversationRequest) -> Membership:
         async with self.db.session() as session:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from chainchat_service.settings import ServiceSettings
+from pydantic import Field
 
 
 class ChatSettings(ServiceSettings):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime
+from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from chainchat_protocol.files import FilePublic
@@ -21,10 +21,6 @@ def utcnow() -> datetime:
 
 def new_file_id() -> str:
     return uuid.uuid4().hex
-
-
-def _ts(nullable: bool = False, index: bool = False) -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=nullable, index=index)
 
 
 class FileBase(SQLModel):
@@ -45,11 +41,10 @@ class FileRecord(FileBase, table=True):
     __tablename__ = "file"
 
     id: str = Field(default_factory=new_file_id, primary_key=True, max_length=64)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None
 
     def to_public(self) -> FilePublic:
-        created = self.created_at if self.created_at.tzinfo else self.created_at.replace(tzinfo=UTC)
         return FilePublic(
             file_id=self.id,
             conversation_id=self.conversation_id,
@@ -57,7 +52,7 @@ class FileRecord(FileBase, table=True):
             cid=self.cid,
             size=self.size,
             sha256=self.sha256,
-            created_at=created,
+            created_at=self.created_at,
         )
 
 
@@ -69,8 +64,8 @@ class FileReference(SQLModel, table=True):
 
     file_id: str = Field(primary_key=True, max_length=64, foreign_key="file.id")
     message_id: str = Field(primary_key=True, max_length=128)
-    declared_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    released_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
+    declared_at: datetime = Field(default_factory=utcnow)
+    released_at: datetime | None = Field(default=None, index=True)
 
 
 class UnpinTask(SQLModel, table=True):
@@ -81,7 +76,7 @@ class UnpinTask(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     cid: str = Field(max_length=200, index=True)
     reason: str = Field(max_length=40)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=300)
-    done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
+    done_at: datetime | None = Field(default=None, index=True)
