@@ -1,0 +1,101 @@
+"""The ledger's tables: leaves, tree nodes, the tree state, chain deployments and anchors.
+
+Nodes are stored in chunks of :data:`NODES_PER_CHUNK` perfect-subtree hashes per row: a level
+only grows at its end, so only its last chunk is ever rewritten, and re-opening a tree of a million
+leaves reads about 8,000 rows instead of two million.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+NODES_PER_CHUNK = 256
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LeafRecord(SQLModel, table=True):
+    """One log entry and its position; ``(kind, entry_id)`` is unique, so a re-published entry
+    can never become a second leaf."""
+
+    __tablename__ = "ledger_leaf"
+    __table_args__ = (UniqueConstraint("kind", "entry_id", name="uq_ledger_leaf_kind_entry"),)
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(max_length=16)
+    entry_id: str = Field(max_length=200)
+    digest: str = Field(max_length=64)
+    at: str = Field(max_length=40)
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    appended_at: datetime = Field(default_factory=utcnow)
+
+
+class NodeChunk(SQLModel, table=True):
+    """Up to NODES_PER_CHUNK consecutive node hashes of one tree level (32 bytes each)."""
+
+    __tablename__ = "ledger_node_chunk"
+
+    level: int = Field(primary_key=True)
+    chunk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class TreeState(SQLModel, table=True):
+    """The one row holding the committed tree size: every append moves it with a
+    compare-and-set, so two writers can never both extend the same tree."""
+
+    __tablename__ = "ledger_tree_state"
+
+    id: int = Field(default=1, primary_key=True)
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    root_hash: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ChainDeployment(SQLModel, table=True):
+    """One contract the ledger anchors to. A chain reset ends an epoch (``lost_at`` set) and a
+    new deployment starts the next one; old anchors stay recorded under their epoch."""
+
+    __tablename__ = "ledger_chain"
+
+    epoch: int = Field(primary_key=True)
+    chain_id: int
+    contract_address: str | None = Field(default=None, max_length=42)
+    genesis_hash: str = Field(max_length=66)
+    # a deployment in flight: its signed transaction, kept so a restart can finish it
+    deploy_tx_hash: str | None = Field(default=None, max_length=66)
+    deploy_raw_tx: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    lost_at: datetime | None = None
+    lost_reason: str | None = Field(default=None, max_length=300)
+
+
+class AnchorRecord(SQLModel, table=True):
+    """One anchor transaction. Written as ``pending`` (with the signed bytes and nonce) before it
+    is sent, so a restart re-broadcasts or confirms the very same transaction."""
+
+    __tablename__ = "ledger_anchor"
+    __table_args__ = (Index("ix_ledger_anchor_epoch_status", "epoch", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    epoch: int
+    contract_address: str = Field(max_length=42)
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root_hash: str = Field(max_length=64)
+    tx_hash: str = Field(max_length=66, unique=True)
+    nonce: int
+    raw_tx: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # pending -> confirmed | failed | dropped | lost (its chain was reset)
+    status: str = Field(default="pending", max_length=16)
+    head_index: int | None = None
+    block_number: int | None = None
+    gas_used: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    confirmed_at: datetime | None = None
