@@ -61,10 +61,14 @@ Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(normali
 # The upper bound keeps an attacker from making argon2 hash megabytes.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256)]
-DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_clean_display_name)]
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_clean_display_name)
+]
 OpaqueToken = Annotated[str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 OtpCode = Annotated[str, StringConstraints(min_length=6, max_length=32, pattern=r"^[A-Za-z0-9 -]+$")]
-PublicKeyB64 = Annotated[str, StringConstraints(min_length=43, max_length=43), AfterValidator(_raw_public_key)]
+PublicKeyB64 = Annotated[
+    str, StringConstraints(min_length=43, max_length=43), AfterValidator(_raw_public_key)
+]
 KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ClientIp = Annotated[str, StringConstraints(max_length=64)]

@@ -129,7 +129,7 @@ export class MemoryGuard {
   constructor ({ every = 4 * 1024 * 1024, threshold = 24 * 1024 * 1024 } = {}) {
     this.every = every
     this.threshold = threshold
-    this.#gc = null // TEMP
+    this.#gc = exposeGc()
   }
 
   /** Account for `n` streamed bytes. */

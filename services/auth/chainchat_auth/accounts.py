@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from chainchat_protocol.auth import (
     EmailRequest,
     LoginRequest,
@@ -21,6 +16,10 @@ from chainchat_protocol.auth import (
 )
 from chainchat_protocol.errors import BadRequest, Conflict, NotFound, Unauthorized
 from chainchat_service.logging import get_logger
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
@@ -50,7 +49,9 @@ def _send_link(session: AsyncSession, ctx: AuthContext, user: User, purpose: str
     )
     path = "verify" if purpose == "verify" else "reset-password"
     link = f"{ctx.settings.public_base}/{path}?token={raw}"
-    subject, text, html_body = link_mail(ctx.settings, to=user.email, name=user.display_name, purpose=purpose, link=link)
+    subject, text, html_body = link_mail(
+        ctx.settings, to=user.email, name=user.display_name, purpose=purpose, link=link
+    )
     queue_mail(session, user.email, subject, text, html_body)
 
 
@@ -126,7 +127,9 @@ async def _verify_once(ctx: AuthContext, token: str, *, may_be_first: bool) -> V
         else:
             user.status = "pending_approval" if ctx.settings.auth_require_approval else "active"
         session.add(user)
-        record_event(session, "email_verified", user_id=user.id, detail={"status": user.status, "role": user.role})
+        record_event(
+            session, "email_verified", user_id=user.id, detail={"status": user.status, "role": user.role}
+        )
         await session.commit()
     ctx.after_commit()
     return VerifyReply(status=user.status)  # type: ignore[arg-type]
@@ -191,7 +194,11 @@ async def _login_failed(
 ) -> None:
     await ctx.limiter.hit(f"login:acct:{req.email}", f"login:ip:{req.client_ip or '-'}")
     record_event(
-        session, "login_failed", user_id=user.id if user else None, ip=req.client_ip, detail={"reason": reason}
+        session,
+        "login_failed",
+        user_id=user.id if user else None,
+        ip=req.client_ip,
+        detail={"reason": reason},
     )
     await session.commit()
     ctx.after_commit()

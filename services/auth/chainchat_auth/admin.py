@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from sqlmodel import col, func, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from chainchat_protocol.auth import (
     AdminActionRequest,
     AdminRoleRequest,
@@ -15,6 +12,8 @@ from chainchat_protocol.auth import (
     UserPublic,
 )
 from chainchat_protocol.errors import Conflict, NotFound
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext

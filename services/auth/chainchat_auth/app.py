@@ -2,17 +2,80 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+from pathlib import Path
 
-from chainchat_auth.settings import AuthSettings
+from chainchat_service.bus import Bus
+from chainchat_service.db import Database
+from chainchat_service.logging import get_logger
+from chainchat_service.outbox import OutboxRelay, ensure_ledger_stream
 from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.web import create_service_app
+from fastapi import FastAPI
+
+from chainchat_auth.context import AuthContext
+from chainchat_auth.handlers import register_handlers
+from chainchat_auth.mailer import MailSender
+from chainchat_auth.passwords import Passwords
+from chainchat_auth.ratelimit import RateLimiter
+from chainchat_auth.settings import AuthSettings
+from chainchat_auth.signing import Signer
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+log = get_logger(__name__)
+
+
+async def build_context(settings: AuthSettings, db: Database) -> AuthContext:
+    """Migrate the database and assemble the service's collaborators."""
+    await db.migrate(MIGRATIONS)
+    signer = Signer(db, settings.jwt_ttl_s)
+    await signer.ensure_key()
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    return AuthContext(settings=settings, db=db, passwords=passwords, signer=signer, limiter=RateLimiter(db))
+
+
+async def _housekeeping(ctx: AuthContext) -> None:
+    """Drop rate-limit events older than every window, once a minute."""
+    while True:
+        try:
+            await ctx.limiter.purge(max_window_s=24 * 3600)
+        except Exception as exc:  # noqa: BLE001 - retried next minute
+            log.warning("housekeeping_failed", error=type(exc).__name__)
+        await asyncio.sleep(60)
 
 
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Open what the service owns and register its NATS handlers."""
+    """Open the database, run migrations, start the mail loop; serve handlers once NATS is up."""
+    settings: AuthSettings = app.state.settings
+    db = Database(settings.sqlalchemy_url())
+    ctx = await build_context(settings, db)
+    mailer = MailSender(db, settings)
+    relay = OutboxRelay(db, runtime.bus, "auth")
+
+    def after_commit() -> None:
+        relay.wake()
+        mailer.wake()
+
+    ctx.after_commit = after_commit
+    app.state.auth = ctx
+    runtime.add_check("database", db.ping)
+    runtime.spawn(mailer.run(), "auth-mail")
+    runtime.spawn(_housekeeping(ctx), "auth-housekeeping")
+
+    async def on_connected(bus: Bus) -> None:
+        await ensure_ledger_stream(bus)
+        await register_handlers(bus, ctx)
+        runtime.spawn(relay.run(), "auth-outbox")
+
+    runtime.on_connected(on_connected)
+
+
+async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
+    ctx: AuthContext | None = getattr(app.state, "auth", None)
+    if ctx is not None:
+        await ctx.db.close()
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
     settings = settings or AuthSettings()
-    return create_service_app(settings, title="ChainChat auth", setup=setup)
+    return create_service_app(settings, title="ChainChat auth", setup=setup, teardown=teardown)

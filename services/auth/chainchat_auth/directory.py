@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, func, or_, select
-
 from chainchat_protocol import keys
 from chainchat_protocol.auth import DeviceKey as DeviceKeyView
 from chainchat_protocol.auth import (
@@ -25,6 +22,8 @@ from chainchat_protocol.errors import Conflict, NotFound
 from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
 from chainchat_protocol.subjects import Subject
 from chainchat_service.outbox import OutboxMessage, log_entry_message, outbox_message
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, or_, select
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
@@ -69,8 +68,10 @@ async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyRep
             if row.revoked_at is not None:
                 raise Conflict("this key was revoked; generate a new one", code="key_revoked")
             return PublishKeyReply(key_id=kid, created=False)
-        live = select(func.count()).select_from(DeviceKey).where(
-            DeviceKey.user_id == user.id, col(DeviceKey.revoked_at).is_(None)
+        live = (
+            select(func.count())
+            .select_from(DeviceKey)
+            .where(DeviceKey.user_id == user.id, col(DeviceKey.revoked_at).is_(None))
         )
         if (await session.exec(live)).one() >= MAX_DEVICES:
             raise Conflict(f"at most {MAX_DEVICES} device keys; revoke one first", code="too_many_devices")
@@ -103,7 +104,9 @@ async def revoke_key(ctx: AuthContext, req: RevokeKeyRequest) -> None:
     """Revoke one of the caller's device keys (404 if it is not theirs or already revoked)."""
     async with ctx.db.session() as session:
         stmt = select(DeviceKey).where(
-            DeviceKey.user_id == req.user_id, DeviceKey.key_id == req.key_id, col(DeviceKey.revoked_at).is_(None)
+            DeviceKey.user_id == req.user_id,
+            DeviceKey.key_id == req.key_id,
+            col(DeviceKey.revoked_at).is_(None),
         )
         row = (await session.exec(stmt)).first()
         if row is None:

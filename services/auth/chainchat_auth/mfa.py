@@ -7,12 +7,11 @@ import secrets
 import time
 
 import pyotp
+from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
+from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-
-from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
-from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext
@@ -34,7 +33,9 @@ def new_recovery_code() -> str:
     return f"{chars[:4]}-{chars[4:8]}-{chars[8:]}"
 
 
-async def _use_totp(session: AsyncSession, user: User, secret: str, code: str, now: float | None = None) -> bool:
+async def _use_totp(
+    session: AsyncSession, user: User, secret: str, code: str, now: float | None = None
+) -> bool:
     """Accept a code of the previous, current or next 30 s step, never one at or before the last
     step used (a conditional update makes that hold across instances too)."""
     code = _normalise_code(code)

@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete
-from sqlmodel import col, func, select
-
 from chainchat_protocol.errors import RateLimited
 from chainchat_service.db import Database
+from sqlalchemy import delete
+from sqlmodel import col, func, select
 
 from chainchat_auth.models import RateEvent
 
@@ -46,9 +45,8 @@ class RateLimiter:
         """Raise :class:`RateLimited` if ``key`` already has ``limit.count`` events in the window."""
         now = self._now()
         async with self.db.session() as session:
-            stmt = (
-                select(func.count(), func.min(RateEvent.at))
-                .where(RateEvent.key == key, col(RateEvent.at) > now - limit.window_s)
+            stmt = select(func.count(), func.min(RateEvent.at)).where(
+                RateEvent.key == key, col(RateEvent.at) > now - limit.window_s
             )
             count, oldest = (await session.exec(stmt)).one()
         if count >= limit.count:
@@ -77,6 +75,8 @@ class RateLimiter:
     async def purge(self, max_window_s: int) -> int:
         """Drop events older than any window; returns how many."""
         async with self.db.session() as session:
-            result = await session.exec(delete(RateEvent).where(col(RateEvent.at) < self._now() - max_window_s))
+            result = await session.exec(
+                delete(RateEvent).where(col(RateEvent.at) < self._now() - max_window_s)
+            )
             await session.commit()
             return int(result.rowcount or 0)

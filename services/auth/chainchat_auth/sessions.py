@@ -6,10 +6,6 @@ import hmac
 import time
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from chainchat_protocol.auth import (
     RefreshRequest,
     RevokedListReply,
@@ -21,6 +17,9 @@ from chainchat_protocol.auth import (
 from chainchat_protocol.errors import Unauthorized
 from chainchat_protocol.subjects import Subject
 from chainchat_service.outbox import outbox_message
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
@@ -48,7 +47,10 @@ async def token_reply(ctx: AuthContext, user: User, session_id: str, refresh_tok
     """The login/refresh reply with a freshly minted access token."""
     access = await ctx.signer.mint(user, session_id)
     return TokenReply(
-        access_token=access, refresh_token=refresh_token, expires_in=ctx.settings.jwt_ttl_s, user=user.public()
+        access_token=access,
+        refresh_token=refresh_token,
+        expires_in=ctx.settings.jwt_ttl_s,
+        user=user.public(),
     )
 
 
@@ -88,7 +90,11 @@ async def refresh(ctx: AuthContext, req: RefreshRequest) -> TokenReply:
         if row is None or not hmac.compare_digest(row.token_hash, presented):
             raise Unauthorized("the refresh token is not valid", code="invalid_refresh_token")
         auth_session = await session.get(AuthSession, row.session_id)
-        if auth_session is None or auth_session.revoked_at is not None or as_utc(auth_session.expires_at) <= utcnow():
+        if (
+            auth_session is None
+            or auth_session.revoked_at is not None
+            or as_utc(auth_session.expires_at) <= utcnow()
+        ):
             raise Unauthorized("the session has ended; sign in again", code="session_revoked")
         claimed = await session.exec(
             update(RefreshToken)
@@ -97,7 +103,9 @@ async def refresh(ctx: AuthContext, req: RefreshRequest) -> TokenReply:
         )
         if claimed.rowcount != 1:
             # An old token came back: whoever holds it is not the only holder. Kill the family.
-            revoke_sessions(session, ctx, [auth_session], user_id=auth_session.user_id, reason="refresh_reuse")
+            revoke_sessions(
+                session, ctx, [auth_session], user_id=auth_session.user_id, reason="refresh_reuse"
+            )
             record_event(session, "refresh_token_reused", user_id=auth_session.user_id, ip=req.client_ip)
             await session.commit()
             ctx.after_commit()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field
-
 from chainchat_service.settings import ServiceSettings
+from pydantic import Field
 
 
 class AuthSettings(ServiceSettings):

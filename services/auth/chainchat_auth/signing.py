@@ -12,13 +12,12 @@ import uuid
 from datetime import timedelta
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-from sqlmodel import col, or_, select
-
 from chainchat_protocol.auth import AUDIENCE, ISSUER, Jwk, JwksReply
 from chainchat_protocol.b64 import b64d, b64e
 from chainchat_service.db import Database
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from sqlmodel import col, or_, select
 
 from chainchat_auth.models import SigningKey, User, utcnow
 
@@ -73,14 +72,17 @@ class Signer:
     async def current(self) -> tuple[SigningKey, Ed25519PrivateKey]:
         if self._current is None or time.monotonic() - self._loaded_at > _CACHE_S:
             await self.ensure_key()
-        assert self._current is not None and self._private is not None
+        assert self._current is not None
+        assert self._private is not None
         return self._current, self._private
 
     async def rotate(self) -> SigningKey:
         """Retire every current key and start signing with a new one."""
         async with self.db.session() as session:
             now = utcnow()
-            for old in (await session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None)))).all():
+            for old in (
+                await session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None)))
+            ).all():
                 old.retired_at = now
                 session.add(old)
             fresh = generate_signing_key()

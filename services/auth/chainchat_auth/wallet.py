@@ -6,13 +6,12 @@ import secrets
 import string
 from datetime import timedelta
 
+from chainchat_protocol.auth import SiweNonceReply, SiweRequest, TokenReply
+from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 from siwe import SiweMessage, VerificationError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
-
-from chainchat_protocol.auth import SiweNonceReply, SiweRequest, TokenReply
-from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
@@ -26,7 +25,9 @@ async def new_nonce(ctx: AuthContext) -> SiweNonceReply:
     """A fresh nonce (EIP-4361: alphanumeric, ≥ 8 chars), valid once for ten minutes."""
     nonce = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(24))
     async with ctx.db.session() as session:
-        session.add(SiweNonce(nonce=nonce, expires_at=utcnow() + timedelta(seconds=ctx.settings.siwe_nonce_ttl_s)))
+        session.add(
+            SiweNonce(nonce=nonce, expires_at=utcnow() + timedelta(seconds=ctx.settings.siwe_nonce_ttl_s))
+        )
         await session.commit()
     return SiweNonceReply(nonce=nonce)
 
@@ -77,7 +78,9 @@ async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
                 raise Conflict("this wallet is linked to another account", code="wallet_in_use")
             user.wallet_address = address
             session.add(user)
-            record_event(session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address})
+            record_event(
+                session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address}
+            )
             method = "siwe_link"
         else:
             user = (await session.exec(select(User).where(User.wallet_address == address))).first()

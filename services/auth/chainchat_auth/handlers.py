@@ -1,0 +1,65 @@
+"""NATS handlers of the auth service: typed request in, service call, typed reply out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from chainchat_protocol import auth as p
+from chainchat_protocol.rpc import Empty, Rpc
+from chainchat_service.bus import Bus
+
+from chainchat_auth import accounts, admin, audit, directory, mfa, sessions, wallet
+from chainchat_auth.context import AuthContext
+
+QUEUE = "auth"
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+async def _empty(work: Awaitable[None]) -> Empty:
+    await work
+    return Empty()
+
+
+async def _audit_list(ctx: AuthContext, req: p.AuditListRequest) -> p.AuditListReply:
+    return p.AuditListReply(events=await audit.list_events(ctx.db, req))
+
+
+def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
+    """Every ``auth.*`` subject with the service call that answers it."""
+    return [
+        (p.AUTH_REGISTER, lambda r: accounts.register(ctx, r)),
+        (p.AUTH_VERIFY, lambda r: accounts.verify_email(ctx, r.token)),
+        (p.AUTH_VERIFY_RESEND, lambda r: _empty(accounts.resend_verification(ctx, r))),
+        (p.AUTH_LOGIN, lambda r: accounts.login(ctx, r)),
+        (p.AUTH_REFRESH, lambda r: sessions.refresh(ctx, r)),
+        (p.AUTH_LOGOUT, lambda r: _empty(sessions.logout(ctx, r))),
+        (p.AUTH_ME, lambda r: accounts.me(ctx, r.user_id)),
+        (p.AUTH_MFA_SETUP, lambda r: mfa.setup(ctx, r.user_id)),
+        (p.AUTH_MFA_ENABLE, lambda r: mfa.enable(ctx, r)),
+        (p.AUTH_MFA_DISABLE, lambda r: mfa.disable(ctx, r)),
+        (p.AUTH_SIWE_NONCE, lambda _: wallet.new_nonce(ctx)),
+        (p.AUTH_SIWE, lambda r: wallet.sign_in(ctx, r)),
+        (p.AUTH_RESET_REQUEST, lambda r: _empty(accounts.request_password_reset(ctx, r))),
+        (p.AUTH_RESET, lambda r: _empty(accounts.reset_password(ctx, r))),
+        (p.AUTH_JWKS, lambda _: ctx.signer.jwks()),
+        (p.AUTH_JWKS_ROTATE, lambda r: admin.rotate_signing_key(ctx, r)),
+        (p.AUTH_REVOKED_LIST, lambda _: sessions.revoked_list(ctx)),
+        (p.AUTH_ADMIN_USERS, lambda r: admin.list_users(ctx, r)),
+        (p.AUTH_ADMIN_ACTION, lambda r: admin.act(ctx, r)),
+        (p.AUTH_ADMIN_ROLE, lambda r: admin.set_role(ctx, r)),
+        (p.AUTH_AUDIT_LIST, lambda r: _audit_list(ctx, r)),
+        (p.AUTH_USERS_GET, lambda r: directory.users_get(ctx, r.user_ids)),
+        (p.AUTH_USERS_SEARCH, lambda r: directory.search(ctx, r)),
+        (p.AUTH_KEYS_PUBLISH, lambda r: directory.publish_key(ctx, r)),
+        (p.AUTH_KEYS_REVOKE, lambda r: _empty(directory.revoke_key(ctx, r))),
+        (p.AUTH_KEYS_GET, lambda r: directory.user_keys(ctx, r.user_id)),
+        (p.AUTH_KEYS_DEVICES, lambda r: directory.devices(ctx, r.user_ids)),
+    ]
+
+
+async def register_handlers(bus: Bus, ctx: AuthContext) -> None:
+    """Subscribe every handler in the ``auth`` queue group (instances share the load)."""
+    for rpc, handler in handler_table(ctx):
+        await bus.serve(rpc, handler, queue=QUEUE)
