@@ -45,6 +45,7 @@ __all__ = [
     "verify_internal_assertion",
 ]
 
+
 class FileAccessRequest(BaseModel):
     """May ``user_id`` read ``file_id``?"""
 

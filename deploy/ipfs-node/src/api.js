@@ -26,13 +26,11 @@ const MAX_CHUNK_SIZE = 1024 * 1024
  * references the 256 KiB chunk) for every leaf until the parent node is built
  * would keep up to 174 chunks (43.5 MiB) of each upload in memory.
  */
-class LeafInfo {
+class LeafInfo extends UnixFS {
   constructor (length) {
-    this.type = 'file'
-    this.data = { length }
+    super({ type: 'file' })
+    this.data = { length } // only the length is kept; never marshalled
   }
-
-  fileSize () { return BigInt(this.data.length) }
 }
 
 /**

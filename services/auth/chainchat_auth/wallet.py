@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 import string
+import warnings
 from datetime import timedelta
 
 from chainchat_protocol.auth import SiweNonceReply, SiweRequest, TokenReply
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
-from siwe import SiweMessage, VerificationError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -17,6 +17,12 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.models import SiweNonce, User, utcnow
 from chainchat_auth.sessions import open_session, token_reply
+
+with warnings.catch_warnings():
+    # Import-time noise from dependencies, not our code: web3 imports the deprecated
+    # `websockets.legacy`, and abnf warns that siwe's grammar redefines a core rule.
+    warnings.simplefilter("ignore")
+    from siwe import SiweMessage, VerificationError
 
 _NONCE_ALPHABET = string.ascii_letters + string.digits
 

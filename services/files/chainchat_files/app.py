@@ -1,18 +1,80 @@
-"""The files service process: connects to NATS, serves its handlers, health and metrics."""
+"""The files service process: database, IPFS client, NATS handlers, internal HTTP API, background loops."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
+from chainchat_files.api import router as internal_router
+from chainchat_files.handlers import ChatEventsConsumer, ChatMembership, register_handlers
+from chainchat_files.ipfs import KuboClient
+from chainchat_files.maintenance import IpfsMaintenance
+from chainchat_files.service import FileService
 from chainchat_files.settings import FilesSettings
+from chainchat_service.bus import Bus
+from chainchat_service.db import Database
+from chainchat_service.logging import get_logger
+from chainchat_service.outbox import OutboxRelay, ensure_ledger_stream
 from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.web import create_service_app
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+log = get_logger(__name__)
+
 
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Open what the service owns and register its NATS handlers."""
+    """Open the database (migrated), the IPFS client and the loops; handlers once NATS is up."""
+    settings: FilesSettings = app.state.settings
+    db = Database(settings.sqlalchemy_url())
+    await db.migrate(MIGRATIONS)
+    ipfs = KuboClient(
+        settings.ipfs_api_url,
+        connect_timeout=settings.ipfs_connect_timeout_s,
+        read_timeout=settings.ipfs_read_timeout_s,
+    )
+    relay = OutboxRelay(db, runtime.bus, settings.service_name)
+    service = FileService(
+        db,
+        ipfs,
+        settings,
+        is_member=ChatMembership(runtime.bus, settings.membership_timeout_s),
+        on_commit=relay.wake,
+        on_unpin_queued=lambda: maintenance.wake(),  # bound below: the loop needs the service too
+    )
+    maintenance = IpfsMaintenance(service, ipfs, settings.ipfs_gc_interval_s)
+    app.state.db, app.state.ipfs, app.state.files = db, ipfs, service
+
+    async def ipfs_check() -> None:
+        await ipfs.node_info()
+
+    runtime.add_check("database", db.ping)
+    runtime.add_check("ipfs", ipfs_check)
+    runtime.spawn(maintenance.run(), "files-ipfs-maintenance")
+
+    async def on_connected(bus: Bus) -> None:
+        await ensure_ledger_stream(bus)
+        await register_handlers(bus, service)
+        runtime.spawn(relay.run(), "files-outbox-relay")
+        runtime.spawn(ChatEventsConsumer(bus, service).run(), "files-chat-events")
+
+    runtime.on_connected(on_connected)
+    if not settings.files_internal_secret:
+        log.info(
+            "files_internal_trust",
+            mode="loopback",
+            detail="FILES_INTERNAL_SECRET unset: loopback callers only",
+        )
+
+
+async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
+    await app.state.ipfs.aclose()
+    await app.state.db.close()
 
 
 def create_app(settings: FilesSettings | None = None) -> FastAPI:
     settings = settings or FilesSettings()
-    return create_service_app(settings, title="ChainChat files", setup=setup)
+    app = create_service_app(settings, title="ChainChat files", setup=setup, teardown=teardown)
+    app.include_router(internal_router)
+    return app

@@ -94,7 +94,9 @@ class KuboClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _post(self, command: str, params: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+    async def _post(
+        self, command: str, params: dict[str, str] | None = None, timeout: float | None = None
+    ) -> Any:
         try:
             resp = await self._http.post(
                 f"{self.api_url}/{command}", params=params, timeout=timeout or httpx.USE_CLIENT_DEFAULT

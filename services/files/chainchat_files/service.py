@@ -11,7 +11,7 @@ changes nothing. A file that no message ever declared is kept (the uploader may 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import Counter
 from sqlmodel import col, func, select
@@ -109,7 +109,9 @@ class FileService:
                 await session.commit()
         except Exception as exc:
             UPLOADS.labels("db_error").inc()
-            log.error("file_record_failed", file_id=record.id, cid=record.cid, error=str(exc) or type(exc).__name__)
+            log.error(
+                "file_record_failed", file_id=record.id, cid=record.cid, error=str(exc) or type(exc).__name__
+            )
             await self.discard_cid(record.cid, "record_failed")
             raise Unavailable("the file could not be recorded; try again", code="files_unavailable") from exc
         self._on_commit()
@@ -132,8 +134,10 @@ class FileService:
 
     async def _cid_in_use(self, cid: str) -> bool:
         async with self.db.session() as session:
-            query = select(func.count()).select_from(FileRecord).where(
-                FileRecord.cid == cid, col(FileRecord.deleted_at).is_(None)
+            query = (
+                select(func.count())
+                .select_from(FileRecord)
+                .where(FileRecord.cid == cid, col(FileRecord.deleted_at).is_(None))
             )
             return bool((await session.exec(query)).one())
 
@@ -180,7 +184,9 @@ class FileService:
             await session.commit()
         return added
 
-    async def release_references(self, message_id: str, conversation_id: str, file_ids: Iterable[str]) -> list[str]:
+    async def release_references(
+        self, message_id: str, conversation_id: str, file_ids: Iterable[str]
+    ) -> list[str]:
         """The message is deleted: release its references; delete files left without any.
 
         Returns the ids of the files deleted now. A redelivered event finds its pairs released.
@@ -209,7 +215,10 @@ class FileService:
     async def pending_unpins(self, limit: int = 50) -> list[UnpinTask]:
         async with self.db.session() as session:
             query = (
-                select(UnpinTask).where(col(UnpinTask.done_at).is_(None)).order_by(col(UnpinTask.id)).limit(limit)
+                select(UnpinTask)
+                .where(col(UnpinTask.done_at).is_(None))
+                .order_by(col(UnpinTask.id))
+                .limit(limit)
             )
             return list((await session.exec(query)).all())
 
@@ -248,8 +257,10 @@ async def _release_pair(session: AsyncSession, file_id: str, message_id: str) ->
 
 async def _active_references(session: AsyncSession, file_id: str) -> int:
     await session.flush()
-    query = select(func.count()).select_from(FileReference).where(
-        FileReference.file_id == file_id, col(FileReference.released_at).is_(None)
+    query = (
+        select(func.count())
+        .select_from(FileReference)
+        .where(FileReference.file_id == file_id, col(FileReference.released_at).is_(None))
     )
     return int((await session.exec(query)).one())
 
@@ -258,5 +269,7 @@ def _mark_deleted(session: AsyncSession, record: FileRecord) -> None:
     record.deleted_at = utcnow()
     session.add(record)
     # the log proves the file existed; the tombstone proves it was removed, and which bytes
-    session.add(log_entry_message(LogEntry.create("tombstone", record.id, record.sha256, at=record.deleted_at)))
+    session.add(
+        log_entry_message(LogEntry.create("tombstone", record.id, record.sha256, at=record.deleted_at))
+    )
     session.add(UnpinTask(cid=record.cid, reason="deleted"))

@@ -20,7 +20,9 @@ from chainchat_service.logging import get_logger
 log = get_logger(__name__)
 
 INTEGRITY_FAILURES = Counter(
-    "chainchat_files_integrity_failures_total", "Downloads aborted: IPFS bytes differ from the record", ["kind"]
+    "chainchat_files_integrity_failures_total",
+    "Downloads aborted: IPFS bytes differ from the record",
+    ["kind"],
 )
 
 
@@ -105,7 +107,11 @@ async def verified_content(
     if received != expected_size:
         _fail("truncated", label, f"IPFS returned {received} of {expected_size} bytes")
     if digest is not None and digest.hexdigest() != expected_sha256:
-        _fail("sha256_mismatch", label, f"SHA-256 {digest.hexdigest()} differs from the recorded {expected_sha256}")
+        _fail(
+            "sha256_mismatch",
+            label,
+            f"SHA-256 {digest.hexdigest()} differs from the recorded {expected_sha256}",
+        )
     if held is not None:
         yield held
 

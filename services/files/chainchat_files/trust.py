@@ -66,14 +66,20 @@ async def internal_caller(request: Request) -> Caller:
     if settings.files_internal_secret:
         assertion = request.headers.get(ASSERTION_HEADER, "")
         if not verify_internal_assertion(
-            settings.files_internal_secret, assertion, request.method, request.url.path, user_id, conversation_id
+            settings.files_internal_secret,
+            assertion,
+            request.method,
+            request.url.path,
+            user_id,
+            conversation_id,
         ):
             log.warning("internal_assertion_rejected", peer=peer, path=request.url.path)
             raise Unauthorized("the internal assertion is missing or invalid", code="internal_auth_required")
     elif not _is_loopback(peer):
         log.warning("internal_caller_rejected", peer=peer, path=request.url.path)
         raise Forbidden(
-            "without FILES_INTERNAL_SECRET only loopback callers are accepted", code="internal_caller_rejected"
+            "without FILES_INTERNAL_SECRET only loopback callers are accepted",
+            code="internal_caller_rejected",
         )
     return Caller(user_id=user_id, conversation_id=conversation_id)
 

@@ -1,0 +1,82 @@
+"""Admin commands and ledger status."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from chainchat.cli.context import command, get_ctx
+
+admin_app = typer.Typer(help="Administration (admin role).", no_args_is_help=True)
+ledger_app = typer.Typer(help="The transparency log.", no_args_is_help=True)
+
+
+@admin_app.command("pending")
+@command
+async def pending() -> None:
+    """Accounts waiting for approval."""
+    ctx = get_ctx()
+    async with ctx.client() as client:
+        users = await client.admin_users("pending")
+    table = Table("user id", "e-mail", "name", "registered")
+    for u in users:
+        table.add_row(
+            u.get("user_id", ""), u.get("email", ""), u.get("display_name", ""), str(u.get("created_at", ""))
+        )
+    ctx.emit(users, lambda: ctx.out.print(table))
+
+
+def _action(verb: str):  # type: ignore[no-untyped-def]
+    @command
+    async def run(user_id: str = typer.Argument(...)) -> None:
+        ctx = get_ctx()
+        async with ctx.client() as client:
+            result = await client.admin_action(user_id, verb)
+        ctx.emit(result, lambda: ctx.out.print(f"{verb}: {user_id} -> {result.get('status', 'done')}"))
+
+    run.__doc__ = f"{verb.capitalize()} an account."
+    return run
+
+
+for _verb in ("approve", "reject", "disable", "enable"):
+    admin_app.command(_verb)(_action(_verb))
+
+
+@admin_app.command("audit")
+@command
+async def audit(
+    type_: str | None = typer.Option(None, "--type", help="event type, e.g. login_failed"),
+    user_id: str | None = typer.Option(None, "--user"),
+    since: str | None = typer.Option(None, help="RFC 3339 time"),
+    limit: int = typer.Option(50, min=1, max=500),
+) -> None:
+    """Security events, each with its transparency-log status."""
+    ctx = get_ctx()
+    async with ctx.client() as client:
+        events = await client.audit(type=type_, user_id=user_id, since=since, limit=limit)
+    table = Table("at", "type", "user", "proof")
+    for e in events:
+        proof = e.get("proof") or {}
+        table.add_row(str(e.get("at") or e.get("created_at")), str(e.get("type")), str(e.get("user_id")),
+                      str(proof.get("status", e.get("proof_status", ""))))  # fmt: skip
+    ctx.emit(events, lambda: ctx.out.print(table))
+
+
+@ledger_app.command("info")
+@command
+async def ledger_info() -> None:
+    """Chain, contract, latest anchored tree head and backlog."""
+    ctx = get_ctx()
+    async with ctx.client() as client:
+        info = await client.ledger_info()
+
+    def human() -> None:
+        head = info.get("latest_head") or {}
+        ctx.out.print(f"chain id          {info.get('chain_id')}")
+        ctx.out.print(f"contract          {info.get('contract_address')}")
+        ctx.out.print(f"latest head       #{head.get('index')}  size {head.get('tree_size')}")
+        ctx.out.print(f"root hash         {head.get('root_hash')}")
+        ctx.out.print(f"anchored in       tx {head.get('tx_hash')}  block {head.get('block_number')}")
+        ctx.out.print(f"pending leaves    {info.get('pending_leaves')}")
+
+    ctx.emit(info, human)
