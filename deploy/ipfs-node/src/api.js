@@ -189,17 +189,28 @@ export function createApi ({ node, version, heliaVersion, origins, memory = new 
 
     let parser
     try {
-      parser = busboy({ headers: req.headers, preservePath: true, defParamCharset: 'utf8', fileHwm: 256 * 1024 })
+      // field values decoded as latin1 map back to the original bytes
+      parser = busboy({ headers: req.headers, preservePath: true, defCharset: 'latin1', defParamCharset: 'utf8', fileHwm: 256 * 1024 })
     } catch {
       throw clientError("file argument 'path' is required")
     }
 
-    const leave = await gate.enter()
     const results = []
     let aborted = false
     let current = null
     const controller = new AbortController()
+    req.on('error', () => {})
+    req.on('close', () => {
+      if (req.complete) return
+      aborted = true
+      const err = new Error('request aborted by the client')
+      controller.abort(err)
+      current?.destroy(err)
+      parser.destroy(err)
+    })
+    const leave = await gate.enter()
     try {
+      if (aborted || req.destroyed) throw new Error('request aborted by the client')
       const finished = new Promise((resolve, reject) => {
         let chain = Promise.resolve()
         let failed = false
@@ -231,19 +242,10 @@ export function createApi ({ node, version, heliaVersion, origins, memory = new 
             fail(clientError('a form part without a filename is limited to 1 MiB; send the file with a filename'))
             return
           }
-          importPart('', [Buffer.from(value, 'utf8')], info)
+          importPart('', [Buffer.from(value, 'latin1')], info)
         })
         parser.on('close', () => { chain.then(resolve, fail) })
         parser.on('error', (err) => fail(aborted ? err : clientError(err.message)))
-      })
-      req.on('error', () => {})
-      req.on('close', () => {
-        if (req.complete) return
-        aborted = true
-        const err = new Error('request aborted by the client')
-        controller.abort(err)
-        current?.destroy(err)
-        parser.destroy(err)
       })
       req.pipe(parser)
 

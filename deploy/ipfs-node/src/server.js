@@ -112,9 +112,11 @@ async function main () {
   const apiServer = http.createServer({ requestTimeout: 0 }, onRequest(api.handle))
   const gatewayServer = http.createServer(onRequest(gateway.handle))
   for (const server of [apiServer, gatewayServer]) {
-    // large uploads and downloads may take long: no idle cutoffs on the request
+    // large uploads and downloads may take long: no limit on the whole request (requestTimeout 0)
     server.headersTimeout = 60_000
     server.keepAliveTimeout = 5_000
+    // a client that sends or reads nothing for this long is cut off (an unfinished upload is never pinned)
+    server.timeout = 120_000
   }
 
   let apiPort, gatewayPort

@@ -98,6 +98,27 @@ describe('RPC API and gateway', () => {
     }
   })
 
+  test('add: several file parts give one NDJSON line each; a part without filename is named by its CID', async () => {
+    const b = 'XyZb0undary'
+    const body = Buffer.concat([
+      Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="a%20b.txt"\r\nContent-Type: application/octet-stream\r\n\r\nhello world\n\r\n`),
+      Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"; filename="dir/x.txt"\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n`),
+      Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="file"\r\n\r\n`),
+      Buffer.from([0xff, 0x00, 0xc3, 0x28]),
+      Buffer.from(`\r\n--${b}--\r\n`)
+    ])
+    const res = await rpc(node, 'add', { pin: false }, { body, headers: { 'Content-Type': `multipart/form-data; boundary=${b}` } })
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('content-type'), 'application/json')
+    const lines = (await res.text()).trim().split('\n').map(l => JSON.parse(l))
+    const binary = kuboFileCid(Buffer.from([0xff, 0x00, 0xc3, 0x28]))
+    assert.deepEqual(lines, [
+      { Name: 'a b.txt', Hash: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', Size: '20' },
+      { Name: 'dir/x.txt', Hash: 'QmULKig5Fxrs2sC4qt9nNduucXfb92AFYQ6Hi3YRqDmrYC', Size: String(kuboFileCid(Buffer.from('x')).size) },
+      { Name: binary.cid, Hash: binary.cid, Size: String(binary.size) }
+    ])
+  })
+
   test('published go-ipfs CIDs of zero-filled files up to a two-level tree', async () => {
     for (const [size, cid] of PUBLISHED_ZERO_FILES) {
       const r = await addBytes(node, Buffer.alloc(size), { pin: false })

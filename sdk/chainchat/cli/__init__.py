@@ -13,7 +13,7 @@ from rich.console import Console
 
 from chainchat.cli import account, admin, files, keys, messages, proofs
 from chainchat.cli.config import Config
-from chainchat.cli.context import Ctx
+from chainchat.cli.context import Ctx, set_ctx
 
 app = typer.Typer(
     name="chainchat",
@@ -34,7 +34,7 @@ def _options(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
 ) -> None:
     config = Config()
-    ctx.obj = Ctx(
+    ctx.obj = state = Ctx(
         config=config,
         profile=config.profile(profile),
         as_json=as_json,
@@ -42,6 +42,7 @@ def _options(
         out=Console(highlight=False),
         err=Console(stderr=True, highlight=False),
     )
+    set_ctx(state)
 
 
 app.command()(account.register)

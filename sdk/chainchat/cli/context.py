@@ -75,10 +75,18 @@ class Ctx:
             human()
 
 
+_current: list[Ctx] = []
+
+
+def set_ctx(ctx: Ctx) -> None:
+    """Called once per invocation by the root callback (global options → state)."""
+    _current[:] = [ctx]
+
+
 def get_ctx() -> Ctx:
-    ctx = typer.get_current_context().find_root().obj
-    assert isinstance(ctx, Ctx)
-    return ctx
+    if not _current:
+        raise CliError("internal: no command context")
+    return _current[0]
 
 
 def command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

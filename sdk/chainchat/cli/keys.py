@@ -68,7 +68,12 @@ async def show() -> None:
     ctx = get_ctx()
     keys = ctx.profile.load_keys()
     body = {"key_id": keys.key_id, **keys.publish_body(sorted(SUITES))}
-    ctx.emit(body, lambda: [ctx.out.print(f"{k}: {v}") for k, v in body.items()])
+
+    def human() -> None:
+        for k, v in body.items():
+            ctx.out.print(f"{k}: {v}")
+
+    ctx.emit(body, human)
 
 
 @keys_app.command("fingerprint")

@@ -116,7 +116,12 @@ async def history(
         messages = await client.history(conversation, after_seq=after_seq, before_seq=before_seq, limit=limit)
         views = [await render(ctx, messenger, m) for m in messages]
         ctx.save_pins(messenger)
-    ctx.emit(views, lambda: [ctx.out.print(_line(v), highlight=False) for v in views])
+
+    def human() -> None:
+        for v in views:
+            ctx.out.print(_line(v), highlight=False)
+
+    ctx.emit(views, human)
 
 
 @command
