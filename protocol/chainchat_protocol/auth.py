@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from chainchat_protocol.b64 import b64d_exact
 from chainchat_protocol.envelope import Suite
 from chainchat_protocol.keys import KEY_ID_PATTERN, PUBLIC_KEY_SIZE
+from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.rpc import Empty, Rpc
 
 __all__ = [
@@ -170,9 +171,15 @@ class RefreshRequest(RefreshBody):
     client_ip: ClientIp | None = None
 
 
-class SessionRef(BaseModel):
-    user_id: UserId
-    session_id: str
+class LogoutBody(_Body):
+    refresh_token: OpaqueToken | None = None
+
+
+class LogoutRequest(LogoutBody):
+    """End a session: the bearer's session if known, else the refresh token's."""
+
+    user_id: UserId | None = None
+    session_id: str | None = None
 
 
 class UserRef(BaseModel):
@@ -375,6 +382,8 @@ class DeviceKey(BaseModel):
 class UserKeysReply(BaseModel):
     user_id: str
     keys: list[DeviceKey]
+    # the ``key`` log entry of each key, by key id: what a proof is asked for and proves
+    entries: dict[str, LogEntry] = Field(default_factory=dict)
 
 
 class DevicesRequest(BaseModel):
@@ -402,7 +411,7 @@ AUTH_VERIFY = Rpc("auth.verify.v1", VerifyBody, VerifyReply)
 AUTH_VERIFY_RESEND = Rpc("auth.verify.resend.v1", EmailRequest, Empty)
 AUTH_LOGIN = Rpc("auth.login.v1", LoginRequest, TokenReply)
 AUTH_REFRESH = Rpc("auth.refresh.v1", RefreshRequest, TokenReply)
-AUTH_LOGOUT = Rpc("auth.logout.v1", SessionRef, Empty)
+AUTH_LOGOUT = Rpc("auth.logout.v1", LogoutRequest, Empty)
 AUTH_ME = Rpc("auth.me.v1", UserRef, UserPublic)
 AUTH_MFA_SETUP = Rpc("auth.mfa.setup.v1", UserRef, MfaSetupReply)
 AUTH_MFA_ENABLE = Rpc("auth.mfa.enable.v1", MfaCodeRequest, MfaEnableReply)

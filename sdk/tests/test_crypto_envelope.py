@@ -3,6 +3,7 @@ import json
 from typing import Any
 
 import pytest
+
 from chainchat.crypto.envelope import SealRandomness, open_envelope, seal_envelope
 from chainchat.crypto.errors import CryptoError, EnvelopeError
 from chainchat.crypto.keys import DeviceKeys, PublicDeviceKey

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from chainchat.crypto.errors import KeyFileError
 from chainchat.crypto.keys import (
     DeviceKeys,

@@ -1,4 +1,5 @@
 import pytest
+
 from chainchat.crypto.safety import format_safety_number, safety_fingerprint, safety_number
 from chainchat_protocol.vectors import load
 

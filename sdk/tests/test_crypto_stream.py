@@ -4,6 +4,9 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from chainchat.crypto.errors import (
     StreamAuthenticationError,
     StreamError,
@@ -25,8 +28,6 @@ from chainchat.crypto.stream import (
     plaintext_size,
 )
 from chainchat_protocol.vectors import load
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 KEY = bytes(range(32))
 SEALED = CHUNK_SIZE + 16

@@ -43,7 +43,17 @@ test('100 MiB upload and download stream with flat RSS', { timeout: 300_000 }, a
     const viaGateway = await sha256OfResponse(await fetch(`${node.gateway}/ipfs/${Hash}`))
     assert.equal(viaGateway.sha256, expected)
 
+    // a client that stops reading: the node must not read ahead the whole file
+    const slow = await fetch(`${node.gateway}/ipfs/${Hash}`)
+    const reader = slow.body.getReader()
+    await reader.read()
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    const stalled = await rssOf(node.pid)
+    await reader.cancel()
+
     const growth = peak - baseline
+    console.log(`rss while a reader stalls: ${((stalled - baseline) / MiB).toFixed(1)} MiB over baseline`)
+    assert.ok(stalled - baseline < LIMIT)
     console.log(`rss baseline ${(baseline / MiB).toFixed(1)} MiB, peak during upload ${((afterUpload - baseline) / MiB).toFixed(1)} MiB over, overall peak growth ${(growth / MiB).toFixed(1)} MiB`)
     assert.ok(growth < LIMIT, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`)
   } finally {

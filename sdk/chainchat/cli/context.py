@@ -106,5 +106,14 @@ def command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+        except (typer.Exit, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug still gets one line, the trace with --debug
+            if ctx.debug:
+                traceback.print_exc()
+            ctx.err.print(
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} (--debug shows details)"
+            )
+            raise typer.Exit(1) from None
 
     return wrapper

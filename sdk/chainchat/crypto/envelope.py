@@ -39,6 +39,16 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
 
+from Crypto.Cipher import Blowfish
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import ValidationError
+from pyhpke import AEADId, CipherSuite, KDFId, KEMId, PyHPKEError
+
+from chainchat.crypto.errors import EnvelopeError
+from chainchat.crypto.keys import DeviceKeys, PublicDeviceKey, verify_signature
 from chainchat_protocol.b64 import b64d, b64e
 from chainchat_protocol.canonical import CanonicalJSONError, canonical_json
 from chainchat_protocol.envelope import (
@@ -51,16 +61,6 @@ from chainchat_protocol.envelope import (
     header_aad,
     signing_digest,
 )
-from Crypto.Cipher import Blowfish
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import ValidationError
-from pyhpke import AEADId, CipherSuite, KDFId, KEMId, PyHPKEError
-
-from chainchat.crypto.errors import EnvelopeError
-from chainchat.crypto.keys import DeviceKeys, PublicDeviceKey, verify_signature
 
 __all__ = [
     "HPKE_INFO",

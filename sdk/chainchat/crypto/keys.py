@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
-from chainchat_protocol.keys import key_id
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -21,6 +19,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from chainchat.crypto.errors import KeyFileError
+from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
+from chainchat_protocol.keys import key_id
 
 __all__ = [
     "DeviceKeys",

@@ -42,6 +42,13 @@ def key_object(row: DeviceKey) -> dict[str, str]:
     }
 
 
+def key_entry(row: DeviceKey) -> LogEntry:
+    """The ``key`` log entry of a device key (reproducible from the row at any time)."""
+    return LogEntry(
+        kind="key", id=row.key_id, digest=digest_object(key_object(row)), at=format_timestamp(as_utc(row.created_at))
+    )
+
+
 def _view(row: DeviceKey) -> DeviceKeyView:
     return DeviceKeyView(
         key_id=row.key_id,
@@ -83,8 +90,7 @@ async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyRep
             suite_support=suites,
         )
         session.add(row)
-        entry = LogEntry(kind="key", id=kid, digest=digest_object(key_object(row)), at=format_timestamp())
-        session.add(log_entry_message(entry))
+        session.add(log_entry_message(key_entry(row)))
         session.add(_key_changed(user.id, kid, revoked=False))
         record_event(session, "key_published", user_id=user.id, detail={"key_id": kid})
         try:
@@ -119,16 +125,16 @@ async def revoke_key(ctx: AuthContext, req: RevokeKeyRequest) -> None:
     ctx.after_commit()
 
 
-async def _live_keys(ctx: AuthContext, user_ids: list[str]) -> dict[str, list[DeviceKeyView]]:
+async def _live_rows(ctx: AuthContext, user_ids: list[str]) -> dict[str, list[DeviceKey]]:
     stmt = (
         select(DeviceKey)
         .where(col(DeviceKey.user_id).in_(user_ids), col(DeviceKey.revoked_at).is_(None))
         .order_by(col(DeviceKey.created_at), col(DeviceKey.id))
     )
-    found: dict[str, list[DeviceKeyView]] = {uid: [] for uid in user_ids}
+    found: dict[str, list[DeviceKey]] = {uid: [] for uid in user_ids}
     async with ctx.db.session() as session:
         for row in (await session.exec(stmt)).all():
-            found[row.user_id].append(_view(row))
+            found[row.user_id].append(row)
     return found
 
 
@@ -138,12 +144,16 @@ async def user_keys(ctx: AuthContext, user_id: str) -> UserKeysReply:
         user = await session.get(User, user_id)
     if user is None or user.status not in ("active", "disabled"):
         raise NotFound("no such user", code="user_not_found")
-    return UserKeysReply(user_id=user_id, keys=(await _live_keys(ctx, [user_id]))[user_id])
+    rows = (await _live_rows(ctx, [user_id]))[user_id]
+    return UserKeysReply(
+        user_id=user_id, keys=[_view(r) for r in rows], entries={r.key_id: key_entry(r) for r in rows}
+    )
 
 
 async def devices(ctx: AuthContext, user_ids: list[str]) -> DevicesReply:
     """Current device keys for many users at once (chat checks envelope recipients with it)."""
-    return DevicesReply(devices=await _live_keys(ctx, list(dict.fromkeys(user_ids))))
+    rows = await _live_rows(ctx, list(dict.fromkeys(user_ids)))
+    return DevicesReply(devices={uid: [_view(r) for r in found] for uid, found in rows.items()})
 
 
 async def users_get(ctx: AuthContext, user_ids: list[str]) -> UsersGetReply:

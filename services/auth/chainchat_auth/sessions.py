@@ -10,7 +10,7 @@ from chainchat_protocol.auth import (
     RefreshRequest,
     RevokedListReply,
     RevokedSession,
-    SessionRef,
+    LogoutRequest,
     SessionsRevoked,
     TokenReply,
 )
@@ -119,14 +119,24 @@ async def refresh(ctx: AuthContext, req: RefreshRequest) -> TokenReply:
     return await token_reply(ctx, user, auth_session.id, raw)
 
 
-async def logout(ctx: AuthContext, ref: SessionRef) -> None:
-    """End the caller's session (its refresh tokens stop working, its access tokens are dropped)."""
+async def logout(ctx: AuthContext, req: LogoutRequest) -> None:
+    """End a session, named by the caller's access token or else by a refresh token."""
     async with ctx.db.session() as session:
-        auth_session = await session.get(AuthSession, ref.session_id)
-        if auth_session is None or auth_session.user_id != ref.user_id or auth_session.revoked_at is not None:
-            return
-        revoke_sessions(session, ctx, [auth_session], user_id=ref.user_id, reason="logout")
-        record_event(session, "logout", user_id=ref.user_id, detail={"session_id": ref.session_id})
+        auth_session: AuthSession | None = None
+        if req.session_id is not None:
+            auth_session = await session.get(AuthSession, req.session_id)
+            if auth_session is not None and auth_session.user_id != req.user_id:
+                auth_session = None
+        elif req.refresh_token is not None:
+            presented = hash_token(req.refresh_token)
+            stmt = select(RefreshToken).where(RefreshToken.token_hash == presented)
+            row = (await session.exec(stmt)).first()
+            if row is not None and hmac.compare_digest(row.token_hash, presented):
+                auth_session = await session.get(AuthSession, row.session_id)
+        if auth_session is None or auth_session.revoked_at is not None:
+            return  # logging out twice is not an error
+        revoke_sessions(session, ctx, [auth_session], user_id=auth_session.user_id, reason="logout")
+        record_event(session, "logout", user_id=auth_session.user_id, detail={"session_id": auth_session.id})
         await session.commit()
     ctx.after_commit()
 

@@ -19,7 +19,7 @@ from chainchat_protocol.auth import (
     PasswordResetBody,
     RefreshRequest,
     RegisterRequest,
-    SessionRef,
+    LogoutRequest,
 )
 from chainchat_protocol.b64 import b64d
 from chainchat_protocol.errors import BadRequest, Conflict, Forbidden, Unauthorized, ValidationFailed
@@ -113,7 +113,7 @@ async def test_logout_revokes_and_queues_revocation_event(ctx: AuthContext, h: t
     user = await h.make_user(ctx, "a@example.com")
     reply = await accounts.login(ctx, LoginRequest(email="a@example.com", password=PASSWORD))
     sid = jwt.decode(reply.access_token, options={"verify_signature": False})["sid"]
-    await sessions.logout(ctx, SessionRef(user_id=user.id, session_id=sid))
+    await sessions.logout(ctx, LogoutRequest(user_id=user.id, session_id=sid))
     with pytest.raises(Unauthorized):
         await sessions.refresh(ctx, RefreshRequest(refresh_token=reply.refresh_token))
     async with ctx.db.session() as session:

@@ -90,8 +90,10 @@ class AnchorRecord(SQLModel, table=True):
     tx_hash: str = Field(max_length=66, unique=True)
     nonce: int
     raw_tx: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    # pending -> confirmed | failed | dropped | lost (its chain was reset)
+    # pending -> confirmed | failed (reverted) | dropped (never mined: nonce reused / chain reset)
     status: str = Field(default="pending", max_length=16)
+    # True once its chain was reset: the anchor happened, on a chain that no longer exists
+    lost: bool = False
     head_index: int | None = None
     block_number: int | None = None
     gas_used: int | None = None
