@@ -64,14 +64,14 @@ async def _load_proof(file: Path | None, target: str | None, kind: str) -> dict[
 
 
 async def _check(proof: dict[str, Any], rpc_url: str) -> dict[str, Any]:
-    from chainchat.proof import verify_proof_onchain
-
     if proof.get("status") != "anchored":
         return {
             "valid": False,
             "status": proof.get("status"),
             "reason": "not anchored yet; try again shortly",
         }
+    from chainchat.proof import verify_proof_onchain
+
     result = await verify_proof_onchain(proof, rpc_url)
     return result.as_dict() if hasattr(result, "as_dict") else dict(result)
 

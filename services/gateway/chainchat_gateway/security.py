@@ -1,17 +1,34 @@
 """Who is calling: the gateway verifies access tokens locally (JWKS from auth, cached).
 
-Routes depend on ``CurrentUser`` (any logged-in user) or ``AdminUser``. The auth issue fills in
-the verification; the interface here is what every route module uses.
+Routes depend on ``CurrentUser`` (any logged-in user) or ``AdminUser``. ``TokenVerifier`` checks
+an EdDSA JWT against auth's public keys without a NATS round trip per request; it re-fetches the
+JWKS when it meets an unknown ``kid`` (at most once per few seconds) and drops tokens of sessions
+auth has revoked (``Subject.AUTH_REVOKED`` events, kept until those tokens would expire anyway).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import asyncio
+import time
+from typing import Annotated, Any, Literal
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from chainchat_protocol.errors import Forbidden, Unauthorized
+from chainchat_gateway.ratelimit import LocalLimiter
+from chainchat_protocol.auth import AUDIENCE, AUTH_JWKS, AUTH_REVOKED_LIST, ISSUER, RevokedSession
+from chainchat_protocol.b64 import B64Error, b64d_exact
+from chainchat_protocol.errors import ChainChatError, Forbidden, Unauthorized, Unavailable
+from chainchat_protocol.rpc import Empty
+from chainchat_service.bus import Bus
+from chainchat_service.logging import get_logger
+
+log = get_logger(__name__)
+
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "role", "sid", "jti", "iat", "exp"]
+LEEWAY_S = 5
 
 
 class Principal(BaseModel):
@@ -23,16 +40,132 @@ class Principal(BaseModel):
     token_id: str
 
 
+def _invalid(message: str = "the access token is not valid") -> Unauthorized:
+    return Unauthorized(message, code="invalid_token")
+
+
+class TokenVerifier:
+    """Local verification of access tokens with auth's JWKS and the revoked-session set."""
+
+    def __init__(self, bus: Bus, *, refetch_every_s: int = 5) -> None:
+        self.bus = bus
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._revoked: dict[str, float] = {}
+        self._fetch_lock = asyncio.Lock()
+        self._refetch = LocalLimiter(1, refetch_every_s)
+
+    async def refresh_keys(self) -> None:
+        """Fetch auth's JWKS over NATS and replace the cached keys."""
+        async with self._fetch_lock:
+            jwks = await self.bus.request(AUTH_JWKS, Empty(), timeout=3.0)
+            keys: dict[str, Ed25519PublicKey] = {}
+            for jwk in jwks.keys:
+                try:
+                    keys[jwk.kid] = Ed25519PublicKey.from_public_bytes(b64d_exact(jwk.x, 32))
+                except (B64Error, ValueError):
+                    log.warning("jwks_bad_key", kid=jwk.kid)
+            if keys.keys() != self._keys.keys():
+                log.info("jwks_loaded", kids=sorted(keys))
+            self._keys = keys
+
+    async def refresh_revocations(self) -> None:
+        """Load sessions revoked recently (events sent while this gateway was away)."""
+        reply = await self.bus.request(AUTH_REVOKED_LIST, Empty(), timeout=3.0)
+        self.revoke(reply.sessions)
+
+    def revoke(self, sessions: list[RevokedSession]) -> None:
+        """Reject the sessions' access tokens until they would have expired anyway."""
+        now = time.time()
+        for s in sessions:
+            self._revoked[s.session_id] = max(self._revoked.get(s.session_id, 0.0), float(s.expires_at))
+        for sid in [sid for sid, until in self._revoked.items() if until < now]:
+            del self._revoked[sid]
+
+    def is_revoked(self, session_id: str) -> bool:
+        until = self._revoked.get(session_id)
+        return until is not None and until >= time.time()
+
+    async def _key_for(self, kid: str) -> Ed25519PublicKey:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        # an unknown kid is either a rotation we have not seen or a forgery: look once, rate-limited
+        if not self._keys or self._refetch.allow("jwks"):
+            try:
+                await self.refresh_keys()
+            except ChainChatError as exc:
+                if not self._keys:
+                    raise Unavailable("cannot verify tokens right now", code="auth_unavailable") from exc
+        key = self._keys.get(kid)
+        if key is None:
+            raise _invalid()
+        return key
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid token; 401 ``invalid_token`` / ``token_expired`` /
+        ``token_revoked`` otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _invalid() from None
+        kid = header.get("kid")
+        if header.get("alg") != "EdDSA" or not isinstance(kid, str):
+            raise _invalid()
+        claims = self._decode(token, await self._key_for(kid))
+        try:
+            principal = Principal(
+                user_id=claims["sub"], role=claims["role"], session_id=claims["sid"], token_id=claims["jti"]
+            )
+        except (ValidationError, KeyError):
+            raise _invalid() from None
+        if self.is_revoked(principal.session_id):
+            raise Unauthorized("this session has ended; sign in again", code="token_revoked")
+        return principal
+
+    @staticmethod
+    def _decode(token: str, key: Ed25519PublicKey) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["EdDSA"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=LEEWAY_S,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the access token has expired", code="token_expired") from None
+        except jwt.PyJWTError:
+            raise _invalid() from None
+        return claims
+
+
+def bearer_token(request: Request) -> str | None:
+    """The bearer token of the request, if it has an ``Authorization: Bearer`` header."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 async def current_user(request: Request) -> Principal:
     verifier = getattr(request.app.state, "token_verifier", None)
     if verifier is None:
         raise Unauthorized("authentication is not available yet", code="unauthorized")
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request)
+    if token is None:
         raise Unauthorized("missing bearer token", code="missing_token")
     principal: Principal = await verifier.verify(token)
     return principal
+
+
+async def optional_user(request: Request) -> Principal | None:
+    """The caller if a bearer token is present (and valid: a bad token is still a 401)."""
+    if bearer_token(request) is None:
+        return None
+    return await current_user(request)
 
 
 async def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Principal:
@@ -42,4 +175,5 @@ async def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Princ
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 AdminUser = Annotated[Principal, Depends(admin_user)]

@@ -97,7 +97,8 @@ def _proxy(request: Request) -> FilesProxy:
 
 
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    settings = FilesRouteSettings()
+    # tests may set their own (a small MAX_FILE_BYTES, a secret) before start-up
+    settings = getattr(app.state, "files_route_settings", None) or FilesRouteSettings()
     if runtime.settings.environment == "production" and not settings.files_internal_secret:
         raise RuntimeError(
             "FILES_INTERNAL_SECRET must be set in production (ENVIRONMENT=production); refusing to start"
@@ -293,6 +294,7 @@ async def download_file(
             await upstream.aclose()
         if upstream.status_code == 304:
             relayed = {k: v for k, v in upstream.headers.items() if k.lower() in _RELAYED_HEADERS}
+            relayed.pop("content-length", None)
             return Response(status_code=304, headers=relayed)
         return _relay_error(upstream)
     relayed = {k: v for k, v in upstream.headers.items() if k.lower() in _RELAYED_HEADERS}
