@@ -20,11 +20,13 @@ Events the chat service publishes:
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from chainchat_protocol.envelope import Envelope, Identifier, Recipient
+from chainchat_protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, Identifier, Recipient
+from chainchat_protocol.errors import ChainChatError, PayloadTooLarge, ValidationFailed
 from chainchat_protocol.rpc import Empty, Rpc
 
 ConversationKind = Literal["direct", "group"]
@@ -36,6 +38,7 @@ HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 # the JSON around an envelope (client_id, file_ids, whitespace) may add this much to a send body
 BODY_OVERHEAD_BYTES = 4 * 1024
+MAX_SEND_BODY_BYTES = MAX_ENVELOPE_BYTES + BODY_OVERHEAD_BYTES
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -100,6 +103,58 @@ class PostMessageBody(_Body):
 
 class MarkReadBody(_Body):
     seq: Seq
+
+
+def parse_send_body(raw: bytes | str) -> PostMessageBody:
+    """Validate the body of a send (HTTP body or WebSocket frame without ``type`` and
+    ``conversation_id``) and raise the SPEC error a client can switch on: 413
+    ``envelope_too_large``, 422 ``unsupported_version`` / ``unsupported_suite`` /
+    ``invalid_envelope`` / ``validation_error``. Size is checked before any parsing."""
+    if len(raw) > MAX_SEND_BODY_BYTES:
+        raise envelope_too_large()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ValidationFailed("the request body is not valid JSON", code="validation_error") from None
+    return validate_send_body(data)
+
+
+def validate_send_body(data: Any) -> PostMessageBody:
+    """:func:`parse_send_body` for an already decoded JSON value."""
+    try:
+        return PostMessageBody.model_validate(data)
+    except ValidationError as exc:
+        raise send_body_error(exc) from None
+
+
+def envelope_too_large() -> PayloadTooLarge:
+    """413 ``envelope_too_large``."""
+    return PayloadTooLarge(
+        f"an envelope may be at most {MAX_ENVELOPE_BYTES} bytes", code=ChatErrorCode.ENVELOPE_TOO_LARGE
+    )
+
+
+def send_body_error(exc: ValidationError) -> ChainChatError:
+    """The most specific SPEC error for an invalid send body."""
+    errors = exc.errors()
+    for err in errors:
+        if "larger than" in str(err.get("msg", "")):
+            return envelope_too_large()
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc[:2] == ["envelope", "v"]:
+            return ValidationFailed("unsupported envelope version", code=ChatErrorCode.UNSUPPORTED_VERSION)
+        if loc[:2] == ["envelope", "suite"]:
+            return ValidationFailed("unsupported envelope suite", code=ChatErrorCode.UNSUPPORTED_SUITE)
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    where = ".".join(loc) or "body"
+    message = f"{where}: {first.get('msg', 'invalid value')}"
+    if loc[:1] == ["envelope"] and len(loc) > 1:
+        return ValidationFailed(f"invalid envelope: {message}", code=ChatErrorCode.INVALID_ENVELOPE)
+    if loc == ["envelope"] and first.get("type") != "missing":
+        return ValidationFailed(f"invalid envelope: {message}", code=ChatErrorCode.INVALID_ENVELOPE)
+    return ValidationFailed(message, code="validation_error")
 
 
 # --- NATS requests ---------------------------------------------------------------------------------

@@ -1,9 +1,8 @@
 """`python -m chainchat_auth` runs one instance of the auth service."""
 
-from chainchat_service.web import run_http
-
 from chainchat_auth.app import create_app
 from chainchat_auth.settings import AuthSettings
+from chainchat_service.web import run_http
 
 
 def main() -> None:

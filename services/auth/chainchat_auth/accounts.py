@@ -4,18 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chainchat_protocol.auth import (
-    EmailRequest,
-    LoginRequest,
-    PasswordResetBody,
-    RegisterReply,
-    RegisterRequest,
-    TokenReply,
-    UserPublic,
-    VerifyReply,
-)
-from chainchat_protocol.errors import BadRequest, Conflict, NotFound, Unauthorized
-from chainchat_service.logging import get_logger
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -29,6 +17,18 @@ from chainchat_auth.models import EmailToken, SystemFlag, User, as_utc, utcnow
 from chainchat_auth.passwords import check_password_policy
 from chainchat_auth.secrets_util import hash_token, new_token
 from chainchat_auth.sessions import open_session, revoke_user_sessions, token_reply
+from chainchat_protocol.auth import (
+    EmailRequest,
+    LoginRequest,
+    PasswordResetBody,
+    RegisterReply,
+    RegisterRequest,
+    TokenReply,
+    UserPublic,
+    VerifyReply,
+)
+from chainchat_protocol.errors import BadRequest, Conflict, NotFound, Unauthorized
+from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chainchat_auth.audit import record_event
+from chainchat_auth.context import AuthContext
+from chainchat_auth.models import User
+from chainchat_auth.sessions import revoke_user_sessions
 from chainchat_protocol.auth import (
     AdminActionRequest,
     AdminRoleRequest,
@@ -12,13 +19,6 @@ from chainchat_protocol.auth import (
     UserPublic,
 )
 from chainchat_protocol.errors import Conflict, NotFound
-from sqlmodel import col, func, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from chainchat_auth.audit import record_event
-from chainchat_auth.context import AuthContext
-from chainchat_auth.models import User
-from chainchat_auth.sessions import revoke_user_sessions
 
 _STATUS_FILTER = {
     "pending": "pending_approval",

@@ -5,12 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from chainchat_service.bus import Bus
-from chainchat_service.db import Database
-from chainchat_service.logging import get_logger
-from chainchat_service.outbox import OutboxRelay, ensure_ledger_stream
-from chainchat_service.runtime import ServiceRuntime
-from chainchat_service.web import create_service_app
 from fastapi import FastAPI
 
 from chainchat_auth.context import AuthContext
@@ -20,6 +14,12 @@ from chainchat_auth.passwords import Passwords
 from chainchat_auth.ratelimit import RateLimiter
 from chainchat_auth.settings import AuthSettings
 from chainchat_auth.signing import Signer
+from chainchat_service.bus import Bus
+from chainchat_service.db import Database
+from chainchat_service.logging import get_logger
+from chainchat_service.outbox import OutboxRelay, ensure_ledger_stream
+from chainchat_service.runtime import ServiceRuntime
+from chainchat_service.web import create_service_app
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 log = get_logger(__name__)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 
-from chainchat_protocol.auth import AuditDetail, AuditEvent, AuditListRequest
-from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
-from chainchat_service.db import Database
-from chainchat_service.outbox import log_entry_message
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.models import AuditEventRow, as_utc, new_id
+from chainchat_protocol.auth import AuditDetail, AuditEvent, AuditListRequest
+from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
+from chainchat_service.db import Database
+from chainchat_service.outbox import log_entry_message
 
 
 def canonical_event(row: AuditEventRow) -> dict[str, object]:

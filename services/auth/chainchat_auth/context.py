@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chainchat_protocol.errors import Forbidden
-from chainchat_service.db import Database
-
 from chainchat_auth.models import User
 from chainchat_auth.passwords import Passwords
 from chainchat_auth.ratelimit import Limit, RateLimiter
 from chainchat_auth.settings import AuthSettings
 from chainchat_auth.signing import Signer
+from chainchat_protocol.errors import Forbidden
+from chainchat_service.db import Database
 
 
 def _noop() -> None:

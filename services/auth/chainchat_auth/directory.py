@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, or_, select
+
+from chainchat_auth.audit import record_event
+from chainchat_auth.context import AuthContext, ensure_active
+from chainchat_auth.models import DeviceKey, User, as_utc, new_id, utcnow
 from chainchat_protocol import keys
 from chainchat_protocol.auth import DeviceKey as DeviceKeyView
 from chainchat_protocol.auth import (
@@ -22,12 +28,6 @@ from chainchat_protocol.errors import Conflict, NotFound
 from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
 from chainchat_protocol.subjects import Subject
 from chainchat_service.outbox import OutboxMessage, log_entry_message, outbox_message
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, func, or_, select
-
-from chainchat_auth.audit import record_event
-from chainchat_auth.context import AuthContext, ensure_active
-from chainchat_auth.models import DeviceKey, User, as_utc, new_id, utcnow
 
 MAX_DEVICES = 20
 
@@ -45,7 +45,10 @@ def key_object(row: DeviceKey) -> dict[str, str]:
 def key_entry(row: DeviceKey) -> LogEntry:
     """The ``key`` log entry of a device key (reproducible from the row at any time)."""
     return LogEntry(
-        kind="key", id=row.key_id, digest=digest_object(key_object(row)), at=format_timestamp(as_utc(row.created_at))
+        kind="key",
+        id=row.key_id,
+        digest=digest_object(key_object(row)),
+        at=format_timestamp(as_utc(row.created_at)),
     )
 
 

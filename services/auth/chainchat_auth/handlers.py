@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chainchat_auth import accounts, admin, audit, directory, mfa, sessions, wallet
+from chainchat_auth.context import AuthContext
 from chainchat_protocol import auth as p
 from chainchat_protocol.rpc import Empty, Rpc
 from chainchat_service.bus import Bus
-
-from chainchat_auth import accounts, admin, audit, directory, mfa, sessions, wallet
-from chainchat_auth.context import AuthContext
 
 QUEUE = "auth"
 

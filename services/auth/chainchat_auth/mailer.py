@@ -13,8 +13,6 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 import aiosmtplib
-from chainchat_service.db import Database
-from chainchat_service.logging import get_logger
 from prometheus_client import Counter, Gauge
 from sqlalchemy import update
 from sqlmodel import col, func, select
@@ -22,6 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.models import MailMessage, utcnow
 from chainchat_auth.settings import AuthSettings
+from chainchat_service.db import Database
+from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -7,8 +7,6 @@ import secrets
 import time
 
 import pyotp
-from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
-from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +15,8 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext
 from chainchat_auth.models import RecoveryCode, User, utcnow
 from chainchat_auth.secrets_util import hash_token
+from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
+from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 
 ISSUER_NAME = "ChainChat"
 RECOVERY_CODES = 10

@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from chainchat_protocol.auth import UserPublic
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from chainchat_protocol.auth import UserPublic
 
 
 def utcnow() -> datetime:

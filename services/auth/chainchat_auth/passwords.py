@@ -7,6 +7,7 @@ import secrets
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
 from chainchat_protocol.errors import ValidationFailed
 
 MIN_LENGTH = 10

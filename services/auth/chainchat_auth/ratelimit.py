@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chainchat_protocol.errors import RateLimited
-from chainchat_service.db import Database
 from sqlalchemy import delete
 from sqlmodel import col, func, select
 
 from chainchat_auth.models import RateEvent
+from chainchat_protocol.errors import RateLimited
+from chainchat_service.db import Database
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,6 @@ import hmac
 import time
 from datetime import timedelta
 
-from chainchat_protocol.auth import (
-    RefreshRequest,
-    RevokedListReply,
-    RevokedSession,
-    LogoutRequest,
-    SessionsRevoked,
-    TokenReply,
-)
-from chainchat_protocol.errors import Unauthorized
-from chainchat_protocol.subjects import Subject
-from chainchat_service.outbox import outbox_message
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,6 +14,17 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.models import AuthSession, RefreshToken, User, as_utc, new_id, utcnow
 from chainchat_auth.secrets_util import hash_token, new_token
+from chainchat_protocol.auth import (
+    LogoutRequest,
+    RefreshRequest,
+    RevokedListReply,
+    RevokedSession,
+    SessionsRevoked,
+    TokenReply,
+)
+from chainchat_protocol.errors import Unauthorized
+from chainchat_protocol.subjects import Subject
+from chainchat_service.outbox import outbox_message
 
 
 def open_session(

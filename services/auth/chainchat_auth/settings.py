@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from chainchat_service.settings import ServiceSettings
 from pydantic import Field
+
+from chainchat_service.settings import ServiceSettings
 
 
 class AuthSettings(ServiceSettings):

@@ -12,14 +12,14 @@ import uuid
 from datetime import timedelta
 
 import jwt
-from chainchat_protocol.auth import AUDIENCE, ISSUER, Jwk, JwksReply
-from chainchat_protocol.b64 import b64d, b64e
-from chainchat_service.db import Database
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from sqlmodel import col, or_, select
 
 from chainchat_auth.models import SigningKey, User, utcnow
+from chainchat_protocol.auth import AUDIENCE, ISSUER, Jwk, JwksReply
+from chainchat_protocol.b64 import b64d, b64e
+from chainchat_service.db import Database
 
 # instances re-read the current key this often, so a rotation by one reaches all
 _CACHE_S = 30.0

@@ -7,8 +7,6 @@ import string
 import warnings
 from datetime import timedelta
 
-from chainchat_protocol.auth import SiweNonceReply, SiweRequest, TokenReply
-from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -17,6 +15,8 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.models import SiweNonce, User, utcnow
 from chainchat_auth.sessions import open_session, token_reply
+from chainchat_protocol.auth import SiweNonceReply, SiweRequest, TokenReply
+from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 
 with warnings.catch_warnings():
     # Import-time noise from dependencies, not our code: web3 imports the deprecated

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import col, select
+
 from chainchat_auth.accounts import register, verify_email
 from chainchat_auth.app import build_context
 from chainchat_auth.context import AuthContext
@@ -14,7 +16,6 @@ from chainchat_auth.secrets_util import hash_token
 from chainchat_auth.settings import AuthSettings
 from chainchat_protocol.auth import RegisterRequest
 from chainchat_service.db import Database
-from sqlmodel import col, select
 
 
 def make_settings(**overrides: object) -> AuthSettings:
@@ -57,7 +58,9 @@ async def _make_user(
     ctx: AuthContext, email: str, *, password: str = "correct horse battery", name: str | None = None
 ) -> User:
     """Register and verify a user; returns the stored account."""
-    reply = await register(ctx, RegisterRequest(email=email, password=password, display_name=name or email[:10]))
+    reply = await register(
+        ctx, RegisterRequest(email=email, password=password, display_name=name or email[:10])
+    )
     mail = await _last_mail(ctx, email.lower())
     await verify_email(ctx, _link_token(mail))
     async with ctx.db.session() as session:

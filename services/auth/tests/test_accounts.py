@@ -6,6 +6,9 @@ import time
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlmodel import select
+
 from chainchat_auth import accounts, admin, sessions
 from chainchat_auth.context import AuthContext
 from chainchat_auth.models import AuditEventRow, AuthSession, User
@@ -16,16 +19,14 @@ from chainchat_protocol.auth import (
     AdminActionRequest,
     EmailRequest,
     LoginRequest,
+    LogoutRequest,
     PasswordResetBody,
     RefreshRequest,
     RegisterRequest,
-    LogoutRequest,
 )
 from chainchat_protocol.b64 import b64d
 from chainchat_protocol.errors import BadRequest, Conflict, Forbidden, Unauthorized, ValidationFailed
 from chainchat_service.outbox import OutboxMessage
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlmodel import select
 
 PASSWORD = "correct horse battery"
 
@@ -43,7 +44,9 @@ async def test_first_verified_account_is_admin_then_pending_approval(ctx: AuthCo
 async def test_duplicate_email_is_a_conflict_case_insensitively(ctx: AuthContext, h: type) -> None:
     await accounts.register(ctx, RegisterRequest(email="a@example.com", password=PASSWORD, display_name="A"))
     with pytest.raises(Conflict) as err:
-        await accounts.register(ctx, RegisterRequest(email="A@EXAMPLE.COM", password=PASSWORD, display_name="B"))
+        await accounts.register(
+            ctx, RegisterRequest(email="A@EXAMPLE.COM", password=PASSWORD, display_name="B")
+        )
     assert err.value.code == "email_taken"
 
 

@@ -24,7 +24,9 @@ def client_ip(request: Request, trusted_proxies: int = 0) -> str:
     peer = request.client.host if request.client else "unknown"
     if trusted_proxies <= 0:
         return peer
-    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    forwarded = [
+        part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()
+    ]
     chain = [*forwarded, peer]
     candidate = chain[max(len(chain) - 1 - trusted_proxies, 0)]
     try:

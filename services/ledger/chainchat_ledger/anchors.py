@@ -53,6 +53,14 @@ class AnchorBook:
             await session.commit()
             return merged
 
+    async def delete_deployment(self, epoch: int) -> None:
+        """Forget a deployment that never produced a contract (dropped or reverted)."""
+        async with self.db.session() as session:
+            row = await session.get(ChainDeployment, epoch)
+            if row is not None and row.contract_address is None:
+                await session.delete(row)
+                await session.commit()
+
     async def mark_lost(self, deployment: ChainDeployment, reason: str) -> int:
         """End an epoch: the deployment and all its anchors are flagged as from a lost chain.
         The rows stay; nothing recorded is forgotten. Returns how many anchors were flagged."""
@@ -96,6 +104,11 @@ class AnchorBook:
         async with self.db.session() as session:
             await session.merge(record)
             await session.commit()
+
+    async def by_tx_hash(self, tx_hash: str) -> AnchorRecord | None:
+        async with self.db.session() as session:
+            result = await session.exec(select(AnchorRecord).where(AnchorRecord.tx_hash == tx_hash))
+            return result.first()
 
     async def confirmed_count(self, epoch: int) -> int:
         """Heads this epoch's contract must hold at least: highest confirmed index + 1."""

@@ -70,6 +70,7 @@ class ChainDeployment(SQLModel, table=True):
     # a deployment in flight: its signed transaction, kept so a restart can finish it
     deploy_tx_hash: str | None = Field(default=None, max_length=66)
     deploy_raw_tx: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    deploy_nonce: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     lost_at: datetime | None = None
     lost_reason: str | None = Field(default=None, max_length=300)

@@ -1,7 +1,391 @@
-"""Public API routes for the auth domain (SPEC §7); they forward to the auth service over NATS."""
+"""Public API routes for the auth domain (SPEC §7); they forward to the auth service over NATS.
+
+Accounts and sessions (``/auth/*``), administration (``/admin/users``, ``/admin/audit``), the key
+directory (``/keys``) and user search (``/users``); plus the e-mail link page ``GET /verify`` at
+the root. ``setup`` installs the local token verifier and its revocation subscription.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import html
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from nats.aio.msg import Msg
+from pydantic import BaseModel, ValidationError
+
+from chainchat_gateway.deps import BusDep, SettingsDep
+from chainchat_gateway.ratelimit import client_ip
+from chainchat_gateway.security import AdminUser, CurrentUser, OptionalUser, TokenVerifier
+from chainchat_gateway.settings import GatewaySettings
+from chainchat_protocol import auth as p
+from chainchat_protocol.errors import ChainChatError, Unauthorized
+from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, MAX_PROOF_BATCH, EntryRef, ProofBatchRequest
+from chainchat_protocol.log_entry import LogEntry
+from chainchat_protocol.proof import ProofObject
+from chainchat_protocol.rpc import Empty, Rpc
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.logging import get_logger
+from chainchat_service.runtime import ServiceRuntime
+
+log = get_logger(__name__)
 
 router = APIRouter(tags=["auth"])
+
+UserIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+KeyIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+
+
+class AuditEventWithProof(p.AuditEvent):
+    proof_status: Literal["pending", "anchored"]
+    proof: ProofObject
+
+
+class AuditReply(BaseModel):
+    events: list[AuditEventWithProof]
+
+
+class KeysReply(BaseModel):
+    user_id: str
+    keys: list[p.DeviceKey]
+    proofs: dict[str, ProofObject]
+
+
+async def _call(bus: Bus, settings: GatewaySettings, rpc: Rpc[Any, Any], req: BaseModel) -> Any:
+    return await bus.request(rpc, req, timeout=settings.rpc_timeout_s)
+
+
+def _ip(request: Request, settings: GatewaySettings) -> str:
+    return client_ip(request, settings.trusted_proxies)
+
+
+async def proofs_for(bus: Bus, entries: list[LogEntry]) -> dict[str, ProofObject]:
+    """Proof per entry id from the ledger; ``pending`` when it does not know it or is away."""
+    proofs = {e.id: ProofObject(status="pending", entry=e) for e in entries}
+    for start in range(0, len(entries), MAX_PROOF_BATCH):
+        batch = entries[start : start + MAX_PROOF_BATCH]
+        request = ProofBatchRequest(entries=[EntryRef(kind=e.kind, id=e.id) for e in batch])
+        try:
+            reply = await bus.request(LEDGER_PROOF_BATCH, request, timeout=3.0)
+        except ChainChatError:
+            return proofs  # the ledger is down or busy: status unknown counts as pending
+        for proof in reply.proofs:
+            ours = proofs.get(proof.entry.id)
+            if ours is not None and proof.entry == ours.entry:
+                proofs[proof.entry.id] = proof
+            elif ours is not None:
+                log.warning("ledger_entry_mismatch", kind=proof.entry.kind, entry_id=proof.entry.id)
+    return proofs
+
+
+# --- accounts and sessions ------------------------------------------------------------------
+
+
+@router.post("/auth/register", status_code=201, response_model=p.RegisterReply)
+async def register(body: p.RegisterBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+    req = p.RegisterRequest(**body.model_dump(), client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_REGISTER, req)
+
+
+@router.post("/auth/verify", response_model=p.VerifyReply)
+async def verify(body: p.VerifyBody, bus: BusDep, settings: SettingsDep) -> Any:
+    return await _call(bus, settings, p.AUTH_VERIFY, body)
+
+
+@router.post("/auth/verify/resend", status_code=202, response_model=Accepted)
+async def resend_verification(body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+    await _call(
+        bus,
+        settings,
+        p.AUTH_VERIFY_RESEND,
+        p.EmailRequest(email=body.email, client_ip=_ip(request, settings)),
+    )
+    return Accepted()
+
+
+@router.post("/auth/login", response_model=p.TokenReply)
+async def login(body: p.LoginBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+    req = p.LoginRequest(**body.model_dump(), client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_LOGIN, req)
+
+
+@router.post("/auth/refresh", response_model=p.TokenReply)
+async def refresh(body: p.RefreshBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+    req = p.RefreshRequest(refresh_token=body.refresh_token, client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_REFRESH, req)
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(
+    user: OptionalUser, bus: BusDep, settings: SettingsDep, body: p.LogoutBody | None = None
+) -> Response:
+    refresh_token = body.refresh_token if body else None
+    if user is None and refresh_token is None:
+        raise Unauthorized("send a bearer token or a refresh token", code="missing_token")
+    req = p.LogoutRequest(
+        refresh_token=refresh_token,
+        user_id=user.user_id if user else None,
+        session_id=user.session_id if user else None,
+    )
+    await _call(bus, settings, p.AUTH_LOGOUT, req)
+    return Response(status_code=204)
+
+
+@router.get("/auth/me", response_model=p.UserPublic)
+async def me(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
+    return await _call(bus, settings, p.AUTH_ME, p.UserRef(user_id=user.user_id))
+
+
+@router.post("/auth/mfa/setup", response_model=p.MfaSetupReply)
+async def mfa_setup(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
+    return await _call(bus, settings, p.AUTH_MFA_SETUP, p.UserRef(user_id=user.user_id))
+
+
+@router.post("/auth/mfa/enable", response_model=p.MfaEnableReply)
+async def mfa_enable(
+    body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+) -> Any:
+    req = p.MfaCodeRequest(code=body.code, user_id=user.user_id, client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_MFA_ENABLE, req)
+
+
+@router.post("/auth/mfa/disable", response_model=p.MfaStatusReply)
+async def mfa_disable(
+    body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+) -> Any:
+    req = p.MfaCodeRequest(code=body.code, user_id=user.user_id, client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_MFA_DISABLE, req)
+
+
+@router.get("/auth/siwe/nonce", response_model=p.SiweNonceReply)
+async def siwe_nonce(bus: BusDep, settings: SettingsDep) -> Any:
+    return await _call(bus, settings, p.AUTH_SIWE_NONCE, Empty())
+
+
+@router.post("/auth/siwe", response_model=p.TokenReply)
+async def siwe(
+    body: p.SiweBody, user: OptionalUser, request: Request, bus: BusDep, settings: SettingsDep
+) -> Any:
+    req = p.SiweRequest(
+        **body.model_dump(), user_id=user.user_id if user else None, client_ip=_ip(request, settings)
+    )
+    return await _call(bus, settings, p.AUTH_SIWE, req)
+
+
+@router.post("/auth/password/reset-request", status_code=202, response_model=Accepted)
+async def password_reset_request(
+    body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep
+) -> Any:
+    await _call(
+        bus,
+        settings,
+        p.AUTH_RESET_REQUEST,
+        p.EmailRequest(email=body.email, client_ip=_ip(request, settings)),
+    )
+    return Accepted()
+
+
+@router.post("/auth/password/reset", status_code=204)
+async def password_reset(body: p.PasswordResetBody, bus: BusDep, settings: SettingsDep) -> Response:
+    await _call(bus, settings, p.AUTH_RESET, body)
+    return Response(status_code=204)
+
+
+# --- administration ------------------------------------------------------------------------
+
+
+@router.get("/admin/users", response_model=p.AdminUsersReply, tags=["admin"])
+async def admin_users(
+    admin: AdminUser,
+    bus: BusDep,
+    settings: SettingsDep,
+    status: Literal["pending", "active", "disabled", "rejected", "unverified"] | None = None,
+) -> Any:
+    return await _call(bus, settings, p.AUTH_ADMIN_USERS, p.AdminUsersRequest(status=status))
+
+
+@router.post("/admin/users/{user_id}/{action}", response_model=p.UserPublic, tags=["admin"])
+async def admin_action(
+    user_id: UserIdPath,
+    action: Literal["approve", "reject", "disable", "enable"],
+    admin: AdminUser,
+    request: Request,
+    bus: BusDep,
+    settings: SettingsDep,
+) -> Any:
+    req = p.AdminActionRequest(
+        actor_id=admin.user_id, user_id=user_id, action=action, client_ip=_ip(request, settings)
+    )
+    return await _call(bus, settings, p.AUTH_ADMIN_ACTION, req)
+
+
+@router.put("/admin/users/{user_id}/role", response_model=p.UserPublic, tags=["admin"])
+async def admin_role(
+    user_id: UserIdPath,
+    body: p.RoleBody,
+    admin: AdminUser,
+    request: Request,
+    bus: BusDep,
+    settings: SettingsDep,
+) -> Any:
+    req = p.AdminRoleRequest(
+        role=body.role, actor_id=admin.user_id, user_id=user_id, client_ip=_ip(request, settings)
+    )
+    return await _call(bus, settings, p.AUTH_ADMIN_ROLE, req)
+
+
+@router.post("/admin/signing-keys/rotate", response_model=p.JwksReply, tags=["admin"])
+async def rotate_signing_key(admin: AdminUser, bus: BusDep, settings: SettingsDep) -> Any:
+    return await _call(bus, settings, p.AUTH_JWKS_ROTATE, p.RotateKeyRequest(actor_id=admin.user_id))
+
+
+@router.get("/admin/audit", response_model=AuditReply, tags=["admin"])
+async def admin_audit(
+    admin: AdminUser,
+    bus: BusDep,
+    settings: SettingsDep,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    user_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    req = p.AuditListRequest(type=type, user_id=user_id, since=since, limit=limit)
+    events: p.AuditListReply = await _call(bus, settings, p.AUTH_AUDIT_LIST, req)
+    entries = [LogEntry(kind="audit", id=e.id, digest=e.digest, at=e.at) for e in events.events]
+    proofs = await proofs_for(bus, entries)
+    return AuditReply(
+        events=[
+            AuditEventWithProof(**e.model_dump(), proof_status=proofs[e.id].status, proof=proofs[e.id])
+            for e in events.events
+        ]
+    )
+
+
+# --- directory -------------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=list[p.UserHit], tags=["directory"])
+async def search_users(
+    user: CurrentUser,
+    bus: BusDep,
+    settings: SettingsDep,
+    q: Annotated[str, Query(min_length=1, max_length=100)],
+) -> Any:
+    reply: p.UserSearchReply = await _call(bus, settings, p.AUTH_USERS_SEARCH, p.UserSearchRequest(q=q))
+    return reply.users
+
+
+@router.put("/keys/me", response_model=p.PublishKeyReply, tags=["directory"])
+async def publish_key(body: p.PublishKeyBody, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
+    req = p.PublishKeyRequest(**body.model_dump(), user_id=user.user_id)
+    return await _call(bus, settings, p.AUTH_KEYS_PUBLISH, req)
+
+
+@router.delete("/keys/me/{key_id}", status_code=204, tags=["directory"])
+async def revoke_key(key_id: KeyIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Response:
+    await _call(bus, settings, p.AUTH_KEYS_REVOKE, p.RevokeKeyRequest(user_id=user.user_id, key_id=key_id))
+    return Response(status_code=204)
+
+
+@router.get("/keys/{user_id}", response_model=KeysReply, tags=["directory"])
+async def user_keys(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
+    reply: p.UserKeysReply = await _call(bus, settings, p.AUTH_KEYS_GET, p.UserRef(user_id=user_id))
+    proofs = await proofs_for(bus, list(reply.entries.values()))
+    return KeysReply(user_id=reply.user_id, keys=reply.keys, proofs=proofs)
+
+
+# --- the e-mail link page --------------------------------------------------------------------
+
+_PAGE_HEADERS = {
+    # the URL carries a secret: never leak it as a referrer, never cache the page
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+}
+
+
+def _page(title: str, text: str, settings: GatewaySettings, status: int = 200) -> HTMLResponse:
+    home = html.escape(settings.public_url.rstrip("/") + "/", quote=True)
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ChainChat</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+        f"<p><a href='{home}'>Open ChainChat</a></p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status, headers=_PAGE_HEADERS)
+
+
+async def verify_page(request: Request, token: str = "") -> HTMLResponse:
+    """``GET /verify?token=…``: the link in the verification mail."""
+    settings: GatewaySettings = request.app.state.settings
+    bus: Bus = request.app.state.runtime.bus
+    try:
+        body = p.VerifyBody(token=token)
+        reply: p.VerifyReply = await _call(bus, settings, p.AUTH_VERIFY, body)
+    except ValidationError:
+        return _page("Link not valid", "This verification link is incomplete or damaged.", settings, 400)
+    except ChainChatError as exc:
+        if exc.http_status >= 500:
+            return _page(
+                "Please try again", "The service is busy; open the link again in a minute.", settings, 503
+            )
+        return _page(
+            "Link not valid", "This link was already used or has expired. Request a new one.", settings, 400
+        )
+    if reply.status == "active":
+        return _page("E-mail verified", "Your address is verified. You can sign in now.", settings)
+    if reply.status == "pending_approval":
+        text = "Your address is verified. An administrator will approve your account; then you can sign in."
+        return _page("E-mail verified", text, settings)
+    return _page("E-mail verified", f"Your account is {reply.status.replace('_', ' ')}.", settings)
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+async def _keep_verifier_fresh(verifier: TokenVerifier) -> None:
+    """Load keys and revocations as soon as auth answers, then re-sync every 30 s (catches
+    rotations and revocation events missed while disconnected)."""
+    delay = 0.5
+    while True:
+        try:
+            await verifier.refresh_keys()
+            await verifier.refresh_revocations()
+            delay = 30.0
+        except ChainChatError as exc:
+            log.info("verifier_sync_waiting", reason=exc.code)
+            delay = min(delay * 2, 10.0) if delay < 30.0 else 2.0
+        await asyncio.sleep(delay)
+
+
+async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Install the token verifier, the revocation subscription and the root ``/verify`` page."""
+    verifier = TokenVerifier(runtime.bus)
+    app.state.token_verifier = verifier
+    app.add_api_route("/verify", verify_page, methods=["GET"], include_in_schema=False)
+    # the web client mounts a catch-all at "/": this page must be matched before it
+    app.router.routes.insert(0, app.router.routes.pop())
+
+    async def on_revoked(msg: Msg) -> None:
+        try:
+            event = p.SessionsRevoked.model_validate_json(msg.data)
+        except ValidationError:
+            log.warning("bad_revocation_event")
+            return
+        verifier.revoke(event.sessions)
+        log.info("sessions_revoked", count=len(event.sessions), reason=event.reason)
+
+    async def on_connected(bus: Bus) -> None:
+        # no queue group: every gateway must hear every revocation
+        await bus.nc.subscribe(Subject.AUTH_REVOKED, cb=on_revoked)
+        runtime.spawn(_keep_verifier_fresh(verifier), "gateway-verifier-sync")
+
+    runtime.on_connected(on_connected)
