@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devstack.components import Chain
-from devstack.process import free_port
 
 from contracts.testing import Deploy, Web3, make_deployer
+from devstack.components import Chain
+from devstack.process import free_port
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from chainchat_protocol.abi import ledger_artifact
-
 from contracts import build
 
 
@@ -37,7 +36,5 @@ def test_abi_has_exactly_the_spec_interface() -> None:
     assert functions["verifyInclusion"] == ["uint256", "uint64", "bytes32", "bytes32[]"]
     for role_fn in ("grantRole", "revokeRole", "renounceRole", "hasRole", "ANCHORER_ROLE"):
         assert role_fn in functions
-    events = [
-        i for i in ledger_artifact()["abi"] if i["type"] == "event" and i["name"] == "Anchored"
-    ]
+    events = [i for i in ledger_artifact()["abi"] if i["type"] == "event" and i["name"] == "Anchored"]
     assert [i["type"] for i in events[0]["inputs"]] == ["uint256", "uint64", "bytes32", "uint256"]

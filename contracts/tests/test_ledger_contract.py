@@ -6,13 +6,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from chainchat_protocol import merkle
-from devstack.components import Chain
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
+from chainchat_protocol import merkle
 from contracts.testing import Deploy, error_selector, make_deployer, revert_data
+from devstack.components import Chain
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +47,9 @@ def test_role_management_by_admin_only(w3: Web3, deploy: Deploy, accounts: list[
     role = ledger.functions.ANCHORER_ROLE().call()
     with pytest.raises(ContractLogicError):  # a non-admin cannot grant
         ledger.functions.grantRole(role, outsider).transact({"from": outsider})
-    w3.eth.wait_for_transaction_receipt(
-        ledger.functions.grantRole(role, anchorer).transact({"from": admin})
-    )
+    w3.eth.wait_for_transaction_receipt(ledger.functions.grantRole(role, anchorer).transact({"from": admin}))
     assert _anchor(w3, ledger, anchorer, 1, ROOT_A)["status"] == 1
-    w3.eth.wait_for_transaction_receipt(
-        ledger.functions.revokeRole(role, anchorer).transact({"from": admin})
-    )
+    w3.eth.wait_for_transaction_receipt(ledger.functions.revokeRole(role, anchorer).transact({"from": admin}))
     with pytest.raises(ContractLogicError):
         ledger.functions.anchor(2, ROOT_B).transact({"from": anchorer})
 
@@ -127,9 +123,7 @@ def _check_tree_against_python(ledger: Contract, w3: Web3, admin: str, rng: rand
             old = TREE_SIZES[head_index - 1]
             proof = tree.inclusion_proof(0, old)
             ok = ledger.functions.verifyInclusion(head_index, 0, tree.leaf_hash_at(0), proof).call()
-            assert ok is (
-                merkle.root_from_inclusion_proof(0, size, tree.leaf_hash_at(0), proof) == root
-            )
+            assert ok is (merkle.root_from_inclusion_proof(0, size, tree.leaf_hash_at(0), proof) == root)
     return checked
 
 

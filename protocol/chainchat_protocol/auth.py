@@ -257,6 +257,16 @@ class RotateKeyRequest(BaseModel):
     actor_id: UserId
 
 
+# core NATS event after a signing-key rotation: gateways re-fetch the JWKS at once
+JWKS_CHANGED = "auth.jwks.changed.v1"
+
+
+class JwksChanged(BaseModel):
+    """Event on :data:`JWKS_CHANGED`; ``kid`` is the new signing key."""
+
+    kid: str
+
+
 class RevokedSession(BaseModel):
     session_id: str
     # unix time after which every access token of the session has expired anyway

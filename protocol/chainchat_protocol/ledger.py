@@ -184,12 +184,8 @@ class LedgerAnchored(_Model):
         return ids
 
 
-LEDGER_APPEND: Final[Rpc[AppendRequest, AppendReply]] = Rpc(
-    "ledger.append.v1", AppendRequest, AppendReply
-)
-LEDGER_PROOF_GET: Final[Rpc[EntryRef, ProofObject]] = Rpc(
-    "ledger.proof.get.v1", EntryRef, ProofObject
-)
+LEDGER_APPEND: Final[Rpc[AppendRequest, AppendReply]] = Rpc("ledger.append.v1", AppendRequest, AppendReply)
+LEDGER_PROOF_GET: Final[Rpc[EntryRef, ProofObject]] = Rpc("ledger.proof.get.v1", EntryRef, ProofObject)
 LEDGER_PROOF_BATCH: Final[Rpc[ProofBatchRequest, ProofBatchReply]] = Rpc(
     "ledger.proof.batch.v1", ProofBatchRequest, ProofBatchReply
 )

@@ -10,15 +10,18 @@ from chainchat_auth.context import AuthContext
 from chainchat_auth.models import User
 from chainchat_auth.sessions import revoke_user_sessions
 from chainchat_protocol.auth import (
+    JWKS_CHANGED,
     AdminActionRequest,
     AdminRoleRequest,
     AdminUsersReply,
     AdminUsersRequest,
+    JwksChanged,
     JwksReply,
     RotateKeyRequest,
     UserPublic,
 )
 from chainchat_protocol.errors import Conflict, NotFound
+from chainchat_service.outbox import outbox_message
 
 _STATUS_FILTER = {
     "pending": "pending_approval",
@@ -124,6 +127,8 @@ async def rotate_signing_key(ctx: AuthContext, req: RotateKeyRequest) -> JwksRep
     key = await ctx.signer.rotate()
     async with ctx.db.session() as session:
         record_event(session, "signing_key_rotated", actor_id=req.actor_id, detail={"kid": key.kid})
+        changed = JwksChanged(kid=key.kid)
+        session.add(outbox_message(JWKS_CHANGED, changed, msg_id=f"jwks:{key.kid}", jetstream=False))
         await session.commit()
     ctx.after_commit()
     return await ctx.signer.jwks()

@@ -4,13 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chainchat_protocol.chat import ChatSubject
-from chainchat_service.bus import Bus
-from chainchat_service.db import Database
-from chainchat_service.logging import get_logger
-from chainchat_service.outbox import OutboxRelay, ensure_ledger_stream
-from chainchat_service.runtime import ServiceRuntime
-from chainchat_service.web import create_service_app
 from fastapi import FastAPI
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
@@ -22,6 +15,13 @@ from chainchat_chat.messages import MessageService
 from chainchat_chat.notify import NatsNotifier
 from chainchat_chat.service import ConversationService
 from chainchat_chat.settings import ChatSettings
+from chainchat_protocol.chat import ChatSubject
+from chainchat_service.bus import Bus
+from chainchat_service.db import Database
+from chainchat_service.logging import get_logger
+from chainchat_service.outbox import OutboxRelay, ensure_ledger_stream
+from chainchat_service.runtime import ServiceRuntime
+from chainchat_service.web import create_service_app
 
 log = get_logger(__name__)
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from chainchat_protocol.chat import AnchoredFrame, KeyChangedFrame
-from chainchat_service.db import Database
 from sqlmodel import col, select
 
 from chainchat_chat.models import Member, Message
 from chainchat_chat.notify import Notifier
+from chainchat_protocol.chat import AnchoredFrame, KeyChangedFrame
+from chainchat_service.db import Database
 
 _CHUNK = 500
 

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-from chainchat_protocol import chat
-from chainchat_protocol.auth import KeyChanged
-from chainchat_protocol.ledger import LedgerAnchored
-from chainchat_protocol.rpc import Empty
-from chainchat_protocol.subjects import Subject
-from chainchat_service.bus import Bus
-from chainchat_service.logging import get_logger
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
@@ -16,6 +9,13 @@ from chainchat_chat.directory import Directory
 from chainchat_chat.fanout import FanOut
 from chainchat_chat.messages import MessageService
 from chainchat_chat.service import ConversationService
+from chainchat_protocol import chat
+from chainchat_protocol.auth import KeyChanged
+from chainchat_protocol.ledger import LedgerAnchored
+from chainchat_protocol.rpc import Empty
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -19,6 +19,14 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chainchat_chat.directory import Directory
+from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
+from chainchat_chat.notify import Notifier
+from chainchat_chat.service import conversation_not_found, load_membership, new_id
 from chainchat_protocol.chat import (
     ChatErrorCode,
     ChatSubject,
@@ -40,14 +48,6 @@ from chainchat_protocol.log_entry import LogEntry, format_timestamp
 from chainchat_service.db import Database
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import col, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
-from chainchat_chat.notify import Notifier
-from chainchat_chat.service import conversation_not_found, load_membership, new_id
 
 log = get_logger(__name__)
 
@@ -81,11 +81,12 @@ class MessageService:
         self.max_attempts = max_attempts
 
     async def post(self, req: PostMessageRequest) -> SendResult:
-        _check_header(req)
         for _ in range(3):
+            # membership first: a stranger learns nothing, not even that the header is wrong
             members, done = await self._prepare(req)
             if done is not None:
                 return done
+            _check_header(req)
             await self._check_recipients(req.envelope, members)
             try:
                 stored = await self._store(req, members)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chainchat_service.outbox import OutboxMessage
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from chainchat_service.outbox import OutboxMessage
 
 __all__ = ["Conversation", "Member", "Message", "OutboxMessage", "utc", "utcnow"]
 

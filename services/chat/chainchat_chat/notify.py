@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from prometheus_client import Counter
+from pydantic import BaseModel
+
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
-from prometheus_client import Counter
-from pydantic import BaseModel
 
 log = get_logger(__name__)
 

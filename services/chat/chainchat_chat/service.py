@@ -10,6 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, delete, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chainchat_chat.directory import Directory
+from chainchat_chat.models import Conversation, Member, Message, utc
+from chainchat_chat.notify import Notifier
 from chainchat_protocol.chat import (
     MAX_GROUP_MEMBERS,
     AddMembersRequest,
@@ -35,13 +42,6 @@ from chainchat_protocol.chat import (
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chainchat_protocol.log_entry import format_timestamp
 from chainchat_service.db import Database
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, delete, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, utc
-from chainchat_chat.notify import Notifier
 
 
 def new_id() -> str:

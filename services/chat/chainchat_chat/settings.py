@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from chainchat_service.settings import ServiceSettings
 from pydantic import Field
+
+from chainchat_service.settings import ServiceSettings
 
 
 class ChatSettings(ServiceSettings):

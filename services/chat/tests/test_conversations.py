@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from chainchat_protocol.chat import (
     AddMembersRequest,
     CallerRequest,
@@ -39,15 +40,22 @@ async def test_direct_conversation_is_returned_not_duplicated(chat, users) -> No
     first = await _direct(chat, "alice", "bob")
     again = await _direct(chat, "alice", "bob")
     from_peer = await _direct(chat, "bob", "alice")
-    assert first.created and not again.created and not from_peer.created
-    assert first.kind == "direct" and sorted(first.members) == ["alice", "bob"] and first.admins == []
+    assert first.created
+    assert not again.created
+    assert not from_peer.created
+    assert first.kind == "direct"
+    assert sorted(first.members) == ["alice", "bob"]
+    assert first.admins == []
     assert again.conversation_id == first.conversation_id == from_peer.conversation_id
     created = chat.notifier.of_type("conversation")
-    assert len(created) == 1 and created[0][0] == {"alice", "bob"}
+    assert len(created) == 1
+    assert created[0][0] == {"alice", "bob"}
 
 
 async def test_racing_direct_creations_make_one_conversation(chat, users) -> None:
-    results = await asyncio.gather(*(_direct(chat, *pair) for pair in [("alice", "bob"), ("bob", "alice")] * 4))
+    results = await asyncio.gather(
+        *(_direct(chat, *pair) for pair in [("alice", "bob"), ("bob", "alice")] * 4)
+    )
     assert len({r.conversation_id for r in results}) == 1
     assert sum(r.created for r in results) == 1
 
@@ -55,7 +63,8 @@ async def test_racing_direct_creations_make_one_conversation(chat, users) -> Non
 async def test_members_must_be_active_users(chat, users) -> None:
     with pytest.raises(ValidationFailed) as err:
         await _group(chat, "alice", ["bob", "mallory"])
-    assert err.value.code == "unknown_users" and "mallory" in err.value.message
+    assert err.value.code == "unknown_users"
+    assert "mallory" in err.value.message
     with pytest.raises(ValidationFailed) as err:
         await chat.conversations.create(CreateConversationRequest(user_id="alice", member_ids=["alice"]))
     assert err.value.code == "members_required"
@@ -69,10 +78,14 @@ async def test_members_must_be_active_users(chat, users) -> None:
 
 async def test_group_admins_manage_members(chat, users) -> None:
     group = await _group(chat, "alice", ["bob"])
-    assert group.kind == "group" and group.admins == ["alice"] and group.title == "team"
+    assert group.kind == "group"
+    assert group.admins == ["alice"]
+    assert group.title == "team"
     cid = group.conversation_id
     with pytest.raises(Forbidden) as err:
-        await chat.conversations.add_members(AddMembersRequest(user_id="bob", conversation_id=cid, user_ids=["carol"]))
+        await chat.conversations.add_members(
+            AddMembersRequest(user_id="bob", conversation_id=cid, user_ids=["carol"])
+        )
     assert err.value.code == "not_group_admin"
     with pytest.raises(NotFound) as missing:
         await chat.conversations.add_members(
@@ -84,10 +97,15 @@ async def test_group_admins_manage_members(chat, users) -> None:
     )
     assert sorted(view.members) == ["alice", "bob", "carol", "dave"]
     changed = chat.notifier.of_type("conversation")[-1]
-    assert changed[1]["event"] == "members_changed" and changed[0] == {"alice", "bob", "carol", "dave"}
+    assert changed[1]["event"] == "members_changed"
+    assert changed[0] == {"alice", "bob", "carol", "dave"}
     with pytest.raises(Forbidden):
-        await chat.conversations.remove_member(RemoveMemberRequest(user_id="bob", conversation_id=cid, member_id="dave"))
-    await chat.conversations.remove_member(RemoveMemberRequest(user_id="alice", conversation_id=cid, member_id="dave"))
+        await chat.conversations.remove_member(
+            RemoveMemberRequest(user_id="bob", conversation_id=cid, member_id="dave")
+        )
+    await chat.conversations.remove_member(
+        RemoveMemberRequest(user_id="alice", conversation_id=cid, member_id="dave")
+    )
     removed = [f for users_, f in chat.notifier.of_type("conversation") if f["event"] == "removed"]
     assert removed == [{"type": "conversation", "event": "removed", "conversation_id": cid}]
     with pytest.raises(NotFound):
@@ -96,21 +114,30 @@ async def test_group_admins_manage_members(chat, users) -> None:
 
 async def test_leaving_and_the_last_admin(chat, users) -> None:
     cid = (await _group(chat, "alice", ["bob", "carol"])).conversation_id
-    await chat.conversations.remove_member(RemoveMemberRequest(user_id="alice", conversation_id=cid, member_id="alice"))
+    await chat.conversations.remove_member(
+        RemoveMemberRequest(user_id="alice", conversation_id=cid, member_id="alice")
+    )
     view = await chat.conversations.get(ConversationRequest(user_id="bob", conversation_id=cid))
-    assert sorted(view.members) == ["bob", "carol"] and len(view.admins) == 1
+    assert sorted(view.members) == ["bob", "carol"]
+    assert len(view.admins) == 1
     with pytest.raises(NotFound) as err:
-        await chat.conversations.remove_member(RemoveMemberRequest(user_id="bob", conversation_id=cid, member_id="zed"))
+        await chat.conversations.remove_member(
+            RemoveMemberRequest(user_id="bob", conversation_id=cid, member_id="zed")
+        )
     assert err.value.code == "member_not_found"
 
 
 async def test_direct_members_are_fixed(chat, users) -> None:
     cid = (await _direct(chat, "alice", "bob")).conversation_id
     with pytest.raises(Conflict) as err:
-        await chat.conversations.add_members(AddMembersRequest(user_id="alice", conversation_id=cid, user_ids=["carol"]))
+        await chat.conversations.add_members(
+            AddMembersRequest(user_id="alice", conversation_id=cid, user_ids=["carol"])
+        )
     assert err.value.code == "direct_conversation"
     with pytest.raises(Conflict):
-        await chat.conversations.remove_member(RemoveMemberRequest(user_id="alice", conversation_id=cid, member_id="alice"))
+        await chat.conversations.remove_member(
+            RemoveMemberRequest(user_id="alice", conversation_id=cid, member_id="alice")
+        )
 
 
 async def test_read_positions_are_monotonic_and_drive_unread_counts(chat, users, envelope_for) -> None:
@@ -125,9 +152,12 @@ async def test_read_positions_are_monotonic_and_drive_unread_counts(chat, users,
     pos = await chat.conversations.mark_read(MarkReadRequest(user_id="bob", conversation_id=cid, seq=2))
     assert (pos.seq, pos.unread_count) == (2, 1)
     receipts = chat.notifier.of_type("receipt")
-    assert receipts == [({"alice", "bob"}, {"type": "receipt", "conversation_id": cid, "user_id": "bob", "seq": 2})]
+    assert receipts == [
+        ({"alice", "bob"}, {"type": "receipt", "conversation_id": cid, "user_id": "bob", "seq": 2})
+    ]
     back = await chat.conversations.mark_read(MarkReadRequest(user_id="bob", conversation_id=cid, seq=1))
-    assert back.seq == 2 and len(chat.notifier.of_type("receipt")) == 1  # no receipt for going back
+    assert back.seq == 2
+    assert len(chat.notifier.of_type("receipt")) == 1
     with pytest.raises(ValidationFailed) as err:
         await chat.conversations.mark_read(MarkReadRequest(user_id="bob", conversation_id=cid, seq=4))
     assert err.value.code == "seq_out_of_range"
@@ -151,7 +181,9 @@ async def test_access_checks_for_files_and_proofs(chat, users, envelope_for) -> 
     sent = await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=cid, envelope=env))
     member = await chat.conversations.membership(ConversationRequest(user_id="bob", conversation_id=cid))
     assert (member.user_id, member.role) == ("bob", "member")
-    access = await chat.conversations.message_access(MessageAccessRequest(user_id="bob", message_id=sent.message_id))
+    access = await chat.conversations.message_access(
+        MessageAccessRequest(user_id="bob", message_id=sent.message_id)
+    )
     assert access.conversation_id == cid
     for user, message_id in [("carol", sent.message_id), ("bob", "no-such-message")]:
         with pytest.raises(NotFound):
@@ -159,9 +191,13 @@ async def test_access_checks_for_files_and_proofs(chat, users, envelope_for) -> 
     with pytest.raises(NotFound):
         await chat.conversations.membership(ConversationRequest(user_id="carol", conversation_id=cid))
     # a member added later cannot see (or prove) what was sealed before they joined
-    await chat.conversations.add_members(AddMembersRequest(user_id="alice", conversation_id=cid, user_ids=["carol"]))
+    await chat.conversations.add_members(
+        AddMembersRequest(user_id="alice", conversation_id=cid, user_ids=["carol"])
+    )
     with pytest.raises(NotFound):
-        await chat.conversations.message_access(MessageAccessRequest(user_id="carol", message_id=sent.message_id))
+        await chat.conversations.message_access(
+            MessageAccessRequest(user_id="carol", message_id=sent.message_id)
+        )
 
 
 async def test_conversation_list_is_newest_first_with_members(chat, users, envelope_for) -> None:
@@ -171,4 +207,5 @@ async def test_conversation_list_is_newest_first_with_members(chat, users, envel
     await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=first, envelope=env))
     listed = (await chat.conversations.list_for(CallerRequest(user_id="alice"))).conversations
     assert [c.conversation_id for c in listed] == [first, second]
-    assert [c.title for c in listed] == ["first", "second"] and listed[1].members == ["alice", "carol"]
+    assert [c.title for c in listed] == ["first", "second"]
+    assert listed[1].members == ["alice", "carol"]

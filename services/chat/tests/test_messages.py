@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlmodel import col, func, select
+
 from chainchat_chat.models import Message, OutboxMessage
 from chainchat_protocol.chat import (
     AddMembersRequest,
@@ -17,7 +19,6 @@ from chainchat_protocol.chat import (
 from chainchat_protocol.envelope import envelope_digest
 from chainchat_protocol.errors import Forbidden, NotFound, ValidationFailed
 from chainchat_protocol.log_entry import LogEntry
-from sqlmodel import col, func, select
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ MEMBERS = ["alice", "bob", "carol"]
 
 async def _post(chat, envelope_for, cid: str, sender: str = "alice", **kw):
     env = envelope_for(cid, sender, MEMBERS)
-    return await chat.messages.post(PostMessageRequest(user_id=sender, conversation_id=cid, envelope=env, **kw))
+    return await chat.messages.post(
+        PostMessageRequest(user_id=sender, conversation_id=cid, envelope=env, **kw)
+    )
 
 
 async def _count(db, model, *where) -> int:
@@ -55,7 +58,8 @@ async def test_send_assigns_seq_digest_log_entry_and_delivery(chat, group, envel
     first = await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=group, envelope=env))
     second = await _post(chat, envelope_for, group, sender="bob")
     assert (first.seq, second.seq) == (1, 2)
-    assert first.digest == envelope_digest(env) and first.created_at.endswith("Z")
+    assert first.digest == envelope_digest(env)
+    assert first.created_at.endswith("Z")
     entries = [LogEntry.model_validate_json(row.payload) for row in await _outbox(chat.db)]
     assert [(e.kind, e.id, e.digest) for e in entries][0] == ("message", first.message_id, first.digest)
     assert entries[0].at == first.created_at
@@ -92,7 +96,8 @@ async def test_header_must_match_path_caller_and_keys(chat, group, envelope_for,
     with pytest.raises(ValidationFailed) as err:
         await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=group, envelope=env))
     assert err.value.code == code
-    assert await _count(chat.db, Message) == 0 and await _outbox(chat.db) == []
+    assert await _count(chat.db, Message) == 0
+    assert await _outbox(chat.db) == []
 
 
 async def test_every_member_device_must_be_a_recipient(chat, group, envelope_for) -> None:
@@ -112,7 +117,8 @@ async def test_stale_device_cache_is_rechecked_before_rejecting(chat, group, env
     chat.directory.stale = {u: set(k) for u, k in chat.directory.keys.items()}
     chat.directory.stale["bob"].add("f" * 32)
     sent = await _post(chat, envelope_for, group)
-    assert sent.seq == 1 and chat.directory.fresh_calls == 1
+    assert sent.seq == 1
+    assert chat.directory.fresh_calls == 1
 
 
 async def test_non_members_cannot_post(chat, group, envelope_for) -> None:
@@ -136,21 +142,26 @@ async def test_history_pages_and_catch_up(chat, group, envelope_for) -> None:
     assert await seqs(after_seq=2, before_seq=5) == [3, 4]
     assert await seqs(after_seq=7) == []
     page = await chat.messages.history(HistoryRequest(user_id="bob", conversation_id=group, limit=1))
-    assert page.messages[0].message_id == sent[-1].message_id and page.messages[0].ciphertext
+    assert page.messages[0].message_id == sent[-1].message_id
+    assert page.messages[0].ciphertext
     with pytest.raises(NotFound):
         await chat.messages.history(HistoryRequest(user_id="eve", conversation_id=group))
 
 
 async def test_new_members_see_only_what_follows_and_removed_stop_at_once(chat, group, envelope_for) -> None:
     await _post(chat, envelope_for, group)
-    await chat.conversations.add_members(AddMembersRequest(user_id="alice", conversation_id=group, user_ids=["eve"]))
+    await chat.conversations.add_members(
+        AddMembersRequest(user_id="alice", conversation_id=group, user_ids=["eve"])
+    )
     members = [*MEMBERS, "eve"]
     env = envelope_for(group, "alice", members)
     later = await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=group, envelope=env))
     page = await chat.messages.history(HistoryRequest(user_id="eve", conversation_id=group))
     assert [m.seq for m in page.messages] == [later.seq]
     assert chat.notifier.of_type("message")[-1][0] == set(members)
-    await chat.conversations.remove_member(RemoveMemberRequest(user_id="alice", conversation_id=group, member_id="eve"))
+    await chat.conversations.remove_member(
+        RemoveMemberRequest(user_id="alice", conversation_id=group, member_id="eve")
+    )
     # a client that has not noticed still seals to eve: rejected, and eve gets nothing
     with pytest.raises(ValidationFailed):
         await chat.messages.post(PostMessageRequest(
@@ -178,21 +189,29 @@ async def test_delete_leaves_a_tombstone_and_logs_it(chat, group, envelope_for) 
     }  # fmt: skip
     rows = await _outbox(chat.db)
     assert [r.subject for r in rows] == [
-        "ledger.entry.message.v1", "chat.message.posted.v1", "ledger.entry.tombstone.v1", "chat.message.deleted.v1",
+        "ledger.entry.message.v1",
+        "chat.message.posted.v1",
+        "ledger.entry.tombstone.v1",
+        "chat.message.deleted.v1",
     ]  # fmt: skip
     tombstone = LogEntry.model_validate_json(rows[2].payload)
     assert (tombstone.id, tombstone.digest) == (sent.message_id, sent.digest)
     assert json.loads(rows[3].payload) == {
         "message_id": sent.message_id, "conversation_id": group, "file_ids": ["file-1", "file-2"]
     }  # fmt: skip
-    assert rows[3].jetstream and rows[3].msg_id == f"deleted:{sent.message_id}"
+    assert rows[3].jetstream
+    assert rows[3].msg_id == f"deleted:{sent.message_id}"
     deleted = chat.notifier.of_type("deleted")
-    assert deleted == [(set(MEMBERS), {"type": "deleted", "conversation_id": group, "message_id": sent.message_id, "seq": 1})]
+    assert deleted == [
+        (set(MEMBERS), {"type": "deleted", "conversation_id": group, "message_id": sent.message_id, "seq": 1})
+    ]
 
 
 async def test_admins_may_delete_any_message(chat, group, envelope_for) -> None:
     sent = await _post(chat, envelope_for, group)
-    removed = await chat.messages.delete(DeleteMessageRequest(user_id="eve", message_id=sent.message_id, is_admin=True))
+    removed = await chat.messages.delete(
+        DeleteMessageRequest(user_id="eve", message_id=sent.message_id, is_admin=True)
+    )
     assert removed.message_id == sent.message_id
     with pytest.raises(NotFound):
         await chat.messages.delete(DeleteMessageRequest(user_id="eve", message_id="nope", is_admin=True))

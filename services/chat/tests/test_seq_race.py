@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlmodel import col, select
+
 from chainchat_chat.app import MIGRATIONS
 from chainchat_chat.models import Message
 from chainchat_protocol.chat import CreateConversationRequest, HistoryRequest, PostMessageRequest
 from chainchat_service.db import Database
-from sqlmodel import col, select
 
 SENDS_PER_INSTANCE = 40
 

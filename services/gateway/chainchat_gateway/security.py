@@ -47,12 +47,14 @@ def _invalid(message: str = "the access token is not valid") -> Unauthorized:
 class TokenVerifier:
     """Local verification of access tokens with auth's JWKS and the revoked-session set."""
 
-    def __init__(self, bus: Bus, *, refetch_every_s: int = 5) -> None:
+    def __init__(self, bus: Bus, *, refetches: int = 5, per_seconds: int = 10) -> None:
         self.bus = bus
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._revoked: dict[str, float] = {}
         self._fetch_lock = asyncio.Lock()
-        self._refetch = LocalLimiter(1, refetch_every_s)
+        # forged kids must not turn every request into a NATS round trip; rotations also
+        # arrive as an event, so a refused re-fetch delays a new key only briefly
+        self._refetch = LocalLimiter(refetches, per_seconds)
 
     async def refresh_keys(self) -> None:
         """Fetch auth's JWKS over NATS and replace the cached keys."""

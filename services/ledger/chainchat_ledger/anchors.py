@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlmodel import col, func, select, update
 
 from chainchat_ledger.models import AnchorRecord, ChainDeployment, utcnow
+from chainchat_protocol.log_entry import format_timestamp
 from chainchat_service.db import Database
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    # SQLite returns naive datetimes; every stored one is UTC
+    if moment is None:
+        return None
+    return format_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +85,7 @@ class AnchorBook:
                 .values(status="dropped", error="chain reset before confirmation")
             )
             result = await session.exec(
-                update(AnchorRecord)
-                .where(col(AnchorRecord.epoch) == deployment.epoch)
-                .values(lost=True)
+                update(AnchorRecord).where(col(AnchorRecord.epoch) == deployment.epoch).values(lost=True)
             )
             await session.commit()
             return int(result.rowcount)
@@ -147,7 +154,7 @@ class AnchorBook:
             block_number=record.block_number,
             chain_id=deployment.chain_id,
             contract_address=record.contract_address,
-            confirmed_at=record.confirmed_at.isoformat() if record.confirmed_at else None,
+            confirmed_at=_rfc3339(record.confirmed_at),
         )
 
     async def lost_count(self) -> int:

@@ -82,6 +82,13 @@ class ChainClient:
         self.up: bool | None = None
         self._probed_at = 0.0
 
+    async def close(self) -> None:
+        """Close the HTTP session of the provider."""
+        provider = self.w3.provider
+        disconnect = getattr(provider, "disconnect", None)
+        if disconnect is not None:
+            await disconnect()
+
     @property
     def address(self) -> str:
         return str(self.account.address)

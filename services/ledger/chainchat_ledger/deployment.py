@@ -37,8 +37,10 @@ class DeploymentManager:
         """The live deployment, with a contract address we may anchor to."""
         chain_id = await self.chain.chain_id()
         if chain_id != self.settings.chain_id:
-            raise ConfigurationError(f"CHAIN_ID is {self.settings.chain_id} but the node at "
-                                     f"CHAIN_RPC_URL reports chain id {chain_id}")
+            raise ConfigurationError(
+                f"CHAIN_ID is {self.settings.chain_id} but the node at "
+                f"CHAIN_RPC_URL reports chain id {chain_id}"
+            )
         deployment = await self.book.current_deployment()
         if deployment is None:
             deployment = await self._first_deployment()
@@ -58,8 +60,9 @@ class DeploymentManager:
         if not address:
             return await self._deploy(await self.book.next_epoch())
         if not await self.chain.has_code(address):
-            raise ConfigurationError(f"LEDGER_CONTRACT_ADDRESS {address} has no code on chain "
-                                     f"{self.settings.chain_id}")
+            raise ConfigurationError(
+                f"LEDGER_CONTRACT_ADDRESS {address} has no code on chain {self.settings.chain_id}"
+            )
         try:
             await self.chain.head_count(address)
         except ChainRejected as exc:

@@ -26,7 +26,8 @@ class AnchoredPublisher:
         """Publish the events for leaves ``[prev_size, record.tree_size)``; return how many."""
         grouped = await self.tlog.ids_between(prev_size, record.tree_size)
         parts = split_ids(grouped, ANCHORED_IDS_PER_EVENT)
-        assert record.head_index is not None and record.block_number is not None
+        assert record.head_index is not None
+        assert record.block_number is not None
         assert deployment.contract_address is not None
         for number, part in enumerate(parts, start=1):
             event = LedgerAnchored(

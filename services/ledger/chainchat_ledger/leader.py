@@ -53,7 +53,15 @@ class LeaderLease:
         return self._kv
 
     async def run(self) -> None:
-        """Renew or try to acquire every ttl/3 seconds, for the life of the service."""
+        """Renew or try to acquire every ttl/3 seconds, for the life of the service; release the
+        lease when cancelled (a clean stop), so a standby takes over without waiting for expiry."""
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            await asyncio.shield(self.release())
+            raise
+
+    async def _loop(self) -> None:
         delay = 0.5
         while True:
             try:

@@ -48,9 +48,7 @@ class AppendOutcome:
 
 
 def leaf_record_to_entry(row: LeafRecord) -> LogEntry:
-    return LogEntry.model_validate(
-        {"kind": row.kind, "id": row.entry_id, "digest": row.digest, "at": row.at}
-    )
+    return LogEntry.model_validate({"kind": row.kind, "id": row.entry_id, "digest": row.digest, "at": row.at})
 
 
 class TransparencyLog:

@@ -9,9 +9,7 @@ ANCHORED_SIZE = Gauge("chainchat_ledger_anchored_tree_size", "Tree size of the l
 PENDING_LEAVES = Gauge("chainchat_ledger_pending_leaves", "Leaves not yet covered by an anchor")
 LEAVES_APPENDED = Counter("chainchat_ledger_leaves_appended_total", "New leaves appended")
 APPEND_RETRIES = Counter("chainchat_ledger_append_retries_total", "Appends retried after a race")
-ENTRIES_CONSUMED = Counter(
-    "chainchat_ledger_stream_entries_total", "Stream messages handled", ["outcome"]
-)
+ENTRIES_CONSUMED = Counter("chainchat_ledger_stream_entries_total", "Stream messages handled", ["outcome"])
 BATCH_SECONDS = Histogram(
     "chainchat_ledger_batch_seconds",
     "Time to append and acknowledge one fetched batch",

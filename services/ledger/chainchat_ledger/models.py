@@ -8,8 +8,9 @@ leaves reads about 8,000 rows instead of two million.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 NODES_PER_CHUNK = 256
@@ -19,12 +20,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _when(nullable: bool = False) -> Any:
+    """A timezone-aware timestamp column (PostgreSQL refuses aware values in naive columns)."""
+    if nullable:
+        return Field(default=None, sa_type=DateTime(timezone=True), nullable=True)
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
+
+
 class LeafRecord(SQLModel, table=True):
     """One log entry and its position; ``(kind, entry_id)`` is unique, so a re-published entry
-    can never become a second leaf."""
+    can never become a second leaf (the index leads with ``entry_id``: batches look ids up)."""
 
     __tablename__ = "ledger_leaf"
-    __table_args__ = (UniqueConstraint("kind", "entry_id", name="uq_ledger_leaf_kind_entry"),)
+    __table_args__ = (UniqueConstraint("entry_id", "kind", name="uq_ledger_leaf_entry_kind"),)
 
     leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     kind: str = Field(max_length=16)
@@ -32,7 +40,7 @@ class LeafRecord(SQLModel, table=True):
     digest: str = Field(max_length=64)
     at: str = Field(max_length=40)
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
-    appended_at: datetime = Field(default_factory=utcnow)
+    appended_at: datetime = _when()
 
 
 class NodeChunk(SQLModel, table=True):
@@ -54,7 +62,7 @@ class TreeState(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     tree_size: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
     root_hash: str = Field(max_length=64)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = _when()
 
 
 class ChainDeployment(SQLModel, table=True):
@@ -71,8 +79,8 @@ class ChainDeployment(SQLModel, table=True):
     deploy_tx_hash: str | None = Field(default=None, max_length=66)
     deploy_raw_tx: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     deploy_nonce: int | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    lost_at: datetime | None = None
+    created_at: datetime = _when()
+    lost_at: datetime | None = _when(nullable=True)
     lost_reason: str | None = Field(default=None, max_length=300)
 
 
@@ -89,16 +97,16 @@ class AnchorRecord(SQLModel, table=True):
     tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     root_hash: str = Field(max_length=64)
     tx_hash: str = Field(max_length=66, unique=True)
-    nonce: int
+    nonce: int = Field(sa_type=BigInteger)
     raw_tx: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     # pending -> confirmed | failed (reverted) | dropped (never mined: nonce reused / chain reset)
     status: str = Field(default="pending", max_length=16)
     # True once its chain was reset: the anchor happened, on a chain that no longer exists
     lost: bool = False
-    head_index: int | None = None
-    block_number: int | None = None
-    gas_used: int | None = None
+    head_index: int | None = Field(default=None, sa_type=BigInteger)
+    block_number: int | None = Field(default=None, sa_type=BigInteger)
+    gas_used: int | None = Field(default=None, sa_type=BigInteger)
     error: str | None = Field(default=None, max_length=500)
-    created_at: datetime = Field(default_factory=utcnow)
-    sent_at: datetime | None = None
-    confirmed_at: datetime | None = None
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+    confirmed_at: datetime | None = _when(nullable=True)

@@ -69,7 +69,5 @@ class LedgerSettings(ServiceSettings):
     @model_validator(mode="after")
     def _no_dev_key_in_production(self) -> LedgerSettings:
         if self.environment == "production" and self.ledger_private_key.lower() in DEV_PRIVATE_KEYS:
-            raise ValueError(
-                "LEDGER_PRIVATE_KEY is a public development key; set a real key in production"
-            )
+            raise ValueError("LEDGER_PRIVATE_KEY is a public development key; set a real key in production")
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -125,7 +126,7 @@ async def refresh(body: p.RefreshBody, request: Request, bus: BusDep, settings: 
 
 @router.post("/auth/logout", status_code=204)
 async def logout(
-    user: OptionalUser, bus: BusDep, settings: SettingsDep, body: p.LogoutBody | None = None
+    user: OptionalUser, request: Request, bus: BusDep, settings: SettingsDep, body: p.LogoutBody | None = None
 ) -> Response:
     refresh_token = body.refresh_token if body else None
     if user is None and refresh_token is None:
@@ -136,6 +137,12 @@ async def logout(
         session_id=user.session_id if user else None,
     )
     await _call(bus, settings, p.AUTH_LOGOUT, req)
+    if user is not None:
+        # this gateway drops the token at once; the others hear auth's revocation event
+        until = int(time.time()) + 24 * 3600
+        request.app.state.token_verifier.revoke(
+            [p.RevokedSession(session_id=user.session_id, expires_at=until)]
+        )
     return Response(status_code=204)
 
 
@@ -383,9 +390,16 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
         verifier.revoke(event.sessions)
         log.info("sessions_revoked", count=len(event.sessions), reason=event.reason)
 
+    async def on_jwks_changed(_: Msg) -> None:
+        try:
+            await verifier.refresh_keys()
+        except ChainChatError as exc:
+            log.warning("jwks_refresh_failed", reason=exc.code)
+
     async def on_connected(bus: Bus) -> None:
-        # no queue group: every gateway must hear every revocation
+        # no queue group: every gateway must hear every revocation and rotation
         await bus.nc.subscribe(Subject.AUTH_REVOKED, cb=on_revoked)
+        await bus.nc.subscribe(p.JWKS_CHANGED, cb=on_jwks_changed)
         runtime.spawn(_keep_verifier_fresh(verifier), "gateway-verifier-sync")
 
     runtime.on_connected(on_connected)

@@ -78,7 +78,9 @@ async def list_conversations(user: CurrentUser, bus: BusDep, settings: SettingsD
     return await bus.request(chat.CHAT_CONVERSATION_LIST, req, timeout=settings.rpc_timeout_s)
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationSummary, summary="One conversation")
+@router.get(
+    "/conversations/{conversation_id}", response_model=ConversationSummary, summary="One conversation"
+)
 async def get_conversation(
     conversation_id: str, user: CurrentUser, bus: BusDep, settings: SettingsDep
 ) -> ConversationSummary:
@@ -195,8 +197,12 @@ async def history(
     return JSONResponse({"messages": [m.wire() for m in page.messages]})
 
 
-@router.delete("/messages/{message_id}", response_model=MessageRemoved, summary="Delete (tombstone) a message")
-async def delete_message(message_id: str, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> MessageRemoved:
+@router.delete(
+    "/messages/{message_id}", response_model=MessageRemoved, summary="Delete (tombstone) a message"
+)
+async def delete_message(
+    message_id: str, user: CurrentUser, bus: BusDep, settings: SettingsDep
+) -> MessageRemoved:
     req = chat.DeleteMessageRequest(
         user_id=user.user_id, message_id=_message_id(message_id), is_admin=user.role == "admin"
     )
@@ -209,7 +215,9 @@ async def delete_message(message_id: str, user: CurrentUser, bus: BusDep, settin
 async def mark_read(
     conversation_id: str, body: MarkReadBody, user: CurrentUser, bus: BusDep, settings: SettingsDep
 ) -> ReadPosition:
-    req = chat.MarkReadRequest(user_id=user.user_id, conversation_id=_conversation_id(conversation_id), seq=body.seq)
+    req = chat.MarkReadRequest(
+        user_id=user.user_id, conversation_id=_conversation_id(conversation_id), seq=body.seq
+    )
     return await bus.request(chat.CHAT_CONVERSATION_READ, req, timeout=settings.rpc_timeout_s)
 
 
@@ -220,4 +228,3 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
     await ws.teardown(app, runtime)
-

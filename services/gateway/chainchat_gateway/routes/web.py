@@ -1,0 +1,108 @@
+"""The web client's files (``web/dist``, built by ``npm run build`` in ``web/``), served at ``/``.
+
+* ``/assets/*``: content-hashed bundles, cached for a year (``immutable``);
+* other files at the top of ``dist`` (icons, robots.txt) as they are;
+* every other GET outside ``/api`` is a client route of the single-page app (``/login``,
+  ``/verify``, ``/c/<id>``, ``/admin`` …) and gets ``index.html``, never cached, so a new build
+  is picked up at once.
+
+Mounted last, so API, health and metrics routes win. When ``dist`` exists, ``setup`` also puts the
+app's ``/verify`` in front of the auth module's server-rendered page (the SPA verifies the token
+itself with ``POST /api/v1/auth/verify``); without a build the server page keeps working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chainchat_protocol.errors import NotFound
+from chainchat_service.runtime import ServiceRuntime
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from chainchat_gateway.settings import GatewaySettings
+
+router = APIRouter(include_in_schema=False)
+
+_IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+_INDEX_HEADERS = {
+    "Cache-Control": "no-cache",
+    # links such as /verify?token=… and /reset-password?token=… carry secrets
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "connect-src 'self' ws: wss: http: https:; frame-ancestors 'none'; base-uri 'self'; "
+        "form-action 'self'; object-src 'none'"
+    ),
+}
+_NOT_BUILT = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>ChainChat</title></head>"
+    "<body style='font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto'>"
+    "<h1>ChainChat</h1><p>The web client is not built. Run <code>cd web &amp;&amp; npm ci &amp;&amp; "
+    "npm run build</code> (or <code>make web</code>) and reload.</p></body></html>"
+)
+
+
+def _dist(request: Request) -> Path:
+    settings: GatewaySettings = request.app.state.settings
+    return Path(settings.web_dist_dir)
+
+
+def _inside(base: Path, relative: str) -> Path | None:
+    """``base / relative`` if it is an existing file inside ``base`` (no ``..`` escapes)."""
+    try:
+        root = base.resolve(strict=True)
+        target = (root / relative).resolve(strict=True)
+    except (FileNotFoundError, OSError, RuntimeError):
+        return None
+    if not target.is_file() or not target.is_relative_to(root):
+        return None
+    return target
+
+
+def _index(request: Request) -> Response:
+    index = _dist(request) / "index.html"
+    if not index.is_file():
+        return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
+    return FileResponse(index, media_type="text/html", headers=_INDEX_HEADERS)
+
+
+@router.api_route("/assets/{path:path}", methods=["GET", "HEAD"])
+async def asset(path: str, request: Request) -> Response:
+    target = _inside(_dist(request) / "assets", path)
+    if target is None:
+        raise NotFound("no such asset", code="not_found")
+    return FileResponse(target, headers=_IMMUTABLE)
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def index(request: Request) -> Response:
+    return _index(request)
+
+
+# Every method, so that an unknown API path is a 404 (not a 405 from this GET-only route).
+@router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+async def client_route(path: str, request: Request) -> Response:
+    if path == "api" or path.startswith("api/") or request.method not in ("GET", "HEAD"):
+        raise NotFound("Not Found", code="not_found")
+    if "/" not in path and "." in path:
+        target = _inside(_dist(request), path)
+        if target is None:
+            raise NotFound("Not Found", code="not_found")
+        return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
+    return _index(request)
+
+
+async def _verify(request: Request) -> Response:
+    return _index(request)
+
+
+async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """With a built client, its ``/verify`` takes over from the auth module's server page."""
+    del runtime
+    settings: GatewaySettings = app.state.settings
+    if (Path(settings.web_dist_dir) / "index.html").is_file():
+        app.add_api_route("/verify", _verify, methods=["GET"], include_in_schema=False)
+        app.router.routes.insert(0, app.router.routes.pop())

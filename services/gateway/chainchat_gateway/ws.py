@@ -1,0 +1,402 @@
+"""The gateway's WebSocket hub: ``GET /api/v1/ws`` (SPEC §7 "WebSocket").
+
+Authentication: the first frame ``{"type": "auth", "token"}``, or the subprotocols
+``["chainchat.v1", "bearer.<token>"]`` (``chainchat.v1`` is echoed; a bad token is refused before
+the upgrade with the SPEC 401 body). Never a token in the URL: URLs end up in logs.
+
+Fan-in: each gateway subscribes on core NATS only to ``deliver.user.<id>.v1`` of users connected to
+it — one subscription per user, shared by all their tabs and devices, dropped with the last one.
+The chat service publishes every frame (message, receipt, deleted, typing, anchored, key_changed,
+conversation) to the users it concerns, so the hub forwards payloads unchanged; it decides nothing
+about who may see what. ``ready`` tells the client its subscription is live: anything committed
+after it arrives live, anything before it comes from ``GET …/messages?after_seq=``.
+
+Back-pressure: each connection has a bounded queue of outgoing frames. A client that does not
+read fills it and is closed (4008) instead of holding memory or delaying others. A client that
+sends nothing (not even ``ping``) for ``idle_timeout_s`` is closed (4000). Sends from one
+connection are processed in order, one at a time, beside reading (so ``ping`` stays instant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from fastapi import APIRouter, FastAPI, WebSocket
+from fastapi.responses import JSONResponse
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chainchat_gateway.security import Principal
+from chainchat_protocol import chat
+from chainchat_protocol.auth import SessionsRevoked
+from chainchat_protocol.chat import AckFrame, ErrorFrame, PongFrame, ReadyFrame
+from chainchat_protocol.errors import ChainChatError, Unauthorized, ValidationFailed
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.logging import get_logger
+from chainchat_service.runtime import ServiceRuntime
+
+log = get_logger(__name__)
+
+WS_PROTOCOL = "chainchat.v1"
+BEARER_PREFIX = "bearer."
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+CLOSE_IDLE = 4000
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_SLOW_CONSUMER = 4008
+
+WS_CONNECTIONS = Gauge("chainchat_ws_connections", "Open authenticated WebSocket connections")
+WS_USERS = Gauge("chainchat_ws_users", "Users with at least one connection (one NATS subscription each)")
+WS_FRAMES_OUT = Counter("chainchat_ws_frames_out_total", "Frames queued to clients")
+WS_CLOSED = Counter("chainchat_ws_closed_total", "Connections closed by the server", ["reason"])
+
+
+class HubSettings(BaseSettings):
+    """``WS_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="WS_", extra="ignore")
+
+    idle_timeout_s: float = 60.0
+    auth_timeout_s: float = 10.0
+    send_queue: int = 256
+    pending_sends: int = 64
+    typing_interval_s: float = 1.0
+    max_frame_bytes: int = 256 * 1024
+    rpc_timeout_s: float = 5.0
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Principal: ...
+
+
+def _frame(model: BaseModel) -> str:
+    return model.model_dump_json(exclude_none=True)
+
+
+class Connection:
+    """One authenticated socket: its outgoing queue and why it is closing."""
+
+    def __init__(self, ws: WebSocket, principal: Principal, settings: HubSettings) -> None:
+        self.ws = ws
+        self.principal = principal
+        self.outgoing: asyncio.Queue[str] = asyncio.Queue(settings.send_queue)
+        self.sends: asyncio.Queue[dict[str, Any]] = asyncio.Queue(settings.pending_sends)
+        self.closing = asyncio.Event()
+        self.close_code = 1000
+        self.close_reason = ""
+        self.typing_at: dict[str, float] = {}
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user_id
+
+    def push(self, text: str) -> None:
+        """Queue a frame; a client too slow to keep up is disconnected, never waited for."""
+        if self.closing.is_set():
+            return
+        try:
+            self.outgoing.put_nowait(text)
+            WS_FRAMES_OUT.inc()
+        except asyncio.QueueFull:
+            self.close(CLOSE_SLOW_CONSUMER, "too slow: outgoing queue full, reconnect and catch up")
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closing.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closing.set()
+
+
+class _User:
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.connections: set[Connection] = set()
+
+
+class Hub:
+    def __init__(self, bus: Bus, verifier: Callable[[], TokenVerifier | None], settings: HubSettings) -> None:
+        self.bus = bus
+        self.verifier = verifier
+        self.settings = settings
+        self._users: dict[str, _User] = {}
+        self._lock = asyncio.Lock()
+        self._revocations: Subscription | None = None
+
+    async def start(self, bus: Bus) -> None:
+        """Every gateway hears revocations: a logged-out or disabled session loses its sockets."""
+        self._revocations = await bus.nc.subscribe(Subject.AUTH_REVOKED, cb=self._on_revoked)
+
+    async def serve(self, ws: WebSocket) -> None:
+        principal = await self._authenticate(ws)
+        if principal is None:
+            return
+        conn = Connection(ws, principal, self.settings)
+        try:
+            await self._attach(conn)
+        except Exception as exc:  # noqa: BLE001 - NATS down: the client retries later
+            log.warning("ws_subscribe_failed", error=str(exc) or type(exc).__name__)
+            await _close(ws, CLOSE_TRY_AGAIN, "messaging temporarily unavailable")
+            return
+        WS_CONNECTIONS.inc()
+        try:
+            conn.push(_frame(ReadyFrame(user_id=conn.user_id)))
+            await self._run(conn)
+        finally:
+            WS_CONNECTIONS.dec()
+            await self._detach(conn)
+
+    async def _authenticate(self, ws: WebSocket) -> Principal | None:
+        offered: list[str] = list(ws.scope.get("subprotocols") or [])
+        subprotocol = WS_PROTOCOL if WS_PROTOCOL in offered else None
+        bearer = next((p.removeprefix(BEARER_PREFIX) for p in offered if p.startswith(BEARER_PREFIX)), None)
+        if bearer is not None:
+            try:
+                principal = await self._verify(bearer)
+            except ChainChatError as exc:
+                await _refuse(ws, exc)
+                return None
+            await ws.accept(subprotocol=subprotocol)
+            return principal
+        await ws.accept(subprotocol=subprotocol)
+        try:
+            raw = await asyncio.wait_for(ws.receive_text(), self.settings.auth_timeout_s)
+            frame = chat.AuthFrame.model_validate_json(raw)
+            return await self._verify(frame.token)
+        except TimeoutError:
+            await _close(ws, CLOSE_UNAUTHORIZED, "no auth frame")
+        except (ValidationError, KeyError):
+            await _send_error_and_close(ws, Unauthorized('the first frame must be {"type": "auth", "token"}'))
+        except ChainChatError as exc:
+            await _send_error_and_close(ws, exc)
+        except Exception:  # noqa: BLE001 - the client went away during authentication
+            pass
+        return None
+
+    async def _verify(self, token: str) -> Principal:
+        verifier = self.verifier()
+        if verifier is None:
+            raise Unauthorized("authentication is not available yet", code="unauthorized")
+        return await verifier.verify(token)
+
+    async def _attach(self, conn: Connection) -> None:
+        async with self._lock:
+            user = self._users.get(conn.user_id)
+            if user is None:
+                subject = Subject.DELIVERY_TO_USER.format(user_id=conn.user_id)
+                user = _User(await self.bus.nc.subscribe(subject, cb=self._on_delivery))
+                self._users[conn.user_id] = user
+                WS_USERS.set(len(self._users))
+            user.connections.add(conn)
+
+    async def _detach(self, conn: Connection) -> None:
+        async with self._lock:
+            user = self._users.get(conn.user_id)
+            if user is None:
+                return
+            user.connections.discard(conn)
+            if not user.connections:
+                del self._users[conn.user_id]
+                WS_USERS.set(len(self._users))
+                with contextlib.suppress(Exception):  # NATS may be reconnecting: the sub dies with it
+                    await user.subscription.unsubscribe()
+
+    async def _on_delivery(self, msg: Msg) -> None:
+        # deliver.user.<id>.v1: the id sits between the fixed prefix and suffix (it may hold dots)
+        user_id = msg.subject.removeprefix("deliver.user.").removesuffix(".v1")
+        user = self._users.get(user_id)
+        if user is None:
+            return
+        text = msg.data.decode("utf-8", errors="replace")
+        for conn in list(user.connections):
+            conn.push(text)
+
+    async def _on_revoked(self, msg: Msg) -> None:
+        try:
+            event = SessionsRevoked.model_validate_json(msg.data)
+        except ValidationError:
+            return
+        sessions = {s.session_id for s in event.sessions}
+        for user in list(self._users.values()):
+            for conn in list(user.connections):
+                if conn.principal.session_id in sessions:
+                    conn.close(CLOSE_UNAUTHORIZED, "session revoked")
+
+    async def _run(self, conn: Connection) -> None:
+        tasks = [
+            asyncio.create_task(self._read_loop(conn), name="ws-read"),
+            asyncio.create_task(self._write_loop(conn), name="ws-write"),
+            asyncio.create_task(self._send_loop(conn), name="ws-send"),
+            asyncio.create_task(conn.closing.wait(), name="ws-closing"),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if conn.close_code != 1000:
+            WS_CLOSED.labels(str(conn.close_code)).inc()
+        await _close(conn.ws, conn.close_code, conn.close_reason)
+
+    async def _read_loop(self, conn: Connection) -> None:
+        while True:
+            try:
+                message = await asyncio.wait_for(conn.ws.receive(), self.settings.idle_timeout_s)
+            except TimeoutError:
+                conn.close(CLOSE_IDLE, f"idle for {self.settings.idle_timeout_s:g} s")
+                return
+            if message["type"] == "websocket.disconnect":
+                conn.close(1000, "")
+                return
+            text = message.get("text")
+            if text is None:
+                text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+            if len(text) > self.settings.max_frame_bytes:
+                conn.close(CLOSE_TOO_BIG, "frame too large")
+                return
+            self._on_frame(conn, text)
+
+    def _on_frame(self, conn: Connection, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            frame = None
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "ping":
+            conn.push(_frame(PongFrame()))
+        elif kind == "send":
+            client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+            try:
+                conn.sends.put_nowait(frame)
+            except asyncio.QueueFull:
+                error = ErrorFrame(
+                    code="rate_limited", message="too many sends in flight", client_id=client_id
+                )
+                conn.push(_frame(error))
+        elif kind == "typing":
+            self._typing(conn, frame)
+        elif kind == "auth":
+            pass  # already authenticated (a client that always sends it is harmless)
+        else:
+            error = ErrorFrame(code="invalid_frame", message='frames are JSON objects with a known "type"')
+            conn.push(_frame(error))
+
+    async def _write_loop(self, conn: Connection) -> None:
+        while True:
+            text = await conn.outgoing.get()
+            await conn.ws.send_text(text)
+
+    async def _send_loop(self, conn: Connection) -> None:
+        while True:
+            frame = await conn.sends.get()
+            conn.push(_frame(await self._send(conn, frame)))
+
+    async def _send(self, conn: Connection, frame: dict[str, Any]) -> BaseModel:
+        raw_client_id = frame.get("client_id")
+        client_id = raw_client_id if isinstance(raw_client_id, str) else None
+        try:
+            conversation_id = frame.get("conversation_id")
+            if not isinstance(conversation_id, str) or not conversation_id:
+                raise ValidationFailed("conversation_id: field required", code="validation_error")
+            body = chat.validate_send_body(
+                {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}
+            )
+            req = chat.PostMessageRequest(
+                user_id=conn.user_id, conversation_id=conversation_id, envelope=body.envelope,
+                client_id=body.client_id, file_ids=body.file_ids,
+            )  # fmt: skip
+            result = await self.bus.request(chat.CHAT_MESSAGE_POST, req, timeout=self.settings.rpc_timeout_s)
+            return AckFrame(client_id=client_id, message_id=result.message_id, seq=result.seq)
+        except ValidationError as exc:  # conversation_id not an identifier
+            first = exc.errors()[0]
+            return ErrorFrame(code="validation_error", message=str(first.get("msg")), client_id=client_id)
+        except ChainChatError as exc:
+            return ErrorFrame(code=exc.code, message=exc.message, client_id=client_id)
+
+    def _typing(self, conn: Connection, frame: dict[str, Any]) -> None:
+        conversation_id = frame.get("conversation_id")
+        now = time.monotonic()
+        if not isinstance(conversation_id, str) or now - conn.typing_at.get(conversation_id, -1e9) < (
+            self.settings.typing_interval_s
+        ):
+            return  # typing is a hint: excess is dropped silently
+        if len(conn.typing_at) > 256:
+            conn.typing_at.clear()
+        conn.typing_at[conversation_id] = now
+        task = asyncio.create_task(self._relay_typing(conn, conversation_id))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _relay_typing(self, conn: Connection, conversation_id: str) -> None:
+        try:
+            req = chat.ConversationRequest(user_id=conn.user_id, conversation_id=conversation_id)
+            await self.bus.request(chat.CHAT_TYPING, req, timeout=self.settings.rpc_timeout_s)
+        except ChainChatError as exc:
+            conn.push(_frame(ErrorFrame(code=exc.code, message=exc.message)))
+        except ValidationError:
+            conn.push(_frame(ErrorFrame(code="validation_error", message="invalid conversation_id")))
+
+    async def close(self) -> None:
+        """Shutdown: tell every client to reconnect elsewhere."""
+        for user in list(self._users.values()):
+            for conn in list(user.connections):
+                conn.close(CLOSE_GOING_AWAY, "gateway shutting down")
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    # bounded: a client that stopped reading cannot take the close frame either
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code, reason[:120]), timeout=2)
+
+
+async def _send_error_and_close(ws: WebSocket, exc: ChainChatError) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(
+            ws.send_text(_frame(ErrorFrame(code=exc.code, message=exc.message))), timeout=2
+        )
+    await _close(ws, CLOSE_UNAUTHORIZED, exc.code)
+
+
+async def _refuse(ws: WebSocket, exc: ChainChatError) -> None:
+    """Refuse the upgrade: the SPEC error body with 401 when the server can, else a 403."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(JSONResponse(exc.body(), status_code=exc.http_status))
+    else:
+        await ws.close(CLOSE_UNAUTHORIZED)
+
+
+router = APIRouter()
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    hub: Hub | None = getattr(websocket.app.state, "ws_hub", None)
+    if hub is None:
+        await websocket.close(CLOSE_TRY_AGAIN)
+        return
+    await hub.serve(websocket)
+
+
+async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    hub = Hub(runtime.bus, lambda: getattr(app.state, "token_verifier", None), HubSettings())
+    app.state.ws_hub = hub
+    runtime.on_connected(hub.start)
+
+
+async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
+    hub: Hub | None = getattr(app.state, "ws_hub", None)
+    if hub is not None:
+        await hub.close()

@@ -1,0 +1,84 @@
+"""Bad input never reaches the log: stream messages are parsed strictly, settings are checked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from pydantic import ValidationError
+
+from chainchat_ledger.consumer import Rejected, parse_entry
+from chainchat_ledger.events import split_ids
+from chainchat_ledger.settings import LedgerSettings
+from chainchat_protocol.ledger import AppendRequest, EntryRef
+
+DIGEST = "ab" * 32
+GOOD = {"kind": "message", "id": "m-1", "digest": DIGEST, "at": "2025-01-02T03:04:05.678Z"}
+
+
+@dataclass
+class FakeMsg:
+    subject: str
+    data: bytes
+
+
+def parse(subject: str, body: object) -> object:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return parse_entry(FakeMsg(subject, data))  # type: ignore[arg-type]
+
+
+def test_a_well_formed_entry_parses() -> None:
+    entry = parse("ledger.entry.message.v1", GOOD)
+    assert not isinstance(entry, Rejected)
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "why"),
+    [
+        ("ledger.entry.bogus.v1", {**GOOD, "kind": "bogus"}, "invalid kind"),
+        ("ledger.entry.file.v1", GOOD, "does not match subject"),
+        ("ledger.entry.message.v1", {**GOOD, "id": "x" * 201}, "invalid id"),
+        ("ledger.entry.message.v1", {**GOOD, "id": ""}, "invalid id"),
+        ("ledger.entry.message.v1", {**GOOD, "id": "has space"}, "printable ASCII"),
+        ("ledger.entry.message.v1", {**GOOD, "id": "ünïcode"}, "printable ASCII"),
+        ("ledger.entry.message.v1", {**GOOD, "digest": "zz"}, "invalid digest"),
+        ("ledger.entry.message.v1", {**GOOD, "at": "yesterday"}, "invalid at"),
+        ("ledger.entry.message.v1", {**GOOD, "extra": 1}, "invalid extra"),
+        ("ledger.entry.message.v1", b"not json", "invalid"),
+        ("ledger.entry.message.v1", b"x" * 5000, "exceeds"),
+    ],
+)
+def test_malformed_stream_messages_are_rejected(subject: str, body: object, why: str) -> None:
+    result = parse(subject, body)
+    assert isinstance(result, Rejected)
+    assert why in result.reason
+
+
+def test_rpc_models_bound_their_input() -> None:
+    with pytest.raises(ValidationError):
+        AppendRequest(entries=[])
+    with pytest.raises(ValidationError):
+        AppendRequest.model_validate({"entries": [GOOD] * 1001})
+    with pytest.raises(ValidationError):
+        EntryRef.model_validate({"kind": "message", "id": "bad\nid"})
+
+
+def test_anchored_ids_are_split_into_small_events() -> None:
+    grouped = {"message": [f"m{i}" for i in range(5)], "file": ["f0", "f1"]}
+    parts = split_ids(grouped, 3)
+    assert parts == [
+        {"message": ["m0", "m1", "m2"]},
+        {"message": ["m3", "m4"], "file": ["f0"]},
+        {"file": ["f1"]},
+    ]
+    assert split_ids({}, 3) == [{}]
+
+
+def test_production_refuses_the_public_dev_key() -> None:
+    with pytest.raises(ValidationError, match="public development key"):
+        LedgerSettings(environment="production")
+    key = "0x" + "11" * 32
+    assert LedgerSettings(environment="production", ledger_private_key=key).ledger_private_key == key
+    with pytest.raises(ValidationError):
+        LedgerSettings(ledger_contract_address="0x1234")

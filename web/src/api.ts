@@ -1,0 +1,246 @@
+/**
+ * The gateway's HTTP API (SPEC §7) for the browser: JSON requests with the bearer token, one
+ * transparent refresh on 401, errors as ApiError carrying the SPEC's {code, message}, uploads with
+ * progress (XHR: fetch has no upload progress) and streamed downloads with progress.
+ */
+
+export const API = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfter: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface UserPublic {
+  id: string;
+  email: string;
+  display_name: string;
+  role: "admin" | "member";
+  status: string;
+  mfa_enabled: boolean;
+  wallet_address?: string | null;
+  created_at: string;
+}
+
+export interface TokenReply {
+  access_token: string;
+  refresh_token: string;
+  token_type: "bearer";
+  expires_in: number;
+  user: UserPublic;
+}
+
+interface StoredSession {
+  access_token: string;
+  refresh_token: string;
+  expires_at: number;
+  user: UserPublic;
+}
+
+const SESSION_KEY = "chainchat.session";
+
+type Listener = (session: StoredSession | null) => void;
+
+async function errorFrom(resp: Response): Promise<ApiError> {
+  let code = "http_error";
+  let message = `The server answered HTTP ${resp.status}.`;
+  try {
+    const body = await resp.json();
+    if (body && typeof body === "object" && body.error) {
+      code = String(body.error.code ?? code);
+      message = String(body.error.message ?? message);
+    }
+  } catch {
+    /* not JSON: keep the generic message */
+  }
+  const retry = resp.headers.get("Retry-After");
+  return new ApiError(resp.status, code, message, retry && /^\d+$/.test(retry) ? Number(retry) : null);
+}
+
+export class ApiClient {
+  private session: StoredSession | null = null;
+  private refreshing: Promise<void> | null = null;
+  private listeners = new Set<Listener>();
+
+  constructor(private readonly storage: Storage = localStorage) {
+    try {
+      const raw = storage.getItem(SESSION_KEY);
+      this.session = raw ? (JSON.parse(raw) as StoredSession) : null;
+    } catch {
+      this.session = null;
+    }
+  }
+
+  get user(): UserPublic | null {
+    return this.session?.user ?? null;
+  }
+
+  get loggedIn(): boolean {
+    return this.session !== null;
+  }
+
+  onSessionChange(fn: Listener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private setSession(session: StoredSession | null): void {
+    this.session = session;
+    if (session) this.storage.setItem(SESSION_KEY, JSON.stringify(session));
+    else this.storage.removeItem(SESSION_KEY);
+    for (const fn of this.listeners) fn(session);
+  }
+
+  adoptTokens(reply: TokenReply): void {
+    this.setSession({
+      access_token: reply.access_token,
+      refresh_token: reply.refresh_token,
+      expires_at: Date.now() + reply.expires_in * 1000,
+      user: reply.user ?? this.session?.user,
+    });
+  }
+
+  updateUser(user: UserPublic): void {
+    if (this.session) this.setSession({ ...this.session, user });
+  }
+
+  clear(): void {
+    this.setSession(null);
+  }
+
+  /** A fresh-enough access token (refreshed when it expires within 30 s). */
+  async accessToken(): Promise<string> {
+    if (!this.session) throw new ApiError(401, "not_logged_in", "Please log in.");
+    if (this.session.expires_at - Date.now() < 30_000) await this.refresh();
+    return this.session!.access_token;
+  }
+
+  async refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      const current = this.session;
+      if (!current) throw new ApiError(401, "not_logged_in", "Please log in.");
+      try {
+        const resp = await fetch(`${API}/auth/refresh`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ refresh_token: current.refresh_token }),
+        });
+        if (!resp.ok) {
+          const err = await errorFrom(resp);
+          if (resp.status === 401 || resp.status === 403) this.clear();
+          throw err;
+        }
+        this.adoptTokens((await resp.json()) as TokenReply);
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  private async send(method: string, path: string, body: unknown, auth: boolean): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (auth) headers["Authorization"] = `Bearer ${await this.accessToken()}`;
+    try {
+      return await fetch(`${API}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch {
+      throw new ApiError(0, "unreachable", "Cannot reach the server. Check your connection.");
+    }
+  }
+
+  /** One JSON request below /api/v1; returns the decoded body (null for 204). */
+  async request<T = any>(method: string, path: string, body?: unknown, opts: { auth?: boolean } = {}): Promise<T> {
+    const auth = opts.auth ?? true;
+    let resp = await this.send(method, path, body, auth);
+    if (resp.status === 401 && auth && this.session) {
+      await this.refresh();
+      resp = await this.send(method, path, body, auth);
+    }
+    if (!resp.ok) {
+      const err = await errorFrom(resp);
+      if (resp.status === 401 && auth) this.clear();
+      throw err;
+    }
+    if (resp.status === 204) return null as T;
+    const text = await resp.text();
+    return (text ? JSON.parse(text) : null) as T;
+  }
+
+  get<T = any>(path: string, opts?: { auth?: boolean }): Promise<T> {
+    return this.request<T>("GET", path, undefined, opts);
+  }
+
+  post<T = any>(path: string, body?: unknown, opts?: { auth?: boolean }): Promise<T> {
+    return this.request<T>("POST", path, body ?? {}, opts);
+  }
+
+  put<T = any>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>("PUT", path, body ?? {});
+  }
+
+  delete<T = any>(path: string): Promise<T> {
+    return this.request<T>("DELETE", path);
+  }
+
+  /** Upload bytes as application/octet-stream, reporting progress (0..1). */
+  async upload<T = any>(path: string, blob: Blob, onProgress: (fraction: number) => void): Promise<T> {
+    const token = await this.accessToken();
+    return new Promise<T>((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", `${API}${path}`);
+      xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable) onProgress(e.loaded / e.total);
+      };
+      xhr.onerror = () => reject(new ApiError(0, "unreachable", "The upload failed: the server could not be reached."));
+      xhr.onload = () => {
+        let body: any = null;
+        try {
+          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          /* keep null */
+        }
+        if (xhr.status >= 200 && xhr.status < 300) {
+          onProgress(1);
+          resolve(body as T);
+        } else {
+          const e = body?.error ?? {};
+          reject(new ApiError(xhr.status, String(e.code ?? "http_error"), String(e.message ?? `The upload failed (HTTP ${xhr.status}).`)));
+        }
+      };
+      xhr.send(blob);
+    });
+  }
+
+  /** Stream a download, handing each piece to `onChunk`; progress uses `expected` when the
+   *  server sends no Content-Length. */
+  async download(path: string, onChunk: (data: Uint8Array) => Promise<void>, onProgress: (fraction: number) => void, expected?: number): Promise<void> {
+    let resp = await fetch(`${API}${path}`, { headers: { Authorization: `Bearer ${await this.accessToken()}` } });
+    if (resp.status === 401) {
+      await this.refresh();
+      resp = await fetch(`${API}${path}`, { headers: { Authorization: `Bearer ${await this.accessToken()}` } });
+    }
+    if (!resp.ok || !resp.body) throw await errorFrom(resp);
+    const total = Number(resp.headers.get("Content-Length")) || expected || 0;
+    const reader = resp.body.getReader();
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      received += value.length;
+      await onChunk(value);
+      if (total) onProgress(Math.min(1, received / total));
+    }
+    onProgress(1);
+  }
+}
+
+export const api = new ApiClient();

@@ -1,0 +1,219 @@
+/** Admin panel: pending approvals, users (disable/enable, role), audit log, ledger status. */
+import type { ApiClient, UserPublic } from "../api";
+import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
+
+export class AdminScreen {
+  private pending = h("section", { class: "panel", "aria-labelledby": "adm-pending" });
+  private users = h("section", { class: "panel", "aria-labelledby": "adm-users" });
+  private audit = h("section", { class: "panel", "aria-labelledby": "adm-audit" });
+  private ledger = h("section", { class: "panel", "aria-labelledby": "adm-ledger" });
+  private err = errorBox();
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly api: ApiClient,
+    private readonly meId: string,
+  ) {}
+
+  async mount(): Promise<void> {
+    clear(
+      this.root,
+      h(
+        "main",
+        { class: "admin" },
+        h("h1", null, "Administration"),
+        this.err,
+        h("div", { class: "admin-grid" }, this.pending, this.ledger, this.users, this.audit),
+      ),
+    );
+    await Promise.all([this.loadPending(), this.loadUsers(), this.loadLedger(), this.loadAudit()]);
+  }
+
+  private async action(user: UserPublic, action: string): Promise<void> {
+    this.err.show(null);
+    try {
+      await this.api.post(`/admin/users/${encodeURIComponent(user.id)}/${action}`);
+      await Promise.all([this.loadPending(), this.loadUsers(), this.loadAudit()]);
+    } catch (ex) {
+      this.err.show(messageOf(ex));
+    }
+  }
+
+  private async list(status?: string): Promise<UserPublic[]> {
+    const res = await this.api.get(`/admin/users${status ? `?status=${status}` : ""}`);
+    return Array.isArray(res) ? res : (res?.users ?? []);
+  }
+
+  private async loadPending(): Promise<void> {
+    const title = h("h2", { id: "adm-pending" }, "Pending approvals");
+    try {
+      const users = await this.list("pending");
+      clear(
+        this.pending,
+        title,
+        users.length === 0
+          ? h("p", { class: "hint" }, "Nobody is waiting for approval.")
+          : h(
+              "table",
+              { "aria-label": "Pending approvals" },
+              h("thead", null, h("tr", null, h("th", null, "Name"), h("th", null, "E-mail"), h("th", null, "Registered"), h("th", null, ""))),
+              h(
+                "tbody",
+                null,
+                users.map((u) =>
+                  h(
+                    "tr",
+                    { dataset: { userId: u.id } },
+                    h("td", null, u.display_name),
+                    h("td", null, u.email),
+                    h("td", null, formatTime(u.created_at)),
+                    h(
+                      "td",
+                      { class: "row-actions" },
+                      h("button", { type: "button", class: "small primary", "aria-label": `Approve ${u.email}`, onclick: () => this.action(u, "approve") }, "Approve"),
+                      h("button", { type: "button", class: "small danger", "aria-label": `Reject ${u.email}`, onclick: () => this.action(u, "reject") }, "Reject"),
+                    ),
+                  ),
+                ),
+              ),
+            ),
+      );
+    } catch (ex) {
+      clear(this.pending, title, h("p", { class: "error" }, messageOf(ex)));
+    }
+  }
+
+  private async loadUsers(): Promise<void> {
+    const title = h("h2", { id: "adm-users" }, "Users");
+    try {
+      const users = (await this.list()).filter((u) => u.status !== "pending_approval");
+      clear(
+        this.users,
+        title,
+        h(
+          "table",
+          { "aria-label": "Users" },
+          h("thead", null, h("tr", null, h("th", null, "Name"), h("th", null, "E-mail"), h("th", null, "Status"), h("th", null, "Role"), h("th", null, ""))),
+          h(
+            "tbody",
+            null,
+            users.map((u) => {
+              const self = u.id === this.meId;
+              const role = h(
+                "select",
+                { "aria-label": `Role of ${u.email}`, disabled: self },
+                h("option", { value: "member", selected: u.role === "member" }, "member"),
+                h("option", { value: "admin", selected: u.role === "admin" }, "admin"),
+              );
+              role.addEventListener("change", async () => {
+                try {
+                  await this.api.put(`/admin/users/${encodeURIComponent(u.id)}/role`, { role: role.value });
+                  await this.loadAudit();
+                } catch (ex) {
+                  this.err.show(messageOf(ex));
+                  role.value = u.role;
+                }
+              });
+              const toggle =
+                u.status === "disabled"
+                  ? h("button", { type: "button", class: "small", "aria-label": `Enable ${u.email}`, onclick: () => this.action(u, "enable") }, "Enable")
+                  : u.status === "active" && !self
+                    ? h("button", { type: "button", class: "small danger", "aria-label": `Disable ${u.email}`, onclick: () => this.action(u, "disable") }, "Disable")
+                    : null;
+              return h(
+                "tr",
+                { dataset: { userId: u.id } },
+                h("td", null, u.display_name, self ? h("small", null, " (you)") : null),
+                h("td", null, u.email),
+                h("td", null, h("span", { class: `status ${u.status}` }, u.status.replace(/_/g, " "))),
+                h("td", null, role),
+                h("td", { class: "row-actions" }, toggle),
+              );
+            }),
+          ),
+        ),
+      );
+    } catch (ex) {
+      clear(this.users, title, h("p", { class: "error" }, messageOf(ex)));
+    }
+  }
+
+  private async loadLedger(): Promise<void> {
+    const title = h("h2", { id: "adm-ledger" }, "Ledger");
+    try {
+      const info = await this.api.get("/ledger/info", { auth: false });
+      const head = info.latest_head;
+      const dl = h("dl", { class: "proof" });
+      const row = (k: string, v: unknown): void => void dl.append(h("dt", null, k), h("dd", { class: "mono" }, v === null || v === undefined ? "—" : String(v)));
+      row("Chain id", info.chain_id);
+      row("Chain status", info.chain_status);
+      row("Contract", info.contract_address);
+      row("Public RPC", info.rpc_url_public);
+      row("Log size", info.tree_size);
+      row("Pending leaves", info.pending_leaves);
+      row("Last anchored head", head ? `#${head.index} · ${head.tree_size} leaves` : "none yet");
+      row("Root hash", head?.root_hash);
+      row("Transaction", head?.tx_hash);
+      row("Block", head?.block_number);
+      row("Anchored at", head?.anchored_at);
+      if (info.chain_epoch) row("Chain redeployments", info.chain_epoch);
+      if (info.lost_anchors) row("Anchors lost with a reset chain", info.lost_anchors);
+      clear(this.ledger, title, dl, h("button", { type: "button", class: "small", onclick: () => void this.loadLedger() }, "Refresh"));
+    } catch (ex) {
+      clear(this.ledger, title, h("p", { class: "error" }, messageOf(ex)));
+    }
+  }
+
+  private async loadAudit(type = ""): Promise<void> {
+    const title = h("h2", { id: "adm-audit" }, "Audit log");
+    const filter = h("input", { type: "text", value: type, placeholder: "e.g. login_failed" });
+    const form = h(
+      "form",
+      {
+        class: "inline",
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          void this.loadAudit(filter.value.trim());
+        },
+      },
+      field("Event type", filter),
+      h("button", { type: "submit", class: "small" }, "Filter"),
+    );
+    try {
+      const res = await this.api.get(`/admin/audit?limit=100${type ? `&type=${encodeURIComponent(type)}` : ""}`);
+      const events: any[] = Array.isArray(res) ? res : (res?.events ?? []);
+      clear(
+        this.audit,
+        title,
+        form,
+        h(
+          "div",
+          { class: "table-scroll" },
+          h(
+            "table",
+            { "aria-label": "Audit log" },
+            h("thead", null, h("tr", null, h("th", null, "When"), h("th", null, "Event"), h("th", null, "User"), h("th", null, "By"), h("th", null, "IP"), h("th", null, "Proof"))),
+            h(
+              "tbody",
+              null,
+              events.map((ev) =>
+                h(
+                  "tr",
+                  null,
+                  h("td", null, formatTime(ev.at)),
+                  h("td", null, ev.type, ev.detail && Object.keys(ev.detail).length ? h("small", { class: "detail" }, ` ${JSON.stringify(ev.detail)}`) : null),
+                  h("td", { class: "mono small" }, ev.user_id ?? "—"),
+                  h("td", { class: "mono small" }, ev.actor_id ?? "—"),
+                  h("td", null, ev.ip ?? "—"),
+                  h("td", null, h("span", { class: `badge ${ev.proof_status ?? ev.proof?.status ?? "pending"}` }, ev.proof_status ?? ev.proof?.status ?? "logged")),
+                ),
+              ),
+            ),
+          ),
+        ),
+      );
+    } catch (ex) {
+      clear(this.audit, title, form, h("p", { class: "error" }, messageOf(ex)));
+    }
+  }
+}

@@ -1,0 +1,188 @@
+/** Account screens: log in (with TOTP when required), register, verify e-mail, reset password. */
+import { ApiError, api, type TokenReply } from "../api";
+import { clear, errorBox, field, h, messageOf } from "./dom";
+
+export type Navigate = (path: string) => void;
+
+function card(title: string, ...children: (Node | null)[]): HTMLElement {
+  return h("section", { class: "auth-card" }, h("h1", { class: "brand" }, "ChainChat"), h("h2", null, title), ...children);
+}
+
+function busy(button: HTMLButtonElement, on: boolean, label?: string): void {
+  button.disabled = on;
+  if (label) button.textContent = label;
+}
+
+export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () => void, notice?: string): void {
+  const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
+  const totp = h("input", { type: "text", name: "totp_code", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9A-Za-z -]*" });
+  const totpField = field("Authentication code", totp, "Six digits from your authenticator app, or a recovery code.");
+  totpField.hidden = true;
+  const err = errorBox();
+  const submit = h("button", { type: "submit", class: "primary" }, "Log in");
+  const form = h(
+    "form",
+    {
+      "aria-label": "Log in",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        err.show(null);
+        busy(submit, true);
+        try {
+          const body: Record<string, string> = { email: email.value.trim(), password: password.value };
+          if (!totpField.hidden && totp.value.trim()) body.totp_code = totp.value.trim();
+          const reply = await api.post<TokenReply>("/auth/login", body, { auth: false });
+          api.adoptTokens(reply);
+          onLoggedIn();
+        } catch (ex) {
+          if (ex instanceof ApiError && ex.code === "mfa_required") {
+            totpField.hidden = false;
+            totp.focus();
+            err.show("Enter the code from your authenticator app to finish logging in.");
+          } else err.show(messageOf(ex));
+        } finally {
+          busy(submit, false);
+        }
+      },
+    },
+    field("E-mail", email),
+    field("Password", password),
+    totpField,
+    err,
+    submit,
+  );
+  clear(
+    root,
+    card(
+      "Log in",
+      notice ? h("p", { class: "notice", role: "status" }, notice) : null,
+      form,
+      h(
+        "p",
+        { class: "links" },
+        h("a", { href: "/register", "data-route": "" }, "Create an account"),
+        " · ",
+        h("a", { href: "/forgot-password", "data-route": "" }, "Forgot your password?"),
+      ),
+    ),
+  );
+  void navigate;
+  email.focus();
+}
+
+export function registerView(root: HTMLElement): void {
+  const name = h("input", { type: "text", name: "display_name", autocomplete: "nickname", required: true, maxlength: "64" });
+  const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
+  const err = errorBox();
+  const submit = h("button", { type: "submit", class: "primary" }, "Create account");
+  const form = h(
+    "form",
+    {
+      "aria-label": "Create account",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        err.show(null);
+        busy(submit, true);
+        try {
+          await api.post("/auth/register", { email: email.value.trim(), password: password.value, display_name: name.value.trim() }, { auth: false });
+          clear(
+            root,
+            card(
+              "Check your e-mail",
+              h("p", { role: "status" }, `We sent a verification link to ${email.value.trim()}. Open it to activate your account.`),
+              h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in")),
+            ),
+          );
+        } catch (ex) {
+          err.show(messageOf(ex));
+          busy(submit, false);
+        }
+      },
+    },
+    field("Display name", name),
+    field("E-mail", email),
+    field("Password", password, "At least 10 characters."),
+    err,
+    submit,
+  );
+  clear(root, card("Create your account", form, h("p", { class: "links" }, "Already registered? ", h("a", { href: "/login", "data-route": "" }, "Log in"))));
+  name.focus();
+}
+
+export async function verifyView(root: HTMLElement, token: string | null): Promise<void> {
+  const status = h("p", { role: "status" }, "Verifying your e-mail address…");
+  clear(root, card("E-mail verification", status, h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Go to log in"))));
+  if (!token) {
+    status.textContent = "This verification link is incomplete: it has no token.";
+    status.className = "error";
+    return;
+  }
+  try {
+    const res = await api.post<{ status: string }>("/auth/verify", { token }, { auth: false });
+    status.textContent =
+      res.status === "pending_approval"
+        ? "Your e-mail address is verified. An administrator must approve your account before you can log in."
+        : "Your e-mail address is verified. You can log in now.";
+    status.dataset.status = res.status;
+  } catch (ex) {
+    status.textContent = messageOf(ex);
+    status.className = "error";
+    status.setAttribute("role", "alert");
+  }
+}
+
+export function forgotPasswordView(root: HTMLElement): void {
+  const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
+  const err = errorBox();
+  const submit = h("button", { type: "submit", class: "primary" }, "Send reset link");
+  const form = h(
+    "form",
+    {
+      "aria-label": "Reset password",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        busy(submit, true);
+        try {
+          await api.post("/auth/password/reset-request", { email: email.value.trim() }, { auth: false });
+          clear(form, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
+        } catch (ex) {
+          err.show(messageOf(ex));
+          busy(submit, false);
+        }
+      },
+    },
+    field("E-mail", email),
+    err,
+    submit,
+  );
+  clear(root, card("Reset your password", form, h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
+}
+
+export function resetPasswordView(root: HTMLElement, token: string | null): void {
+  const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
+  const err = errorBox();
+  const submit = h("button", { type: "submit", class: "primary" }, "Set new password");
+  const form = h(
+    "form",
+    {
+      "aria-label": "New password",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        busy(submit, true);
+        try {
+          await api.post("/auth/password/reset", { token, password: password.value }, { auth: false });
+          clear(form, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
+        } catch (ex) {
+          err.show(messageOf(ex));
+          busy(submit, false);
+        }
+      },
+    },
+    field("New password", password, "At least 10 characters."),
+    err,
+    submit,
+  );
+  clear(root, card("Choose a new password", token ? form : h("p", { class: "error" }, "This reset link has no token."), h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
+}

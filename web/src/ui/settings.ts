@@ -1,0 +1,119 @@
+/** Account settings: two-factor authentication (TOTP) and this device's keys. */
+import type { ApiClient, UserPublic } from "../api";
+import type { Messenger } from "../messenger";
+import { clear, errorBox, field, h, messageOf } from "./dom";
+
+export async function settingsView(root: HTMLElement, api: ApiClient, messenger: Messenger): Promise<void> {
+  const mfa = h("section", { class: "panel", "aria-labelledby": "set-mfa" });
+  const device = h("section", { class: "panel", "aria-labelledby": "set-device" });
+  clear(root, h("main", { class: "admin" }, h("h1", null, "Settings"), h("div", { class: "admin-grid" }, mfa, device)));
+
+  const renderMfa = async (): Promise<void> => {
+    const me: UserPublic = await api.get("/auth/me");
+    api.updateUser(me);
+    const err = errorBox();
+    const title = h("h2", { id: "set-mfa" }, "Two-factor authentication");
+    if (me.mfa_enabled) {
+      const code = h("input", { type: "text", inputmode: "numeric", autocomplete: "one-time-code" });
+      clear(
+        mfa,
+        title,
+        h("p", { role: "status" }, "Two-factor authentication is on."),
+        h(
+          "form",
+          {
+            onsubmit: async (e: Event) => {
+              e.preventDefault();
+              try {
+                await api.post("/auth/mfa/disable", { code: code.value.trim() });
+                await renderMfa();
+              } catch (ex) {
+                err.show(messageOf(ex));
+              }
+            },
+          },
+          field("Authentication code", code),
+          err,
+          h("button", { type: "submit", class: "danger" }, "Turn off two-factor authentication"),
+        ),
+      );
+      return;
+    }
+    clear(
+      mfa,
+      title,
+      h("p", null, "Protect your account with a code from an authenticator app."),
+      err,
+      h(
+        "button",
+        {
+          type: "button",
+          class: "primary",
+          onclick: async () => {
+            try {
+              const setup: { secret: string; otpauth_uri: string } = await api.post("/auth/mfa/setup");
+              const code = h("input", { type: "text", inputmode: "numeric", autocomplete: "one-time-code" });
+              const err2 = errorBox();
+              clear(
+                mfa,
+                title,
+                h("p", null, "Add this key to your authenticator app, then enter the code it shows."),
+                h("p", { class: "mono secret", "aria-label": "TOTP secret" }, setup.secret),
+                h("p", { class: "mono small" }, h("a", { href: setup.otpauth_uri }, setup.otpauth_uri)),
+                h(
+                  "form",
+                  {
+                    onsubmit: async (e: Event) => {
+                      e.preventDefault();
+                      try {
+                        const res: { recovery_codes?: string[] } = await api.post("/auth/mfa/enable", { code: code.value.trim() });
+                        clear(
+                          mfa,
+                          title,
+                          h("p", { role: "status" }, "Two-factor authentication is on. Keep these recovery codes somewhere safe:"),
+                          h("ul", { class: "mono" }, (res.recovery_codes ?? []).map((c) => h("li", null, c))),
+                          h("button", { type: "button", onclick: () => void renderMfa() }, "Done"),
+                        );
+                      } catch (ex) {
+                        err2.show(messageOf(ex));
+                      }
+                    },
+                  },
+                  field("Authentication code", code),
+                  err2,
+                  h("button", { type: "submit", class: "primary" }, "Turn on"),
+                ),
+              );
+            } catch (ex) {
+              err.show(messageOf(ex));
+            }
+          },
+        },
+        "Set up two-factor authentication",
+      ),
+    );
+  };
+
+  const renderDevice = async (): Promise<void> => {
+    const title = h("h2", { id: "set-device" }, "This device");
+    try {
+      const entry = await messenger.keysOf(messenger.me.id, true);
+      clear(
+        device,
+        title,
+        h("p", null, "Your private keys were generated in this browser and cannot be exported from it."),
+        h("dl", { class: "proof" }, h("dt", null, "Key id"), h("dd", { class: "mono" }, messenger.device.keyId), h("dt", null, "Published devices"), h("dd", null, String(entry.keys.length))),
+        h(
+          "ul",
+          { class: "devices" },
+          entry.keys.map((k) =>
+            h("li", { class: "mono small" }, k.keyId, k.keyId === messenger.device.keyId ? " (this device)" : "", ` · ${entry.logStatus.get(k.keyId) === "logged" ? "in the transparency log ✓" : (entry.logStatus.get(k.keyId) ?? "")}`),
+          ),
+        ),
+      );
+    } catch (ex) {
+      clear(device, title, h("p", { class: "error" }, messageOf(ex)));
+    }
+  };
+  await Promise.all([renderMfa().catch((ex) => clear(mfa, h("p", { class: "error" }, messageOf(ex)))), renderDevice()]);
+}
