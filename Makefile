@@ -11,7 +11,7 @@ NODE_TOOLS := deploy/node-tools
 IPFS_NODE  := deploy/ipfs-node
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install up up-detached down test test-fast lint typecheck bench contracts clean check-python web
+.PHONY: install up up-detached down test test-fast lint typecheck bench contracts clean check-python web browser
 
 check-python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11+ is required: install python3 (e.g. apt-get install python3 python3-venv) and retry."; exit 1; }
@@ -36,7 +36,28 @@ $(IPFS_NODE)/node_modules/.installed: $(IPFS_NODE)/package-lock.json | $(VENV)/.
 	cd $(IPFS_NODE) && ../../$(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(NODE_TOOLS)/node_modules/.installed $(IPFS_NODE)/node_modules/.installed
+WEB := web
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json -type f 2>/dev/null)
+
+$(WEB)/node_modules/.installed: $(WEB)/package-lock.json | $(VENV)/.synced
+	cd $(WEB) && ../$(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# the web client is built once and served by the gateway at /
+$(WEB)/dist/index.html: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+	cd $(WEB) && PATH=$(CURDIR)/$(BIN):$$PATH ../$(NPM) run build --silent
+
+web: $(WEB)/dist/index.html
+
+install: $(VENV)/.synced $(NODE_TOOLS)/node_modules/.installed $(IPFS_NODE)/node_modules/.installed web
+
+# Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+		else echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; fi; \
+	fi
 
 up: install
 	$(BIN)/chainchat-dev up
@@ -54,9 +75,10 @@ lint: install
 
 typecheck: lint
 
-test: install lint
-	$(BIN)/pytest -q -p no:cacheprovider
+test: install browser lint
 	cd $(IPFS_NODE) && PATH=$(CURDIR)/$(BIN):$$PATH ../../$(NPM) test --silent
+	cd $(WEB) && PATH=$(CURDIR)/$(BIN):$$PATH ../$(NPM) test --silent
+	$(BIN)/pytest -q -p no:cacheprovider
 
 test-fast: install
 	$(BIN)/pytest -q -x -m "not integration" -p no:cacheprovider
