@@ -14,26 +14,56 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from chainchat_protocol.b64 import b64d_exact
-from chainchat_protocol.envelope import Suite
-from chainchat_protocol.keys import KEY_ID_PATTERN, PUBLIC_KEY_SIZE
-from chainchat_protocol.log_entry import LogEntry
+# re-exported (listed in __all__): one import path for the whole auth domain
+from chainchat_protocol.keys_directory import (
+    AUTH_KEYS_DEVICES,
+    AUTH_KEYS_GET,
+    AUTH_KEYS_PUBLISH,
+    AUTH_KEYS_REVOKE,
+    AUTH_USERS_GET,
+    AUTH_USERS_SEARCH,
+    DeviceKey,
+    DevicesReply,
+    DevicesRequest,
+    KeyChanged,
+    KeyId,
+    PublicKeysReply,
+    PublishKeyBody,
+    PublishKeyReply,
+    PublishKeyRequest,
+    RevokeKeyRequest,
+    Role,
+    UserHit,
+    UserId,
+    UserKeysReply,
+    UserRef,
+    UserSearchReply,
+    UserSearchRequest,
+    UsersGetReply,
+    UsersGetRequest,
+    UserStatus,
+    UserSummary,
+)
+from chainchat_protocol.proof import ProofObject
 from chainchat_protocol.rpc import Empty, Rpc
 
-__all__ = [
+__all__ = [  # the directory names are re-exported too
     "AUTH_ADMIN_ACTION", "AUTH_ADMIN_ROLE", "AUTH_ADMIN_USERS", "AUTH_AUDIT_LIST", "AUTH_JWKS",
-    "AUTH_JWKS_ROTATE", "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE",
-    "AUTH_LOGIN", "AUTH_LOGOUT", "AUTH_ME", "AUTH_MFA_DISABLE", "AUTH_MFA_ENABLE", "AUTH_MFA_SETUP",
-    "AUTH_REFRESH", "AUTH_REGISTER", "AUTH_RESET", "AUTH_RESET_REQUEST", "AUTH_REVOKED_LIST",
-    "AUTH_SIWE", "AUTH_SIWE_NONCE", "AUTH_USERS_GET", "AUTH_USERS_SEARCH", "AUTH_VERIFY",
-    "AUTH_VERIFY_RESEND", "ISSUER", "AUDIENCE", "normalize_email",
+    "AUTH_JWKS_ROTATE", "AUTH_LOGIN", "AUTH_LOGOUT", "AUTH_ME", "AUTH_MFA_DISABLE", "AUTH_MFA_ENABLE",
+    "AUTH_MFA_SETUP", "AUTH_REFRESH", "AUTH_REGISTER", "AUTH_RESET", "AUTH_RESET_REQUEST",
+    "AUTH_REVOKED_LIST", "AUTH_SIWE", "AUTH_SIWE_NONCE", "AUTH_VERIFY", "AUTH_VERIFY_RESEND", "AUDIENCE",
+    "ISSUER", "JWKS_CHANGED", "AuditEventWithProof", "AuditReply", "normalize_email",
+    # from keys_directory
+    "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE", "AUTH_USERS_GET",
+    "AUTH_USERS_SEARCH", "DeviceKey", "DevicesReply", "DevicesRequest", "KeyChanged", "KeyId",
+    "PublicKeysReply", "PublishKeyBody", "PublishKeyReply", "PublishKeyRequest", "RevokeKeyRequest",
+    "Role", "UserHit", "UserId", "UserKeysReply", "UserRef", "UserSearchReply", "UserSearchRequest",
+    "UserStatus", "UserSummary", "UsersGetReply", "UsersGetRequest",
 ]  # fmt: skip
 
 ISSUER = "chainchat-auth"
 AUDIENCE = "chainchat"
 
-Role = Literal["admin", "member"]
-UserStatus = Literal["pending_verification", "pending_approval", "active", "disabled", "rejected"]
 # Loose on purpose: full RFC 5322 is not worth it; the verification mail proves the address.
 _EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
@@ -53,12 +83,8 @@ def _clean_display_name(value: str) -> str:
     return name
 
 
-def _raw_public_key(value: str) -> str:
-    b64d_exact(value, PUBLIC_KEY_SIZE)  # canonical unpadded base64url of exactly 32 bytes
-    return value
-
-
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalize_email)]
+ClientIp = Annotated[str, StringConstraints(max_length=64)]
 # The upper bound keeps an attacker from making argon2 hash megabytes.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256)]
@@ -67,12 +93,6 @@ DisplayName = Annotated[
 ]
 OpaqueToken = Annotated[str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 OtpCode = Annotated[str, StringConstraints(min_length=6, max_length=32, pattern=r"^[A-Za-z0-9 -]+$")]
-PublicKeyB64 = Annotated[
-    str, StringConstraints(min_length=43, max_length=43), AfterValidator(_raw_public_key)
-]
-KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-ClientIp = Annotated[str, StringConstraints(max_length=64)]
 
 
 class _Body(BaseModel):
@@ -93,22 +113,6 @@ class UserPublic(BaseModel):
     mfa_enabled: bool
     wallet_address: str | None = None
     created_at: datetime
-
-
-class UserSummary(BaseModel):
-    """What other services need about a user (``auth.users.get.v1``)."""
-
-    id: str
-    display_name: str
-    status: UserStatus
-    role: Role
-
-
-class UserHit(BaseModel):
-    """A search result: no e-mail addresses of others."""
-
-    user_id: str
-    display_name: str
 
 
 # --- accounts ------------------------------------------------------------------------------------
@@ -180,10 +184,6 @@ class LogoutRequest(LogoutBody):
 
     user_id: UserId | None = None
     session_id: str | None = None
-
-
-class UserRef(BaseModel):
-    user_id: UserId
 
 
 class PasswordResetBody(_Body):
@@ -341,77 +341,17 @@ class AuditListReply(BaseModel):
     events: list[AuditEvent]
 
 
-# --- users and the key directory -------------------------------------------------------------------
+class AuditEventWithProof(AuditEvent):
+    """An event of ``GET /admin/audit``, with the ledger's proof of its ``audit`` entry."""
+
+    proof_status: Literal["pending", "anchored"]
+    proof: ProofObject
 
 
-class UsersGetRequest(BaseModel):
-    user_ids: list[UserId] = Field(min_length=1, max_length=1000)
+class AuditReply(BaseModel):
+    """Body of ``GET /admin/audit``."""
 
-
-class UsersGetReply(BaseModel):
-    users: list[UserSummary]
-
-
-class UserSearchRequest(BaseModel):
-    q: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    limit: int = Field(default=20, ge=1, le=20)
-
-
-class UserSearchReply(BaseModel):
-    users: list[UserHit]
-
-
-class PublishKeyBody(_Body):
-    x25519_public: PublicKeyB64
-    ed25519_public: PublicKeyB64
-    suite_support: list[Suite] = Field(min_length=1, max_length=8)
-
-
-class PublishKeyRequest(PublishKeyBody):
-    user_id: UserId
-
-
-class PublishKeyReply(BaseModel):
-    key_id: str
-    created: bool
-
-
-class RevokeKeyRequest(BaseModel):
-    user_id: UserId
-    key_id: KeyId
-
-
-class DeviceKey(BaseModel):
-    key_id: str
-    x25519_public: str
-    ed25519_public: str
-    suite_support: list[str]
-    created_at: datetime
-
-
-class UserKeysReply(BaseModel):
-    user_id: str
-    keys: list[DeviceKey]
-    # the ``key`` log entry of each key, by key id: what a proof is asked for and proves
-    entries: dict[str, LogEntry] = Field(default_factory=dict)
-
-
-class DevicesRequest(BaseModel):
-    user_ids: list[UserId] = Field(min_length=1, max_length=1000)
-
-
-class DevicesReply(BaseModel):
-    """Current (non-revoked) device keys per user id; unknown users map to an empty list."""
-
-    devices: dict[str, list[DeviceKey]]
-
-
-class KeyChanged(BaseModel):
-    """Event on ``Subject.KEY_CHANGED`` when a user publishes or revokes a device key."""
-
-    user_id: str
-    key_id: str
-    revoked: bool = False
+    events: list[AuditEventWithProof]
 
 
 # --- subjects ----------------------------------------------------------------------------------
@@ -437,9 +377,3 @@ AUTH_ADMIN_USERS = Rpc("auth.admin.users.v1", AdminUsersRequest, AdminUsersReply
 AUTH_ADMIN_ACTION = Rpc("auth.admin.action.v1", AdminActionRequest, UserPublic)
 AUTH_ADMIN_ROLE = Rpc("auth.admin.role.v1", AdminRoleRequest, UserPublic)
 AUTH_AUDIT_LIST = Rpc("auth.audit.list.v1", AuditListRequest, AuditListReply)
-AUTH_USERS_GET = Rpc("auth.users.get.v1", UsersGetRequest, UsersGetReply)
-AUTH_USERS_SEARCH = Rpc("auth.users.search.v1", UserSearchRequest, UserSearchReply)
-AUTH_KEYS_PUBLISH = Rpc("auth.keys.publish.v1", PublishKeyRequest, PublishKeyReply)
-AUTH_KEYS_REVOKE = Rpc("auth.keys.revoke.v1", RevokeKeyRequest, Empty)
-AUTH_KEYS_GET = Rpc("auth.keys.get.v1", UserRef, UserKeysReply)
-AUTH_KEYS_DEVICES = Rpc("auth.keys.devices.v1", DevicesRequest, DevicesReply)

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from chainchat_protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, Identifier, Recipient
+from chainchat_protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, Identifier
 from chainchat_protocol.errors import ChainChatError, PayloadTooLarge, ValidationFailed
 from chainchat_protocol.rpc import Empty, Rpc
 
@@ -243,6 +243,15 @@ class SendResult(BaseModel):
     created_at: str
 
 
+class RecipientView(BaseModel):
+    """A recipient entry as stored (validated once, on the way in: reads stay cheap)."""
+
+    user_id: str
+    key_id: str
+    enc: str
+    wrapped_key: str
+
+
 class MessageView(BaseModel):
     """A stored message as clients read it: the envelope fields plus server metadata.
 
@@ -262,7 +271,7 @@ class MessageView(BaseModel):
     sender_key_id: str | None = None
     nonce: str | None = None
     ciphertext: str | None = None
-    recipients: list[Recipient] | None = None
+    recipients: list[RecipientView] | None = None
     signature: str | None = None
 
     def wire(self) -> dict[str, Any]:
@@ -401,23 +410,6 @@ class PongFrame(BaseModel):
 class AuthFrame(_Body):
     type: Literal["auth"]
     token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
-
-
-class SendFrame(_Body):
-    type: Literal["send"]
-    conversation_id: Identifier
-    envelope: dict[str, Any]
-    client_id: ClientId | None = None
-    file_ids: list[Identifier] = Field(default_factory=list, max_length=MAX_FILE_IDS)
-
-
-class TypingClientFrame(_Body):
-    type: Literal["typing"]
-    conversation_id: Identifier
-
-
-class PingFrame(_Body):
-    type: Literal["ping"]
 
 
 # --- subjects ------------------------------------------------------------------------------------

@@ -110,106 +110,154 @@ class Socket:
         await self.ws.close()
 
 
+@dataclass
+class Scene:
+    """Ana and Bo (members), Cy (a stranger to the direct conversation), their sockets."""
+
+    http: Any
+    gateway_url: str
+    ana: ChatUser
+    bo: ChatUser
+    cy: ChatUser
+    direct: str = ""
+    group: str = ""
+    a_ws: Socket | None = None
+    b_ws: Socket | None = None
+
+    def post(self, path: str, body: dict[str, Any], user: ChatUser) -> Any:
+        return self.http.post(path, json=body, headers=user.headers)
+
+    @property
+    def a(self) -> Socket:
+        assert self.a_ws is not None
+        return self.a_ws
+
+    @property
+    def b(self) -> Socket:
+        assert self.b_ws is not None
+        return self.b_ws
+
+
 async def test_two_users_talk_end_to_end(accounts: Any, gateway_url: str) -> None:
-    ana, bo, cy = chat_user(accounts, "e2e-ana"), chat_user(accounts, "e2e-bo"), chat_user(accounts, "e2e-cy")
-    http = accounts.http
-    direct = http.post("/conversations", json={"member_ids": [bo.id]}, headers=ana.headers).json()[
+    users = [chat_user(accounts, f"e2e-{name}") for name in ("ana", "bo", "cy")]
+    scene = Scene(accounts.http, gateway_url, *users)
+    scene.direct = scene.post("/conversations", {"member_ids": [scene.bo.id]}, scene.ana).json()[
         "conversation_id"
     ]
-    group = http.post(
-        "/conversations", json={"member_ids": [bo.id, cy.id], "title": "trio"}, headers=ana.headers
+    group = scene.post(
+        "/conversations", {"member_ids": [scene.bo.id, scene.cy.id], "title": "trio"}, scene.ana
     )
-    gid = group.json()["conversation_id"]
+    scene.group = group.json()["conversation_id"]
+    scene.a_ws = await Socket.open(gateway_url, scene.ana, via_header=True)
+    scene.b_ws = await Socket.open(gateway_url, scene.bo)
+    assert scene.a.ws.subprotocol == "chainchat.v1"
 
-    a_ws = await Socket.open(gateway_url, ana, via_header=True)
-    b_ws = await Socket.open(gateway_url, bo)
-    assert a_ws.ws.subprotocol == "chainchat.v1"
+    first = await live_send_and_open(scene)
+    strangers_see_nothing(scene, first["message_id"])
+    await catch_up_after_reconnect(scene, last_seen=first["seq"])
+    await receipts_and_typing(scene)
+    await delete_makes_tombstones(scene, first)
+    await proof_gets_anchored(scene, first["message_id"])
+    await key_change_is_announced(scene)
+    await scene.a.close()
+    await scene.b.close()
 
+
+async def live_send_and_open(scene: Scene) -> dict[str, Any]:
+    """A seals and sends over the socket; B receives live and opens it (direct and group)."""
+    ana, bo, cy = scene.ana, scene.bo, scene.cy
     client_id = uuid.uuid4().hex
-    await a_ws.send({"type": "send", "conversation_id": direct, "client_id": client_id,
-                     "envelope": seal(ana, direct, [ana, bo], "meet at noon")})  # fmt: skip
-    ack = await a_ws.expect("ack", client_id=client_id)
-    live = await b_ws.expect("message", conversation_id=direct)
+    envelope = seal(ana, scene.direct, [ana, bo], "meet at noon")
+    await scene.a.send(
+        {"type": "send", "conversation_id": scene.direct, "client_id": client_id, "envelope": envelope}
+    )
+    ack = await scene.a.expect("ack", client_id=client_id)
+    live = await scene.b.expect("message", conversation_id=scene.direct)
     assert (live["message"]["message_id"], live["message"]["seq"]) == (ack["message_id"], ack["seq"])
     assert read_text(bo, ana, live["message"]) == "meet at noon"
     assert "meet at noon" not in json.dumps(live)  # the server only ever had ciphertext
-
-    await a_ws.send({"type": "send", "conversation_id": gid, "client_id": "g1",
-                     "envelope": seal(ana, gid, [ana, bo, cy], "group hello")})  # fmt: skip
-    await a_ws.expect("ack", client_id="g1")
-    assert read_text(bo, ana, (await b_ws.expect("message", conversation_id=gid))["message"]) == "group hello"
-
-    # a stranger sees nothing of the direct conversation
-    for path in (
-        f"/conversations/{direct}",
-        f"/conversations/{direct}/messages",
-        f"/messages/{ack['message_id']}/proof",
-    ):
-        assert http.get(path, headers=cy.headers).status_code == 404
-
-    # B goes offline, A keeps writing, B catches up after reconnecting: all, once, in order
-    last_seen = live["message"]["seq"]
-    await b_ws.close()
-    for n in range(3):
-        body = {"envelope": seal(ana, direct, [ana, bo], f"while away {n}")}
-        assert (
-            http.post(f"/conversations/{direct}/messages", json=body, headers=ana.headers).status_code == 201
-        )
-    b_ws = await Socket.open(gateway_url, bo, via_header=True)
-    missed = http.get(
-        f"/conversations/{direct}/messages", params={"after_seq": last_seen}, headers=bo.headers
+    envelope = seal(ana, scene.group, [ana, bo, cy], "group hello")
+    await scene.a.send(
+        {"type": "send", "conversation_id": scene.group, "client_id": "g1", "envelope": envelope}
     )
-    texts = [read_text(bo, ana, m) for m in missed.json()["messages"]]
+    await scene.a.expect("ack", client_id="g1")
+    in_group = await scene.b.expect("message", conversation_id=scene.group)
+    assert read_text(bo, ana, in_group["message"]) == "group hello"
+    return dict(ack)
+
+
+def strangers_see_nothing(scene: Scene, message_id: str) -> None:
+    paths = [
+        f"/conversations/{scene.direct}",
+        f"/conversations/{scene.direct}/messages",
+        f"/messages/{message_id}/proof",
+    ]
+    assert [scene.http.get(p, headers=scene.cy.headers).status_code for p in paths] == [404, 404, 404]
+
+
+async def catch_up_after_reconnect(scene: Scene, last_seen: int) -> None:
+    """B goes offline, A keeps writing, B catches up after reconnecting: all, once, in order."""
+    await scene.b.close()
+    for n in range(3):
+        body = {"envelope": seal(scene.ana, scene.direct, [scene.ana, scene.bo], f"while away {n}")}
+        assert scene.post(f"/conversations/{scene.direct}/messages", body, scene.ana).status_code == 201
+    scene.b_ws = await Socket.open(scene.gateway_url, scene.bo, via_header=True)
+    params = {"after_seq": last_seen}
+    missed = scene.http.get(
+        f"/conversations/{scene.direct}/messages", params=params, headers=scene.bo.headers
+    )
+    texts = [read_text(scene.bo, scene.ana, m) for m in missed.json()["messages"]]
     assert texts == ["while away 0", "while away 1", "while away 2"]
 
-    # read receipt and typing reach A live
-    newest = missed.json()["messages"][-1]["seq"]
-    assert (
-        http.post(f"/conversations/{direct}/read", json={"seq": newest}, headers=bo.headers).status_code
-        == 200
-    )
-    receipt = await a_ws.expect("receipt", conversation_id=direct)
-    assert (receipt["user_id"], receipt["seq"]) == (bo.id, newest)
-    await b_ws.send({"type": "typing", "conversation_id": direct})
-    assert (await a_ws.expect("typing", conversation_id=direct))["user_id"] == bo.id
 
-    # delete: a tombstone for both, live and in history
-    gone = http.delete(f"/messages/{ack['message_id']}", headers=ana.headers)
-    assert gone.status_code == 200
-    for sock in (a_ws, b_ws):
-        frame = await sock.expect("deleted", message_id=ack["message_id"])
-        assert frame == {
-            "type": "deleted",
-            "conversation_id": direct,
-            "message_id": ack["message_id"],
-            "seq": ack["seq"],
-        }
-    for user in (ana, bo):
-        page = http.get(
-            f"/conversations/{direct}/messages", params={"after_seq": 0, "limit": 1}, headers=user.headers
-        )
+async def receipts_and_typing(scene: Scene) -> None:
+    newest = scene.http.get(f"/conversations/{scene.direct}", headers=scene.bo.headers).json()["last_seq"]
+    assert scene.post(f"/conversations/{scene.direct}/read", {"seq": newest}, scene.bo).status_code == 200
+    receipt = await scene.a.expect("receipt", conversation_id=scene.direct)
+    assert (receipt["user_id"], receipt["seq"]) == (scene.bo.id, newest)
+    await scene.b.send({"type": "typing", "conversation_id": scene.direct})
+    assert (await scene.a.expect("typing", conversation_id=scene.direct))["user_id"] == scene.bo.id
+
+
+async def delete_makes_tombstones(scene: Scene, sent: dict[str, Any]) -> None:
+    """A deletes its message: both get the live frame and a tombstone in history."""
+    assert scene.http.delete(f"/messages/{sent['message_id']}", headers=scene.ana.headers).status_code == 200
+    expected = {
+        "type": "deleted",
+        "conversation_id": scene.direct,
+        "message_id": sent["message_id"],
+        "seq": sent["seq"],
+    }
+    for sock in (scene.a, scene.b):
+        assert await sock.expect("deleted", message_id=sent["message_id"]) == expected
+    for user in (scene.ana, scene.bo):
+        params = {"after_seq": sent["seq"] - 1, "limit": 1}
+        page = scene.http.get(f"/conversations/{scene.direct}/messages", params=params, headers=user.headers)
         tomb = page.json()["messages"][0]
         assert tomb["deleted"] is True
         assert "ciphertext" not in tomb
 
-    # the (deleted) message's proof is anchored on chain, and the members heard of it live
-    proof = _wait_anchored(http, ack["message_id"], ana.headers)
-    assert proof["entry"]["id"] == ack["message_id"]
+
+async def proof_gets_anchored(scene: Scene, message_id: str) -> None:
+    """The (deleted) message's proof is anchored on chain, and the members heard of it live."""
+    proof = _wait_anchored(scene.http, message_id, scene.ana.headers)
+    assert proof["entry"]["id"] == message_id
     assert proof["tx_hash"]
-    anchored = await a_ws.expect("anchored", timeout=30)
+    anchored = await scene.a.expect("anchored", timeout=30)
     assert isinstance(anchored["head_index"], int)
 
-    # B publishes a new device: A, who shares conversations with B, is told
+
+async def key_change_is_announced(scene: Scene) -> None:
+    """B publishes a new device: A, who shares conversations with B, is told; stale seals fail."""
     new_device = DeviceKeys.generate()
-    resp = http.put("/keys/me", json=new_device.publish_body(["hpke-x25519-aes256gcm"]), headers=bo.headers)
+    resp = scene.http.put(
+        "/keys/me", json=new_device.publish_body(["hpke-x25519-aes256gcm"]), headers=scene.bo.headers
+    )
     assert resp.status_code == 200
-    assert (await a_ws.expect("key_changed", user_id=bo.id, timeout=15))["user_id"] == bo.id
-    # and sends sealed to B's old device set are refused from now on
-    stale = {"envelope": seal(ana, direct, [ana, bo], "old keys")}
-    resp = http.post(f"/conversations/{direct}/messages", json=stale, headers=ana.headers)
+    assert (await scene.a.expect("key_changed", user_id=scene.bo.id, timeout=15))["user_id"] == scene.bo.id
+    stale = {"envelope": seal(scene.ana, scene.direct, [scene.ana, scene.bo], "old keys")}
+    resp = scene.post(f"/conversations/{scene.direct}/messages", stale, scene.ana)
     assert (resp.status_code, resp.json()["error"]["code"]) == (422, "recipients_mismatch")
-    await a_ws.close()
-    await b_ws.close()
 
 
 def _wait_anchored(

@@ -224,6 +224,7 @@ async def test_nats_restart_loses_nothing_acknowledged(
         "conversation_id"
     ]
     acked: dict[str, int] = {}
+    refused: list[int] = []
     restarted = asyncio.Event()
 
     async def sender() -> None:
@@ -241,18 +242,22 @@ async def test_nats_restart_loses_nothing_acknowledged(
                         acked[body["client_id"]] = resp.json()["seq"]
                         break
                     assert resp is None or resp.status_code in (503, 504), resp.text
+                    refused.append(n)
                     await asyncio.sleep(0.25)
                 await asyncio.sleep(0.05)
 
     async def restart() -> None:
         await _wait_for(lambda: len(acked) >= 10)
         await asyncio.to_thread(running_stack.nats.stop)
-        await asyncio.sleep(1.0)
+        # longer than the gateway's request timeout: some sends fail and are retried, and the
+        # buffered first attempts may still reach chat after the restart (client_id dedupes them)
+        await asyncio.sleep(6.0)
         await asyncio.to_thread(running_stack.nats.start)
         restarted.set()
 
     await asyncio.gather(sender(), restart())
     assert restarted.is_set()
+    assert refused  # the outage hit the traffic: sends were refused and retried
     assert len(acked) == 40
     assert sorted(acked.values()) == list(range(1, 41))  # retries were idempotent: no gaps, no extras
     assert history_seqs(http, cid, b.headers) == list(range(1, 41))

@@ -106,7 +106,8 @@ export class Messenger {
   private directory = new Map<string, Promise<KeyDirectoryEntry>>();
   private names = new Map<string, string>();
   private nameLookups = new Map<string, Promise<void>>();
-  private userLookupAvailable = true;
+  private userLookupAvailable: boolean | null = null;
+  private lookupProbe: Promise<void> = Promise.resolve();
   suite: string = SUITE_AES256GCM;
 
   private constructor(
@@ -152,19 +153,29 @@ export class Messenger {
   }
 
   private lookupName(userId: string): Promise<void> {
-    if (!this.userLookupAvailable) return Promise.resolve();
+    if (this.userLookupAvailable === false) return Promise.resolve();
     let p = this.nameLookups.get(userId);
     if (!p) {
-      p = this.api
-        .get(`/users/${encodeURIComponent(userId)}`)
-        .then((u: any) => this.rememberName(userId, u?.display_name))
-        .catch((err) => {
-          // Gateways without GET /users/{id}: stop asking.
-          if (err instanceof ApiError && (err.status === 405 || err.code === "not_found")) this.userLookupAvailable = false;
-        });
+      // Until one lookup has shown that the gateway has GET /users/{id}, ask one at a time.
+      const before = this.userLookupAvailable === null ? this.lookupProbe : Promise.resolve();
+      p = before.then(() => (this.userLookupAvailable === false ? undefined : this.fetchName(userId)));
+      if (this.userLookupAvailable === null) this.lookupProbe = p;
       this.nameLookups.set(userId, p);
     }
     return p;
+  }
+
+  private async fetchName(userId: string): Promise<void> {
+    try {
+      const u: any = await this.api.get(`/users/${encodeURIComponent(userId)}`);
+      this.userLookupAvailable = true;
+      this.rememberName(userId, u?.display_name);
+    } catch (err) {
+      // A gateway without GET /users/{id}: stop asking (names then come from searches only).
+      if (err instanceof ApiError && (err.status === 405 || (err.status === 404 && err.code === "not_found"))) {
+        if (this.userLookupAvailable === null) this.userLookupAvailable = false;
+      }
+    }
   }
 
   async searchUsers(q: string): Promise<{ user_id: string; display_name: string }[]> {

@@ -54,3 +54,12 @@ describe("safety numbers (safety_numbers.json)", () => {
     expect(formatSafetyNumber(n)).toBe(c.display);
   });
 });
+
+describe("EIP-55 addresses for Sign-In with Ethereum", () => {
+  it("checksums like the EIP's examples", async () => {
+    const { checksumAddress } = await import("../src/siwe");
+    for (const a of ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB"]) {
+      expect(checksumAddress(a.toLowerCase())).toBe(a);
+    }
+  });
+});

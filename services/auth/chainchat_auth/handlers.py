@@ -58,7 +58,12 @@ def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
     ]
 
 
-async def register_handlers(bus: Bus, ctx: AuthContext) -> None:
-    """Subscribe every handler in the ``auth`` queue group (instances share the load)."""
+async def register_handlers(bus: Bus, ctx: AuthContext, *, concurrency: int = 8) -> None:
+    """Subscribe every handler in the ``auth`` queue group (instances share the load).
+
+    A NATS subscription runs its callback for one message at a time, and a login spends ~50 ms
+    in argon2; so each subject gets ``concurrency`` queue subscriptions per instance, letting that
+    many requests of one kind run side by side (the hashing itself runs in threads)."""
     for rpc, handler in handler_table(ctx):
-        await bus.serve(rpc, handler, queue=QUEUE)
+        for _ in range(concurrency):
+            await bus.serve(rpc, handler, queue=QUEUE)

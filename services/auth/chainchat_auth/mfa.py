@@ -107,8 +107,15 @@ async def setup(ctx: AuthContext, user_id: str) -> MfaSetupReply:
     return MfaSetupReply(secret=user.totp_pending_secret, otpauth_uri=uri)
 
 
+async def _wrong_code(ctx: AuthContext, user_id: str) -> Unauthorized:
+    # a stolen access token must not buy unlimited guesses at the second factor
+    await ctx.limiter.hit(f"mfa:{user_id}")
+    return Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
+
+
 async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
     """Confirm enrolment with a code; returns the recovery codes, shown this once."""
+    await ctx.limiter.check(f"mfa:{req.user_id}", ctx.limit("login_fail_account"))
     async with ctx.db.session() as session:
         user = await _load(session, req.user_id)
         if user.totp_secret is not None:
@@ -116,7 +123,7 @@ async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
         if user.totp_pending_secret is None:
             raise Conflict("call /auth/mfa/setup first", code="mfa_setup_required")
         if not await _use_totp(session, user, user.totp_pending_secret, req.code):
-            raise Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
+            raise await _wrong_code(ctx, user.id)
         user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
         session.add(user)
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
@@ -131,12 +138,13 @@ async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
 
 async def disable(ctx: AuthContext, req: MfaCodeRequest) -> MfaStatusReply:
     """Turn TOTP off; needs a current code or a recovery code."""
+    await ctx.limiter.check(f"mfa:{req.user_id}", ctx.limit("login_fail_account"))
     async with ctx.db.session() as session:
         user = await _load(session, req.user_id)
         if user.totp_secret is None:
             raise Conflict("two-factor authentication is not on", code="mfa_not_enabled")
         if not await check_second_factor(session, user, req.code):
-            raise Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
+            raise await _wrong_code(ctx, user.id)
         user.totp_secret = None  # totp_last_step stays: a re-enrolment cannot replay old codes
         session.add(user)
         await session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -34,11 +37,41 @@ async def make_context(url: str, **overrides: object) -> AuthContext:
     return await build_context(make_settings(**overrides), Database(url))
 
 
-@pytest.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[AuthContext]:
-    context = await make_context(f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}")
-    yield context
-    await context.db.close()
+PG_URL = os.environ.get("CHAINCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@asynccontextmanager
+async def fresh_database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The async URL of an empty database: a SQLite file, or a new PostgreSQL database that is
+    dropped afterwards (skips when no PostgreSQL server answers)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+        return
+    import asyncpg
+
+    name = f"chainchat_auth_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base = PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AuthContext]:
+    """The service's context on a fresh database; every test runs on SQLite and PostgreSQL."""
+    async with fresh_database(request.param, tmp_path) as url:
+        context = await make_context(url)
+        try:
+            yield context
+        finally:
+            await context.db.close()
 
 
 def _link_token(mail: MailMessage) -> str:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import col, select, update
+from sqlmodel import col, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
+from chainchat_chat.models import Conversation, Member, Message, OutboxMessage, utc, utcnow
 from chainchat_chat.notify import Notifier
 from chainchat_chat.service import conversation_not_found, load_membership, new_id
 from chainchat_protocol.chat import (
@@ -42,9 +42,9 @@ from chainchat_protocol.chat import (
     PostMessageRequest,
     SendResult,
 )
-from chainchat_protocol.envelope import Envelope, envelope_bytes, envelope_digest
+from chainchat_protocol.envelope import Envelope, envelope_bytes
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
-from chainchat_protocol.log_entry import LogEntry, format_timestamp
+from chainchat_protocol.log_entry import LogEntry, digest_bytes, format_timestamp
 from chainchat_service.db import Database
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
@@ -94,19 +94,20 @@ class MessageService:
                 continue
             if stored.new:
                 self.on_commit()
-                frame = MessageFrame(
-                    conversation_id=req.conversation_id, message=_posted_view(req, stored.result)
-                )
+                message = {**req.envelope.model_dump(mode="json"), **_meta(stored.result)}
+                frame = MessageFrame(conversation_id=req.conversation_id, message=message)
                 await self.notifier.deliver(stored.members, frame)
             return stored.result
         raise Conflict("the conversation's members keep changing; retry", code="conflict")
 
     async def _prepare(self, req: PostMessageRequest) -> tuple[list[str], SendResult | None]:
         async with self.db.session() as session:
-            await load_membership(session, req.conversation_id, req.user_id)
+            members = await _member_ids(session, req.conversation_id)
+            if req.user_id not in members:
+                raise conversation_not_found()
             if req.client_id is not None and (done := await _by_client_id(session, req)) is not None:
                 return [], done
-            return await _member_ids(session, req.conversation_id), None
+            return members, None
 
     async def _check_recipients(self, env: Envelope, members: Collection[str]) -> None:
         problem = _recipient_problem(env, members, await self.directory.devices(members))
@@ -117,8 +118,8 @@ class MessageService:
             raise ValidationFailed(problem[1], code=problem[0])
 
     async def _store(self, req: PostMessageRequest, members: list[str]) -> _Stored:
-        text = envelope_bytes(req.envelope).decode()
-        digest = envelope_digest(req.envelope)
+        canonical = envelope_bytes(req.envelope)
+        text, digest = canonical.decode(), digest_bytes(canonical)
         for attempt in range(self.max_attempts):
             try:
                 async with self.db.session() as session:
@@ -254,14 +255,16 @@ async def _insert(
         client_id=req.client_id, envelope=text, digest=digest, file_ids=json.dumps(req.file_ids),
         created_at=now,
     )  # fmt: skip
-    session.add(msg)
-    session.add(log_entry_message(LogEntry.create("message", msg.id, digest, now)))
+    rows = [log_entry_message(LogEntry.create("message", msg.id, digest, now))]
     if req.file_ids:
         posted = MessagePosted(
             message_id=msg.id, conversation_id=msg.conversation_id, sender_id=msg.sender_id, seq=seq,
             file_ids=req.file_ids, created_at=format_timestamp(now),
         )  # fmt: skip
-        session.add(outbox_message(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{msg.id}"))
+        rows.append(outbox_message(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{msg.id}"))
+    # plain INSERTs: the ORM unit of work costs more than the statements on this hot path
+    await session.exec(insert(Message).values(**msg.model_dump()))
+    await session.exec(insert(OutboxMessage).values([row.model_dump(exclude={"id"}) for row in rows]))
     # sending implies having read everything before: the sender's unread count stays at zero
     await session.exec(
         update(Member)
@@ -306,12 +309,14 @@ def _send_result(msg: Message) -> SendResult:
     )  # fmt: skip
 
 
-def _posted_view(req: PostMessageRequest, result: SendResult) -> dict[str, object]:
-    view = MessageView(
-        **req.envelope.model_dump(mode="json"), message_id=result.message_id, seq=result.seq,
-        created_at=result.created_at,
-    )  # fmt: skip
-    return view.wire()
+def _meta(result: SendResult) -> dict[str, object]:
+    """Server metadata a stored or delivered message carries beside its envelope fields."""
+    return {
+        "message_id": result.message_id,
+        "seq": result.seq,
+        "created_at": result.created_at,
+        "deleted": False,
+    }
 
 
 def stored_view(msg: Message) -> MessageView:

@@ -35,15 +35,15 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
         read_timeout=settings.ipfs_read_timeout_s,
     )
     relay = OutboxRelay(db, runtime.bus, settings.service_name)
+    maintenance = IpfsMaintenance(ipfs, settings.ipfs_gc_interval_s)
     service = FileService(
         db,
         ipfs,
         settings,
         is_member=ChatMembership(runtime.bus, settings.membership_timeout_s),
         on_commit=relay.wake,
-        on_unpin_queued=lambda: maintenance.wake(),  # bound below: the loop needs the service too
+        on_unpin_queued=maintenance.wake,
     )
-    maintenance = IpfsMaintenance(service, ipfs, settings.ipfs_gc_interval_s)
     app.state.db, app.state.ipfs, app.state.files = db, ipfs, service
 
     async def ipfs_check() -> None:
@@ -51,7 +51,7 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
 
     runtime.add_check("database", db.ping)
     runtime.add_check("ipfs", ipfs_check)
-    runtime.spawn(maintenance.run(), "files-ipfs-maintenance")
+    runtime.spawn(maintenance.run(service), "files-ipfs-maintenance")
 
     async def on_connected(bus: Bus) -> None:
         await ensure_ledger_stream(bus)

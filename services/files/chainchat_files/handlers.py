@@ -4,6 +4,7 @@ durable consumer of chat's message events (references and deletions)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -91,7 +92,12 @@ class ChatEventsConsumer:
                 subscription = await self._subscribe()
                 log.info("chat_events_consuming", durable=CHAT_EVENTS_DURABLE)
                 delay = 0.5
-                await self._consume(subscription)
+                try:
+                    await self._consume(subscription)
+                finally:
+                    # a fetch reply arriving after we stopped would make NATS' drain wait for ever
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - stream not there yet, NATS restarting: retry

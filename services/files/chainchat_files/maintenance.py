@@ -33,8 +33,7 @@ IDLE_WAKE_S = 30.0
 
 
 class IpfsMaintenance:
-    def __init__(self, service: FileService, ipfs: KuboClient, gc_interval_s: float) -> None:
-        self.service = service
+    def __init__(self, ipfs: KuboClient, gc_interval_s: float) -> None:
         self.ipfs = ipfs
         self.gc_interval_s = gc_interval_s
         self._wake = asyncio.Event()
@@ -63,13 +62,13 @@ class IpfsMaintenance:
                      agent=info.agent)  # fmt: skip
             return
 
-    async def run(self) -> None:
+    async def run(self, service: FileService) -> None:
         await self.wait_for_node()
         delay = 1.0
         while True:
             self._wake.clear()
             try:
-                await self.unpin_pending()
+                await self.unpin_pending(service)
                 timeout = await self._maybe_gc()
                 IPFS_UP.set(1)
                 delay = 1.0
@@ -87,13 +86,13 @@ class IpfsMaintenance:
             except TimeoutError:
                 pass
 
-    async def unpin_pending(self) -> int:
+    async def unpin_pending(self, service: FileService) -> int:
         """Work through the unpin tasks; raises on the first IPFS failure (the loop backs off)."""
         done = 0
-        while tasks := await self.service.pending_unpins():
+        while tasks := await service.pending_unpins():
             UNPIN_BACKLOG.set(len(tasks))
             for task in tasks:
-                await self.service.process_unpin(task)
+                await service.process_unpin(task)
                 UNPINNED.inc()
                 done += 1
         UNPIN_BACKLOG.set(0)

@@ -63,17 +63,40 @@ class OnchainHead:
     root_hash: str
 
 
+class SessionHTTPProvider(AsyncHTTPProvider):
+    """``AsyncHTTPProvider`` over one plain aiohttp session.
+
+    web3 7's own session cache takes a ``threading.Lock`` inside an executor thread; a call
+    cancelled while waiting for it leaves the lock held, the executor thread blocks for ever and
+    the process hangs at exit. Our loops do cancel calls (timeouts, shutdown), so requests go
+    through this session instead; encoding, decoding and middleware stay web3's.
+    """
+
+    def __init__(self, endpoint_uri: str, timeout: float) -> None:
+        super().__init__(endpoint_uri, exception_retry_configuration=None)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _make_request(self, method: Any, request_data: bytes) -> bytes:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=True)
+        headers = self.get_request_headers()
+        async with self._session.post(self.endpoint_uri, data=request_data, headers=headers) as resp:
+            return await resp.read()
+
+    async def disconnect(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class ChainClient:
     """Async JSON-RPC access for one account; every failure maps to ChainUnavailable/Rejected."""
 
     def __init__(self, settings: LedgerSettings) -> None:
         self.settings = settings
-        provider = AsyncHTTPProvider(
-            settings.chain_rpc_url,
-            request_kwargs={"timeout": aiohttp.ClientTimeout(total=settings.chain_request_timeout_s)},
-            # our loops retry with their own back-off; web3's retries would hide an outage
-            exception_retry_configuration=None,
-        )
+        # no web3-level retries: our loops retry with their own back-off and see the outage
+        provider = SessionHTTPProvider(settings.chain_rpc_url, settings.chain_request_timeout_s)
         self.w3 = AsyncWeb3(provider)
         self.account: LocalAccount = Account.from_key(settings.ledger_private_key)
         artifact = ledger_artifact()

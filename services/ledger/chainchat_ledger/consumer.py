@@ -9,6 +9,7 @@ appended it committed — a crash in between redelivers it, and the append is id
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,10 +99,27 @@ class EntryConsumer:
 
     async def run(self) -> None:
         """Fetch and append while this instance holds the lease; back off on failures."""
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            # a pull subscription's queue is only emptied by fetch(): left subscribed, it would
+            # make the connection's drain at shutdown wait for ever
+            await asyncio.shield(self._drop_subscription())
+            raise
+
+    async def _drop_subscription(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _loop(self) -> None:
         delay = 0.2
         while True:
             try:
                 if not self.lease.is_leader:
+                    if self._active:  # messages delivered but not fetched return after ack_wait
+                        await self._drop_subscription()
                     self._set_active(False)
                     await asyncio.sleep(0.25)
                     continue
@@ -113,12 +131,10 @@ class EntryConsumer:
                     continue
                 await self.process(msgs)
                 delay = 0.2
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # noqa: BLE001 - NATS or the database may be down for a while
                 metrics.LOOP_ERRORS.labels("consumer").inc()
                 log.warning("consume_failed", error=str(exc) or type(exc).__name__, retry_in=delay)
-                self._sub = None
+                await self._drop_subscription()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 

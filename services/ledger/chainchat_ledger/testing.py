@@ -96,16 +96,23 @@ async def connect(url: str, name: str = "ledger-test") -> Bus:
     return bus
 
 
-async def publish_entries(bus: Bus, entries: list[LogEntry], *, msg_id_suffix: str = "") -> None:
+async def publish_entries(
+    bus: Bus, entries: list[LogEntry], *, msg_id_suffix: str = "", in_flight: int = 64
+) -> None:
     """Publish to JetStream as the outbox does (``Nats-Msg-Id`` = kind:id, plus a suffix to get
-    past the stream's duplicate window and exercise the ledger's own idempotency)."""
-    for entry in entries:
+    past the stream's duplicate window and exercise the ledger's own idempotency), with up to
+    ``in_flight`` publishes awaiting their acknowledgement at once."""
+
+    async def one(entry: LogEntry) -> None:
         await bus.js.publish(
             Subject.LEDGER_ENTRY.format(kind=entry.kind),
             entry.model_dump_json().encode(),
             headers={"Nats-Msg-Id": f"{entry.kind}:{entry.id}{msg_id_suffix}"},
             timeout=10,
         )
+
+    for start in range(0, len(entries), in_flight):
+        await asyncio.gather(*(one(e) for e in entries[start : start + in_flight]))
 
 
 async def ledger_info(bus: Bus, timeout: float = 5.0) -> LedgerInfo:

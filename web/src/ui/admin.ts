@@ -4,8 +4,9 @@ import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
 
 export class AdminScreen {
   private pending = h("section", { class: "panel", "aria-labelledby": "adm-pending" });
-  private users = h("section", { class: "panel", "aria-labelledby": "adm-users" });
-  private audit = h("section", { class: "panel", "aria-labelledby": "adm-audit" });
+  private users = h("section", { class: "panel wide", "aria-labelledby": "adm-users" });
+  private audit = h("section", { class: "panel wide", "aria-labelledby": "adm-audit" });
+  private names = new Map<string, string>();
   private ledger = h("section", { class: "panel", "aria-labelledby": "adm-ledger" });
   private err = errorBox();
 
@@ -26,14 +27,14 @@ export class AdminScreen {
         h("div", { class: "admin-grid" }, this.pending, this.ledger, this.users, this.audit),
       ),
     );
-    await Promise.all([this.loadPending(), this.loadUsers(), this.loadLedger(), this.loadAudit()]);
+    await Promise.all([this.loadPending(), this.loadLedger(), this.loadUsers().then(() => this.loadAudit())]);
   }
 
   private async action(user: UserPublic, action: string): Promise<void> {
     this.err.show(null);
     try {
       await this.api.post(`/admin/users/${encodeURIComponent(user.id)}/${action}`);
-      await Promise.all([this.loadPending(), this.loadUsers(), this.loadAudit()]);
+      await Promise.all([this.loadPending(), this.loadUsers().then(() => this.loadAudit())]);
     } catch (ex) {
       this.err.show(messageOf(ex));
     }
@@ -69,9 +70,13 @@ export class AdminScreen {
                     h("td", null, formatTime(u.created_at)),
                     h(
                       "td",
-                      { class: "row-actions" },
-                      h("button", { type: "button", class: "small primary", "aria-label": `Approve ${u.email}`, onclick: () => this.action(u, "approve") }, "Approve"),
-                      h("button", { type: "button", class: "small danger", "aria-label": `Reject ${u.email}`, onclick: () => this.action(u, "reject") }, "Reject"),
+                      null,
+                      h(
+                        "div",
+                        { class: "row-actions" },
+                        h("button", { type: "button", class: "small primary", "aria-label": `Approve ${u.email}`, onclick: () => this.action(u, "approve") }, "Approve"),
+                        h("button", { type: "button", class: "small danger", "aria-label": `Reject ${u.email}`, onclick: () => this.action(u, "reject") }, "Reject"),
+                      ),
                     ),
                   ),
                 ),
@@ -86,7 +91,9 @@ export class AdminScreen {
   private async loadUsers(): Promise<void> {
     const title = h("h2", { id: "adm-users" }, "Users");
     try {
-      const users = (await this.list()).filter((u) => u.status !== "pending_approval");
+      const all = await this.list();
+      for (const u of all) this.names.set(u.id, u.display_name);
+      const users = all.filter((u) => u.status !== "pending_approval");
       clear(
         this.users,
         title,
@@ -127,7 +134,7 @@ export class AdminScreen {
                 h("td", null, u.email),
                 h("td", null, h("span", { class: `status ${u.status}` }, u.status.replace(/_/g, " "))),
                 h("td", null, role),
-                h("td", { class: "row-actions" }, toggle),
+                h("td", null, h("div", { class: "row-actions" }, toggle)),
               );
             }),
           ),
@@ -136,6 +143,11 @@ export class AdminScreen {
     } catch (ex) {
       clear(this.users, title, h("p", { class: "error" }, messageOf(ex)));
     }
+  }
+
+  private who(id: string | null | undefined): string {
+    if (!id) return "—";
+    return this.names.get(id) ?? `${id.slice(0, 8)}…`;
   }
 
   private async loadLedger(): Promise<void> {
@@ -202,8 +214,8 @@ export class AdminScreen {
                   null,
                   h("td", null, formatTime(ev.at)),
                   h("td", null, ev.type, ev.detail && Object.keys(ev.detail).length ? h("small", { class: "detail" }, ` ${JSON.stringify(ev.detail)}`) : null),
-                  h("td", { class: "mono small" }, ev.user_id ?? "—"),
-                  h("td", { class: "mono small" }, ev.actor_id ?? "—"),
+                  h("td", { title: ev.user_id ?? "" }, this.who(ev.user_id)),
+                  h("td", { title: ev.actor_id ?? "" }, this.who(ev.actor_id)),
                   h("td", null, ev.ip ?? "—"),
                   h("td", null, h("span", { class: `badge ${ev.proof_status ?? ev.proof?.status ?? "pending"}` }, ev.proof_status ?? ev.proof?.status ?? "logged")),
                 ),

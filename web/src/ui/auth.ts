@@ -1,5 +1,6 @@
 /** Account screens: log in (with TOTP when required), register, verify e-mail, reset password. */
 import { ApiError, api, type TokenReply } from "../api";
+import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
 
 export type Navigate = (path: string) => void;
@@ -52,12 +53,33 @@ export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () 
     err,
     submit,
   );
+  const wallet = walletAvailable()
+    ? h(
+        "button",
+        {
+          type: "button",
+          class: "wallet",
+          onclick: async () => {
+            err.show(null);
+            try {
+              api.adoptTokens(await signInWithEthereum(api, false));
+              onLoggedIn();
+            } catch (ex) {
+              err.show(messageOf(ex));
+            }
+          },
+        },
+        "Log in with Ethereum wallet",
+      )
+    : null;
   clear(
     root,
     card(
       "Log in",
       notice ? h("p", { class: "notice", role: "status" }, notice) : null,
       form,
+      wallet ? h("div", { class: "or" }, h("span", null, "or")) : null,
+      wallet,
       h(
         "p",
         { class: "links" },

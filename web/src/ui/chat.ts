@@ -6,7 +6,7 @@
 import type { ApiClient } from "../api";
 import type { Messenger, ChatMessage, ConversationSummary, FileInfo, MessageView } from "../messenger";
 import type { Frame, LiveConnection } from "../ws";
-import { clear, errorBox, formatBytes, formatTime, h, messageOf, modal, uid } from "./dom";
+import { clear, errorBox, field, formatBytes, formatTime, h, icon, messageOf, modal, uid } from "./dom";
 import { showProof } from "./proof";
 import { formatSafetyNumber } from "../crypto/safety";
 
@@ -38,6 +38,7 @@ export class ChatScreen {
   private lastTypingSent = 0;
   private unsubscribers: (() => void)[] = [];
   private proofQueue: ChatMessage[] = [];
+  private proofPolls = new Map<string, number>();
   private proofWorkers = 0;
 
   constructor(
@@ -187,7 +188,68 @@ export class ChatScreen {
         void run();
       }
     });
-    return h("div", { class: "people" }, h("label", { for: input.id }, "Find people"), input, err, results);
+    const group = h("button", { type: "button", class: "small secondary new-group", onclick: () => this.groupDialog() }, "New group");
+    return h("div", { class: "people" }, h("div", { class: "people-head" }, h("label", { for: input.id }, "Find people"), group), input, err, results);
+  }
+
+  private groupDialog(): void {
+    const title = h("input", { type: "text", maxlength: "200", required: true });
+    const q = h("input", { type: "search", autocomplete: "off", placeholder: "Name or e-mail" });
+    const hits = h("ul", { class: "search-results", "aria-label": "People to add" });
+    const chosen = new Map<string, string>();
+    const chips = h("ul", { class: "chips", "aria-label": "Members" });
+    const err = errorBox();
+    const renderChips = (): void =>
+      clear(
+        chips,
+        [...chosen].map(([id, name]) =>
+          h("li", null, name, h("button", { type: "button", class: "icon", "aria-label": `Remove ${name}`, onclick: () => (chosen.delete(id), renderChips()) }, "×")),
+        ),
+      );
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    q.addEventListener("input", () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(async () => {
+        if (!q.value.trim()) return clear(hits);
+        try {
+          const found = (await this.messenger.searchUsers(q.value.trim())).filter((u) => u.user_id !== this.messenger.me.id);
+          clear(
+            hits,
+            found.map((u) =>
+              h("li", null, h("span", null, u.display_name), h("button", { type: "button", class: "small", "aria-label": `Add ${u.display_name}`, onclick: () => (chosen.set(u.user_id, u.display_name), renderChips()) }, "Add")),
+            ),
+          );
+        } catch (ex) {
+          err.show(messageOf(ex));
+        }
+      }, 250);
+    });
+    const form = h(
+      "form",
+      {
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          if (chosen.size === 0) return err.show("Add at least one member.");
+          try {
+            const conv = await this.messenger.startConversation([...chosen.keys()], title.value.trim() || undefined);
+            dialog.close();
+            this.upsert(conv);
+            this.renderSidebar();
+            this.navigate(`/c/${encodeURIComponent(conv.conversation_id)}`);
+          } catch (ex) {
+            err.show(messageOf(ex));
+          }
+        },
+      },
+      field("Group name", title),
+      field("Add people", q),
+      hits,
+      chips,
+      err,
+      h("button", { type: "submit", class: "primary" }, "Create group"),
+    );
+    const dialog = modal("New group", form);
+    title.focus();
   }
 
   private async startWith(memberIds: string[]): Promise<void> {
@@ -363,7 +425,7 @@ export class ChatScreen {
     const mine = m.senderId === this.messenger.me.id;
     const content: (Node | string)[] = [];
     if (m.deleted) content.push(h("p", { class: "deleted" }, "This message was deleted."));
-    else if (m.error) content.push(h("p", { class: `undecryptable ${m.errorCode ?? ""}` }, "🔒 ", m.error));
+    else if (m.error) content.push(h("p", { class: `undecryptable ${m.errorCode ?? ""}` }, icon("lock"), " ", m.error));
     else if (m.body?.type === "text") content.push(h("p", { class: "text" }, String(m.body.text ?? "")));
     else if (m.body?.type === "file") content.push(this.fileCard((m.body.file ?? m.body) as FileInfo));
     else content.push(h("p", { class: "undecryptable" }, `Unsupported message type "${String(m.body?.type)}".`));
@@ -386,12 +448,36 @@ export class ChatScreen {
       BADGE_TEXT[m.anchor],
     );
     const receipt = mine && !m.deleted ? this.receiptText(st, m) : null;
+    const canDelete = !m.deleted && (mine || this.messenger.me.role === "admin");
+    const del = canDelete
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "link small delete",
+            "aria-label": "Delete this message",
+            onclick: async () => {
+              if (!confirm("Delete this message for everyone? The ledger keeps a tombstone proving it existed.")) return;
+              try {
+                await this.api.delete(`/messages/${encodeURIComponent(m.id)}`);
+                m.deleted = true;
+                m.body = null;
+                m.envelope = null;
+                this.placeMessage(st, m, false);
+              } catch (err) {
+                alert(messageOf(err));
+              }
+            },
+          },
+          "Delete",
+        )
+      : null;
     return h(
       "li",
       { class: `message${mine ? " mine" : ""}`, dataset: { messageId: m.id, seq: String(m.seq), sender: m.senderId } },
       h("div", { class: "meta" }, h("span", { class: "sender" }, mine ? "You" : this.messenger.nameOf(m.senderId)), " ", h("time", { datetime: m.createdAt }, formatTime(m.createdAt))),
       h("div", { class: "bubble" }, ...content),
-      h("div", { class: "foot" }, badge, receipt ? h("span", { class: "receipt" }, receipt) : null),
+      h("div", { class: "foot" }, badge, receipt ? h("span", { class: "receipt" }, receipt) : null, del),
     );
   }
 
@@ -433,7 +519,7 @@ export class ChatScreen {
       },
       "Download",
     );
-    return h("div", { class: "file-card" }, h("span", { class: "file-icon", "aria-hidden": "true" }, "📄"), h("div", null, h("strong", { class: "file-name" }, info.name), h("small", null, ` ${formatBytes(Number(info.size) || 0)} · decrypted in your browser`)), button, progress, err);
+    return h("div", { class: "file-card" }, h("span", { class: "file-icon" }, icon("file")), h("div", null, h("strong", { class: "file-name" }, info.name), h("small", null, ` ${formatBytes(Number(info.size) || 0)} · decrypted in your browser`)), button, progress, err);
   }
 
   private composer(st: ConvState): HTMLElement {
@@ -467,7 +553,7 @@ export class ChatScreen {
       },
       h("label", { for: text.id, class: "visually-hidden" }, "Message"),
       text,
-      h("label", { for: fileInput.id, class: "attach button", title: "Attach a file (encrypted in your browser)" }, "📎 Attach file"),
+      h("label", { for: fileInput.id, class: "attach button", title: "Attach a file (encrypted in your browser)" }, icon("clip"), "Attach file"),
       fileInput,
       send,
       h("div", { class: "composer-status" }, progress, progressLabel, err),
@@ -565,6 +651,13 @@ export class ChatScreen {
           m.anchor = next;
           const st = this.convs.get(m.conversationId);
           if (st) this.placeMessage(st, m, false);
+        }
+        // An "anchored" frame normally updates the badge; ask again in case it was missed.
+        const polls = this.proofPolls.get(m.id) ?? 0;
+        if (next === "pending" && polls < 4) {
+          this.proofPolls.set(m.id, polls + 1);
+          const later = m;
+          setTimeout(() => this.queueProof(later), 5000 * (polls + 1));
         }
       } catch {
         /* the badge stays as it is; the dialog shows errors */

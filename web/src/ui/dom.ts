@@ -98,3 +98,26 @@ export function modal(title: string, ...body: Child[]): HTMLDialogElement {
   dialog.showModal();
   return dialog;
 }
+
+const ICONS: Record<string, string> = {
+  clip: "M16.5 6.5l-7.8 7.8a2 2 0 002.8 2.8l7.8-7.8a4 4 0 00-5.7-5.7l-7.8 7.8a6 6 0 008.5 8.5l6.4-6.4",
+  file: "M6 2h8l6 6v14H6zM14 2v6h6",
+  lock: "M6 10h12v11H6zM8.5 10V7a3.5 3.5 0 017 0v3",
+  shield: "M12 2l8 3v6c0 5-3.5 9-8 11-4.5-2-8-6-8-11V5z",
+};
+
+/** A small stroked SVG icon (fonts on some machines have no emoji). */
+export function icon(name: keyof typeof ICONS | string, label?: string): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", `icon icon-${name}`);
+  if (label) {
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+  } else svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name] ?? "");
+  svg.append(path);
+  return svg;
+}

@@ -1,16 +1,52 @@
 /** Account settings: two-factor authentication (TOTP) and this device's keys. */
 import type { ApiClient, UserPublic } from "../api";
 import type { Messenger } from "../messenger";
+import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
 
 export async function settingsView(root: HTMLElement, api: ApiClient, messenger: Messenger): Promise<void> {
   const mfa = h("section", { class: "panel", "aria-labelledby": "set-mfa" });
   const device = h("section", { class: "panel", "aria-labelledby": "set-device" });
-  clear(root, h("main", { class: "admin" }, h("h1", null, "Settings"), h("div", { class: "admin-grid" }, mfa, device)));
+  const wallet = h("section", { class: "panel", "aria-labelledby": "set-wallet" });
+  clear(root, h("main", { class: "admin" }, h("h1", null, "Settings"), h("div", { class: "admin-grid" }, mfa, wallet, device)));
+
+  const renderWallet = (me: UserPublic): void => {
+    const err = errorBox();
+    const title = h("h2", { id: "set-wallet" }, "Ethereum wallet");
+    if (me.wallet_address) {
+      clear(wallet, title, h("p", { role: "status" }, "Linked wallet: ", h("span", { class: "mono" }, me.wallet_address)), h("p", { class: "hint" }, "You can log in by signing a message with it (Sign-In with Ethereum)."));
+      return;
+    }
+    clear(
+      wallet,
+      title,
+      h("p", null, "Link a wallet to log in by signing a message instead of typing your password."),
+      err,
+      walletAvailable()
+        ? h(
+            "button",
+            {
+              type: "button",
+              onclick: async () => {
+                try {
+                  const reply = await signInWithEthereum(api, true);
+                  api.adoptTokens(reply);
+                  renderWallet(reply.user);
+                } catch (ex) {
+                  err.show(messageOf(ex));
+                }
+              },
+            },
+            "Link Ethereum wallet",
+          )
+        : h("p", { class: "hint" }, "No Ethereum wallet was found in this browser."),
+    );
+  };
 
   const renderMfa = async (): Promise<void> => {
     const me: UserPublic = await api.get("/auth/me");
     api.updateUser(me);
+    renderWallet(me);
     const err = errorBox();
     const title = h("h2", { id: "set-mfa" }, "Two-factor authentication");
     if (me.mfa_enabled) {

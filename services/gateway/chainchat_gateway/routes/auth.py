@@ -45,21 +45,6 @@ class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-class AuditEventWithProof(p.AuditEvent):
-    proof_status: Literal["pending", "anchored"]
-    proof: ProofObject
-
-
-class AuditReply(BaseModel):
-    events: list[AuditEventWithProof]
-
-
-class KeysReply(BaseModel):
-    user_id: str
-    keys: list[p.DeviceKey]
-    proofs: dict[str, ProofObject]
-
-
 async def _call(bus: Bus, settings: GatewaySettings, rpc: Rpc[Any, Any], req: BaseModel) -> Any:
     return await bus.request(rpc, req, timeout=settings.rpc_timeout_s)
 
@@ -254,7 +239,7 @@ async def rotate_signing_key(admin: AdminUser, bus: BusDep, settings: SettingsDe
     return await _call(bus, settings, p.AUTH_JWKS_ROTATE, p.RotateKeyRequest(actor_id=admin.user_id))
 
 
-@router.get("/admin/audit", response_model=AuditReply, tags=["admin"])
+@router.get("/admin/audit", response_model=p.AuditReply, tags=["admin"])
 async def admin_audit(
     admin: AdminUser,
     bus: BusDep,
@@ -268,9 +253,9 @@ async def admin_audit(
     events: p.AuditListReply = await _call(bus, settings, p.AUTH_AUDIT_LIST, req)
     entries = [LogEntry(kind="audit", id=e.id, digest=e.digest, at=e.at) for e in events.events]
     proofs = await proofs_for(bus, entries)
-    return AuditReply(
+    return p.AuditReply(
         events=[
-            AuditEventWithProof(**e.model_dump(), proof_status=proofs[e.id].status, proof=proofs[e.id])
+            p.AuditEventWithProof(**e.model_dump(), proof_status=proofs[e.id].status, proof=proofs[e.id])
             for e in events.events
         ]
     )
@@ -302,11 +287,11 @@ async def revoke_key(key_id: KeyIdPath, user: CurrentUser, bus: BusDep, settings
     return Response(status_code=204)
 
 
-@router.get("/keys/{user_id}", response_model=KeysReply, tags=["directory"])
+@router.get("/keys/{user_id}", response_model=p.PublicKeysReply, tags=["directory"])
 async def user_keys(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
     reply: p.UserKeysReply = await _call(bus, settings, p.AUTH_KEYS_GET, p.UserRef(user_id=user_id))
     proofs = await proofs_for(bus, list(reply.entries.values()))
-    return KeysReply(user_id=reply.user_id, keys=reply.keys, proofs=proofs)
+    return p.PublicKeysReply(user_id=reply.user_id, keys=reply.keys, proofs=proofs)
 
 
 # --- the e-mail link page --------------------------------------------------------------------

@@ -7,20 +7,23 @@
   is picked up at once.
 
 Mounted last, so API, health and metrics routes win. When ``dist`` exists, ``setup`` also puts the
-app's ``/verify`` in front of the auth module's server-rendered page (the SPA verifies the token
-itself with ``POST /api/v1/auth/verify``); without a build the server page keeps working.
+app's ``/verify`` in front of the auth module's server-rendered page: a browser (``Accept:
+text/html``) gets the app, which verifies the token itself with ``POST /api/v1/auth/verify`` (so a
+mail scanner that merely fetches the link does not burn the token); other clients, and every
+client when there is no build, still get the server page.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from chainchat_protocol.errors import NotFound
-from chainchat_service.runtime import ServiceRuntime
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from chainchat_gateway.routes.auth import verify_page
 from chainchat_gateway.settings import GatewaySettings
+from chainchat_protocol.errors import NotFound
+from chainchat_service.runtime import ServiceRuntime
 
 router = APIRouter(include_in_schema=False)
 
@@ -95,8 +98,10 @@ async def client_route(path: str, request: Request) -> Response:
     return _index(request)
 
 
-async def _verify(request: Request) -> Response:
-    return _index(request)
+async def _verify(request: Request, token: str = "") -> Response:
+    if "text/html" in request.headers.get("accept", ""):
+        return _index(request)
+    return await verify_page(request, token)
 
 
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:

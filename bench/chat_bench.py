@@ -1,0 +1,443 @@
+"""Chat benchmark on a real local stack (NATS, chain, IPFS, SMTP catcher, the five services).
+
+N WebSocket clients in pairs send SDK-sealed envelopes through the gateway (one direct
+conversation per pair); each send is timed from the ``send`` frame to the ``message`` frame at the
+peer. Phases: open-loop 100 and 500 msg/s, then closed-loop max (8 sends in flight per sender),
+with 1 and then 2 chat instances. Then history reads of 50 messages from one large conversation
+whose rows are inserted directly into the chat database (the log entries of those rows are not
+generated: setup only).
+
+Run: ``.venv/bin/python bench/chat_bench.py [--quick] [--postgres]``; results in
+``bench/results/chat_bench.{json,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from _report import RESULTS, plt, write_report
+
+from chainchat.crypto import DeviceKeys, seal_envelope
+from chainchat_protocol.envelope import envelope_bytes, envelope_digest
+from devstack.stack import Stack, free_ports
+
+PASSWORD = "bench-Passw0rd-long-enough"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BODY = {"type": "text", "text": "x" * 200, "sent_at": "2025-01-01T00:00:00.000Z"}
+
+
+@dataclass
+class Phase:
+    name: str
+    chat_instances: int
+    target_rate: float | None
+    sent: int = 0
+    acked: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+        return {
+            "phase": self.name,
+            "chat_instances": self.chat_instances,
+            "target_msgs_per_s": self.target_rate,
+            "sent": self.sent,
+            "acked": self.acked,
+            "delivered": len(lat),
+            "errors": self.errors,
+            "delivered_per_s": round(len(lat) / self.seconds, 1) if self.seconds else 0.0,
+            "latency_ms": _percentiles(lat),
+        }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return {
+        "p50": round(pick(0.50), 2),
+        "p95": round(pick(0.95), 2),
+        "p99": round(pick(0.99), 2),
+        "max": round(values[-1], 2),
+    }
+
+
+class Client:
+    """One WebSocket client; records when each envelope (keyed by its nonce) arrives."""
+
+    def __init__(self, user: dict[str, Any]) -> None:
+        self.user = user
+        self.ws: Any = None
+        self.arrivals: dict[str, float] = {}
+        self.acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self, ws_url: str) -> None:
+        self.ws = await websockets.connect(
+            ws_url, subprotocols=["chainchat.v1", f"bearer.{self.user['token']}"], max_size=2**22
+        )
+        assert json.loads(await self.ws.recv())["type"] == "ready"
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            frame = json.loads(raw)
+            if frame["type"] == "message":
+                self.arrivals[frame["message"]["nonce"]] = time.perf_counter()
+            elif frame["type"] in ("ack", "error"):
+                self.acks.put_nowait(frame)
+
+    async def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+        await self.ws.close()
+
+
+@dataclass
+class Pair:
+    sender: Client
+    receiver: Client
+    conversation_id: str
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    sent_at: dict[str, float] = field(default_factory=dict)
+
+    def seal(self, count: int) -> None:
+        s, r = self.sender.user, self.receiver.user
+        recipients = [s["device"].public(s["id"]), r["device"].public(r["id"])]
+        self.envelopes = [
+            seal_envelope(
+                BODY,
+                sender=s["device"],
+                sender_id=s["id"],
+                conversation_id=self.conversation_id,
+                recipients=recipients,
+            ).model_dump(mode="json")
+            for _ in range(count)
+        ]
+
+    async def send_one(self) -> bool:
+        if not self.envelopes:
+            return False
+        env = self.envelopes.pop()
+        self.sent_at[env["nonce"]] = time.perf_counter()
+        frame = {
+            "type": "send",
+            "conversation_id": self.conversation_id,
+            "envelope": env,
+            "client_id": uuid.uuid4().hex,
+        }
+        await self.sender.ws.send(json.dumps(frame))
+        return True
+
+
+async def run_phase(pairs: list[Pair], phase: Phase, duration: float) -> Phase:
+    # sealing is done before the clock starts: the bench measures the server, not HPKE
+    per_pair = int((phase.target_rate or 800) * duration / len(pairs) * 1.2) + 10
+    await asyncio.gather(*(asyncio.to_thread(p.seal, per_pair) for p in pairs))
+    for p in pairs:
+        p.sent_at.clear()
+        p.receiver.arrivals.clear()
+    started = time.perf_counter()
+    if phase.target_rate:
+        await _open_loop(pairs, phase, duration)
+    else:
+        await asyncio.gather(*(_closed_loop(p, phase, started + duration) for p in pairs))
+    phase.seconds = time.perf_counter() - started
+    await asyncio.sleep(2.0)  # let the last deliveries land
+    for p in pairs:
+        while not p.sender.acks.empty():
+            frame = p.sender.acks.get_nowait()
+            phase.acked += frame["type"] == "ack"
+            phase.errors += frame["type"] == "error"
+        for nonce, t_sent in p.sent_at.items():
+            if nonce in p.receiver.arrivals:
+                phase.latencies_ms.append((p.receiver.arrivals[nonce] - t_sent) * 1000)
+    return phase
+
+
+async def _open_loop(pairs: list[Pair], phase: Phase, duration: float) -> None:
+    interval = 1.0 / (phase.target_rate or 1)
+    start = time.perf_counter()
+    n = 0
+    while (now := time.perf_counter()) - start < duration:
+        due = int((now - start) / interval) + 1
+        while n < due:
+            if await pairs[n % len(pairs)].send_one():
+                phase.sent += 1
+            n += 1
+        await asyncio.sleep(interval / 2)
+
+
+async def _closed_loop(pair: Pair, phase: Phase, deadline: float, window: int = 8) -> None:
+    in_flight = 0
+    while time.perf_counter() < deadline:
+        while in_flight < window and await pair.send_one():
+            in_flight += 1
+            phase.sent += 1
+        if in_flight == 0:
+            return  # out of sealed envelopes
+        frame = await pair.sender.acks.get()
+        in_flight -= 1
+        phase.acked += frame["type"] == "ack"
+        phase.errors += frame["type"] == "error"
+
+
+async def history_reads(
+    gateway: str, user: dict[str, Any], cid: str, size: int, reads: int
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {user['token']}"}
+    timings: dict[str, list[float]] = {"latest": [], "after_seq_random": [], "before_seq_random": []}
+    async with httpx.AsyncClient(base_url=f"{gateway}/api/v1", headers=headers, timeout=30) as http:
+        for i in range(reads):
+            kind = list(timings)[i % 3]
+            params: dict[str, int] = {"limit": 50}
+            if kind == "after_seq_random":
+                params["after_seq"] = random.randint(0, size - 50)
+            elif kind == "before_seq_random":
+                params["before_seq"] = random.randint(51, size)
+            t0 = time.perf_counter()
+            resp = await http.get(f"/conversations/{cid}/messages", params=params)
+            timings[kind].append((time.perf_counter() - t0) * 1000)
+            assert resp.status_code == 200, resp.text[:200]
+            assert len(resp.json()["messages"]) == 50
+    return {k: _percentiles(sorted(v)) | {"mean": round(statistics.mean(v), 2)} for k, v in timings.items()}
+
+
+async def bench_stack(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    gateway = stack.gateway_url
+    ws_url = gateway.replace("http://", "ws://") + "/api/v1/ws"
+    users = await asyncio.to_thread(make_users, stack, 2 * args.pairs)
+    clients = [Client(u) for u in users]
+    for c in clients:
+        await c.connect(ws_url)
+    pairs = []
+    async with httpx.AsyncClient(base_url=f"{gateway}/api/v1", timeout=30) as http:
+        for a, b in zip(clients[::2], clients[1::2], strict=True):
+            resp = await http.post(
+                "/conversations",
+                json={"member_ids": [b.user["id"]]},
+                headers={"Authorization": f"Bearer {a.user['token']}"},
+            )
+            pairs.append(Pair(a, b, resp.json()["conversation_id"]))
+    phases: list[dict[str, Any]] = []
+    for instances in (1, 2):
+        while len([s for s in stack.services["chat"] if s.alive()]) < instances:
+            await asyncio.to_thread(stack.add_service, "chat")
+        for rate in (100.0, 500.0, None):
+            name = f"{int(rate)}/s" if rate else "max"
+            phase = await run_phase(pairs, Phase(name, instances, rate), args.duration)
+            phases.append(phase.summary())
+            print(json.dumps(phases[-1]), flush=True)
+    for c in clients:
+        await c.close()
+    cid = await asyncio.to_thread(
+        fill_conversation, stack, users[0], users[1], args.history_size, args.pg_url
+    )
+    history = await history_reads(gateway, users[0], cid, args.history_size, args.reads)
+    print(json.dumps({"history": history}), flush=True)
+    return {"phases": phases, "history": {"conversation_messages": args.history_size, "reads": history}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run (about two minutes)")
+    parser.add_argument("--postgres", action="store_true", help="chat on a fresh local PostgreSQL database")
+    args = parser.parse_args()
+    args.pairs, args.duration = (4, 3.0) if args.quick else (10, 10.0)
+    args.history_size, args.reads = (100_000, 60) if args.quick else (1_000_000, 300)
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp, pg_database(args.postgres) as pg_url:
+        env = {"ANCHOR_INTERVAL_S": "2", "LOG_LEVEL": "WARNING"}
+        args.pg_url = pg_url
+        if pg_url:
+            os.environ["CHAT_DATABASE_URL"] = pg_url
+        stack = Stack(var_dir=Path(tmp), ports=free_ports(), environment="test", extra_env=env)
+        try:
+            stack.start()
+            stack.wait_ready(timeout=120)
+            data = asyncio.run(bench_stack(stack, args))
+        finally:
+            stack.stop()
+    data.update(
+        quick=args.quick,
+        database="postgresql" if args.postgres else "sqlite",
+        pairs=args.pairs,
+        clients=2 * args.pairs,
+        phase_seconds=args.duration,
+        cpus=os.cpu_count(),
+    )
+    name = "chat_bench_postgres" if args.postgres else "chat_bench"
+    print(f"wrote {write_report(name, data)}")
+    plot(name, data)
+
+
+# --- setup: users, a large conversation, an optional PostgreSQL database ------------------------
+
+
+def make_users(stack: Stack, count: int) -> list[dict[str, Any]]:
+    """Register → verify (mail) → approve → login → publish a device key, as a user would."""
+    http = httpx.Client(base_url=f"{stack.gateway_url}/api/v1", timeout=30)
+    admin = _signup(http, stack, "bench-admin", None)
+    users = [_signup(http, stack, f"bench-{n}", admin) for n in range(count)]
+    for user in [admin, *users]:
+        user["device"] = DeviceKeys.generate()
+        body = user["device"].publish_body(["hpke-x25519-aes256gcm"])
+        resp = http.put("/keys/me", json=body, headers={"Authorization": f"Bearer {user['token']}"})
+        resp.raise_for_status()
+    return users
+
+
+def _signup(http: httpx.Client, stack: Stack, prefix: str, admin: dict[str, Any] | None) -> dict[str, Any]:
+    email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.test"
+    resp = http.post("/auth/register", json={"email": email, "password": PASSWORD, "display_name": prefix})
+    resp.raise_for_status()
+    user_id = resp.json()["user_id"]
+    status = http.post("/auth/verify", json={"token": _mail_token(stack, email)}).json()["status"]
+    if status == "pending_approval" and admin is not None:
+        headers = {"Authorization": f"Bearer {admin['token']}"}
+        http.post(f"/admin/users/{user_id}/approve", headers=headers).raise_for_status()
+    login = http.post("/auth/login", json={"email": email, "password": PASSWORD})
+    login.raise_for_status()
+    return {"id": user_id, "token": login.json()["access_token"]}
+
+
+def _mail_token(stack: Stack, email: str) -> str:
+    for _ in range(150):
+        for mail in httpx.get(f"{stack.mail.web_url}/api/email", timeout=10).json():
+            if any(t.get("address") == email for t in mail.get("to", [])) and "token=" in mail.get(
+                "text", ""
+            ):
+                return str(mail["text"].split("token=", 1)[1].split()[0].strip(").,"))
+        time.sleep(0.2)
+    raise RuntimeError(f"no verification mail for {email}")
+
+
+def fill_conversation(
+    stack: Stack, a: dict[str, Any], b: dict[str, Any], size: int, pg_url: str | None
+) -> str:
+    """A group of a and b holding ``size`` messages, inserted straight into the chat database."""
+    headers = {"Authorization": f"Bearer {a['token']}"}
+    resp = httpx.post(
+        f"{stack.gateway_url}/api/v1/conversations",
+        headers=headers,
+        timeout=30,
+        json={"member_ids": [b["id"]], "title": "history"},
+    )
+    cid = resp.json()["conversation_id"]
+    env = seal_envelope(
+        BODY,
+        sender=a["device"],
+        sender_id=a["id"],
+        conversation_id=cid,
+        recipients=[a["device"].public(a["id"]), b["device"].public(b["id"])],
+    )
+    text = envelope_bytes(env).decode()
+    digest = envelope_digest(env)
+    now = datetime.now(UTC)
+    rows = ((uuid.uuid4().hex, cid, seq, a["id"], text, digest, "[]", now) for seq in range(1, size + 1))
+    started = time.perf_counter()
+    if pg_url:
+        asyncio.run(_fill_pg(pg_url, cid, rows, size))
+    else:
+        _fill_sqlite(stack.var_dir / "chat.db", cid, rows, size)
+    print(f"inserted {size:,} messages in {time.perf_counter() - started:.1f}s", flush=True)
+    return str(cid)
+
+
+_INSERT = "INSERT INTO message (id, conversation_id, seq, sender_id, envelope, digest, file_ids, created_at)"
+
+
+def _fill_sqlite(path: Path, cid: str, rows: Any, size: int) -> None:
+    db = sqlite3.connect(path, timeout=60)
+    with db:
+        db.executemany(
+            f"{_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((*r[:7], r[7].strftime("%Y-%m-%d %H:%M:%S.%f")) for r in rows),
+        )
+        db.execute("UPDATE conversation SET last_seq = ? WHERE id = ?", (size, cid))
+    db.close()
+
+
+async def _fill_pg(url: str, cid: str, rows: Any, size: int) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    columns = ["id", "conversation_id", "seq", "sender_id", "envelope", "digest", "file_ids", "created_at"]
+    await conn.copy_records_to_table("message", records=list(rows), columns=columns)
+    await conn.execute("UPDATE conversation SET last_seq = $1 WHERE id = $2", size, cid)
+    await conn.close()
+
+
+@contextlib.contextmanager
+def pg_database(enabled: bool) -> Iterator[str | None]:
+    """A fresh PostgreSQL database for the chat service, dropped afterwards."""
+    if not enabled:
+        yield None
+        return
+    import asyncpg
+
+    name = f"chat_bench_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        await conn.execute(sql)
+        await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def plot(name: str, data: dict[str, Any]) -> None:
+    """Throughput and latency per phase, history read latency: ``results/<name>.png``."""
+    phases = data["phases"]
+    labels = [f"{p['phase']} ×{p['chat_instances']}" for p in phases]
+    fig, axes = plt.subplots(3, 1, figsize=(9, 10))
+    axes[0].barh(labels, [p["delivered_per_s"] for p in phases], color="#3b7dd8")
+    axes[0].set_title(
+        f"delivered msg/s ({data['clients']} WebSocket clients, {data['database']})", fontsize=10
+    )
+    for key, colour in (("p50", "#3b7dd8"), ("p95", "#f0a030"), ("p99", "#d04040")):
+        axes[1].plot(labels, [p["latency_ms"][key] for p in phases], marker="o", label=key, color=colour)
+    axes[1].set_title("send → delivery latency (ms)", fontsize=10)
+    axes[1].legend()
+    axes[1].tick_params(axis="x", labelrotation=20)
+    reads = data["history"]["reads"]
+    axes[2].barh([f"{k} p50/p95" for k in reads], [v["p50"] for v in reads.values()], color="#3b7dd8")
+    axes[2].barh(
+        [f"{k} p50/p95" for k in reads],
+        [v["p95"] - v["p50"] for v in reads.values()],
+        left=[v["p50"] for v in reads.values()],
+        color="#f0a030",
+    )
+    size = data["history"]["conversation_messages"]
+    axes[2].set_title(f"history read of 50 from a {size:,}-message conversation (ms)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The files domain on a real database (SQLite and PostgreSQL) with an in-memory Kubo API.
+
+``kubo`` is conftest's ``FakeKubo`` (a conftest cannot be imported by name, hence ``Any``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from chainchat_files import service as service_module
+from chainchat_files.ipfs import IpfsUnavailable
+from chainchat_files.maintenance import IpfsMaintenance
+from chainchat_files.models import FileRecord, FileReference, UnpinTask
+from chainchat_files.service import FileService
+from chainchat_files.streams import FileTooLarge, UploadMeter
+from chainchat_protocol.errors import NotFound, Unavailable
+from chainchat_service.db import Database
+from chainchat_service.outbox import OutboxMessage
+
+
+async def _chunks(data: bytes, piece: int = 1000) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), piece):
+        yield data[i : i + piece]
+
+
+async def _upload(
+    service: FileService, data: bytes, conversation: str = "c1", user: str = "alice"
+) -> FileRecord:
+    meter = UploadMeter(_chunks(data), service.settings.max_file_bytes)
+    return await service.upload(meter, uploader_id=user, conversation_id=conversation)
+
+
+async def _rows(db: Database, model: Any) -> list[Any]:
+    async with db.session() as session:
+        return list((await session.exec(select(model))).all())
+
+
+async def _outbox(db: Database, msg_id: str) -> dict[str, Any]:
+    async with db.session() as session:
+        row = (await session.exec(select(OutboxMessage).where(OutboxMessage.msg_id == msg_id))).one()
+    return dict(json.loads(row.payload))
+
+
+async def test_upload_records_the_file_and_its_log_entry(
+    service: FileService, db: Database, kubo: Any
+) -> None:
+    data = b"ciphertext " * 500
+    record = await _upload(service, data)
+    assert record.size == len(data)
+    assert record.sha256 == hashlib.sha256(data).hexdigest()
+    assert kubo.blobs[record.cid] == data
+    assert record.cid in kubo.pins
+    [stored] = await _rows(db, FileRecord)
+    assert (stored.id, stored.uploader_id, stored.conversation_id) == (record.id, "alice", "c1")
+    entry = await _outbox(db, f"file:{record.id}")
+    assert (entry["kind"], entry["id"], entry["digest"]) == ("file", record.id, record.sha256)
+
+
+async def test_too_large_records_nothing(service: FileService, db: Database, kubo: Any) -> None:
+    with pytest.raises(FileTooLarge):
+        await _upload(service, b"x" * (service.settings.max_file_bytes + 1))
+    assert await _rows(db, FileRecord) == []
+    assert await _rows(db, OutboxMessage) == []
+    assert kubo.pins == set()
+
+
+async def test_ipfs_down_records_nothing(service: FileService, db: Database, kubo: Any) -> None:
+    kubo.down = True
+    with pytest.raises(IpfsUnavailable) as info:
+        await _upload(service, b"data")
+    assert (info.value.http_status, info.value.code) == (503, "ipfs_unavailable")
+    assert await _rows(db, FileRecord) == []
+
+
+async def test_a_failed_record_unpins_what_ipfs_stored(
+    service: FileService, db: Database, kubo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await _upload(service, b"first")
+    # the next upload gets an id that already exists: the insert fails after IPFS pinned the bytes
+    monkeypatch.setattr(service_module, "new_file_id", lambda: first.id)
+    with pytest.raises(Unavailable) as info:
+        await _upload(service, b"second")
+    assert info.value.code == "files_unavailable"
+    assert kubo.pins == {first.cid}
+    assert [r.id for r in await _rows(db, FileRecord)] == [first.id]
+
+
+async def test_only_members_read(service: FileService, members: Any) -> None:
+    record = await _upload(service, b"members only")
+    assert (await service.readable("bob", record.id)).id == record.id
+    for user, file_id in (("mallory", record.id), ("alice", "nope")):
+        with pytest.raises(NotFound) as info:
+            await service.readable(user, file_id)
+        assert info.value.code == "file_not_found"
+    members.of["c1"].discard("bob")
+    with pytest.raises(NotFound):
+        await service.readable("bob", record.id)
+
+
+async def test_references_are_counted_once_per_message(service: FileService, db: Database, kubo: Any) -> None:
+    record = await _upload(service, b"attachment")
+    assert await service.declare_references("m1", "c1", [record.id, record.id, "unknown"]) == 1
+    assert await service.declare_references("m1", "c1", [record.id]) == 0  # redelivered
+    assert await service.declare_references("m2", "c1", [record.id]) == 1
+    assert await service.declare_references("m3", "c2", [record.id]) == 0  # another conversation's file
+
+    assert await service.release_references("m1", "c1", [record.id]) == []
+    assert await service.release_references("m1", "c1", [record.id]) == []  # redelivered: no double count
+    assert (await service.readable("alice", record.id)).deleted_at is None
+
+    assert await service.release_references("m2", "c1", [record.id]) == [record.id]
+    assert await service.release_references("m2", "c1", [record.id]) == []
+    with pytest.raises(NotFound):
+        await service.readable("alice", record.id)
+    tombstone = await _outbox(db, f"tombstone:{record.id}")
+    assert (tombstone["kind"], tombstone["digest"]) == ("tombstone", record.sha256)
+    [task] = await _rows(db, UnpinTask)
+    assert (task.cid, task.reason, task.done_at) == (record.cid, "deleted", None)
+
+    await service.process_unpin(task)
+    assert record.cid not in kubo.pins
+    await service.process_unpin(task)  # already unpinned: still fine
+
+
+async def test_a_deletion_seen_before_its_post_still_counts(service: FileService, db: Database) -> None:
+    record = await _upload(service, b"late post")
+    assert await service.release_references("m1", "c1", [record.id]) == [record.id]
+    assert await service.declare_references("m1", "c1", [record.id]) == 0  # late: the file is gone
+    refs = await _rows(db, FileReference)
+    assert [(r.message_id, r.released_at is not None) for r in refs] == [("m1", True)]
+
+
+async def test_another_conversation_cannot_release(service: FileService) -> None:
+    record = await _upload(service, b"mine")
+    assert await service.release_references("evil", "c2", [record.id]) == []
+    assert (await service.readable("alice", record.id)).deleted_at is None
+
+
+async def test_shared_ciphertext_stays_pinned_while_a_record_uses_it(service: FileService, kubo: Any) -> None:
+    one = await _upload(service, b"same bytes")
+    two = await _upload(service, b"same bytes")
+    assert one.cid == two.cid
+    assert one.id != two.id
+    await service.declare_references("m1", "c1", [one.id])
+    await service.release_references("m1", "c1", [one.id])
+    [task] = await service.pending_unpins()
+    await service.process_unpin(task)
+    assert one.cid in kubo.pins  # two still needs it
+    assert await service.pending_unpins() == []
+
+
+async def test_maintenance_retries_unpins_after_an_outage(
+    service: FileService, db: Database, kubo: Any
+) -> None:
+    record = await _upload(service, b"to delete")
+    await service.release_references("m1", "c1", [record.id])
+    maintenance = IpfsMaintenance(service.ipfs, gc_interval_s=0)
+    kubo.down = True
+    with pytest.raises(IpfsUnavailable):
+        await maintenance.unpin_pending(service)
+    [task] = await _rows(db, UnpinTask)
+    assert (task.attempts, task.done_at) == (1, None)
+    assert task.last_error
+    kubo.down = False
+    assert await maintenance.unpin_pending(service) == 1
+    assert record.cid not in kubo.pins
+    done = await _rows(db, UnpinTask)
+    assert all(t.done_at is not None for t in done)
+    async with db.session() as session:
+        left = (await session.exec(select(UnpinTask).where(col(UnpinTask.done_at).is_(None)))).all()
+    assert list(left) == []
