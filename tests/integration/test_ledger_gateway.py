@@ -72,8 +72,7 @@ async def test_message_proof_for_members_only_and_verifiable_on_chain(
             hidden = await http.get(path, headers=carol.headers)
             anonymous = await http.get(path)
             malformed = await http.get("/api/v1/messages/..%2F..%2Fetc/proof", headers=alice.headers)
-            start, end = 0, proof["tree_size"]
-            consistency = await http.get("/api/v1/ledger/consistency", params={"from_size": start})
+            consistency = await http.get("/api/v1/ledger/consistency", params={"from_size": 1})
         assert ProofObject.model_validate(proof).entry.id == sent["message_id"]
         assert for_bob["entry"] == proof["entry"]
         assert hidden.status_code == 404
@@ -83,7 +82,6 @@ async def test_message_proof_for_members_only_and_verifiable_on_chain(
         assert result.valid, result.reason
         assert consistency.status_code == 200
         assert verify_consistency_offline(ConsistencyProof.model_validate(consistency.json()))
-        assert end >= 1
         await _file_proof_for_members_only(
             running_stack, sender, conversation["conversation_id"], alice, carol
         )

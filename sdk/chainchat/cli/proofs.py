@@ -73,7 +73,7 @@ async def _check(proof: dict[str, Any], rpc_url: str) -> dict[str, Any]:
     from chainchat.proof import verify_proof_onchain
 
     result = await verify_proof_onchain(proof, rpc_url)
-    return result.as_dict() if hasattr(result, "as_dict") else dict(result)
+    return result.as_dict()
 
 
 def _print_report(report: dict[str, Any]) -> None:
