@@ -51,8 +51,16 @@ class Phase:
     sent: int = 0
     acked: int = 0
     errors: int = 0
+    error_codes: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+
+    def count(self, frame: dict[str, Any]) -> None:
+        if frame["type"] == "ack":
+            self.acked += 1
+        else:
+            self.errors += 1
+            self.error_codes[frame["code"]] = self.error_codes.get(frame["code"], 0) + 1
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
@@ -64,6 +72,7 @@ class Phase:
             "acked": self.acked,
             "delivered": len(lat),
             "errors": self.errors,
+            "error_codes": self.error_codes,
             "delivered_per_s": round(len(lat) / self.seconds, 1) if self.seconds else 0.0,
             "latency_ms": _percentiles(lat),
         }
@@ -165,9 +174,7 @@ async def run_phase(pairs: list[Pair], phase: Phase, duration: float) -> Phase:
     await asyncio.sleep(2.0)  # let the last deliveries land
     for p in pairs:
         while not p.sender.acks.empty():
-            frame = p.sender.acks.get_nowait()
-            phase.acked += frame["type"] == "ack"
-            phase.errors += frame["type"] == "error"
+            phase.count(p.sender.acks.get_nowait())
         for nonce, t_sent in p.sent_at.items():
             if nonce in p.receiver.arrivals:
                 phase.latencies_ms.append((p.receiver.arrivals[nonce] - t_sent) * 1000)
@@ -195,10 +202,8 @@ async def _closed_loop(pair: Pair, phase: Phase, deadline: float, window: int = 
             phase.sent += 1
         if in_flight == 0:
             return  # out of sealed envelopes
-        frame = await pair.sender.acks.get()
+        phase.count(await pair.sender.acks.get())
         in_flight -= 1
-        phase.acked += frame["type"] == "ack"
-        phase.errors += frame["type"] == "error"
 
 
 async def history_reads(
@@ -264,8 +269,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run (about two minutes)")
     parser.add_argument("--postgres", action="store_true", help="chat on a fresh local PostgreSQL database")
     args = parser.parse_args()
-    args.pairs, args.duration = (4, 3.0) if args.quick else (10, 10.0)
+    args.pairs, args.duration = (8, 3.0) if args.quick else (25, 10.0)
     args.history_size, args.reads = (100_000, 60) if args.quick else (1_000_000, 300)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp, pg_database(args.postgres) as pg_url:
         env = {"ANCHOR_INTERVAL_S": "2", "LOG_LEVEL": "WARNING"}
         args.pg_url = pg_url
@@ -278,6 +284,8 @@ def main() -> None:
             data = asyncio.run(bench_stack(stack, args))
         finally:
             stack.stop()
+    # the machine may be shared: the load average says how noisy the numbers are
+    data.update(load_average_before=load_before, load_average_after=os.getloadavg())
     data.update(
         quick=args.quick,
         database="postgresql" if args.postgres else "sqlite",

@@ -72,11 +72,11 @@ class Web:
         page.goto(f"{self.base}/login")
         page.get_by_label("E-mail").fill(account.email)
         page.get_by_label("Password").fill(account.password)
-        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("button", name="Log in", exact=True).click()
         if totp_code is not None:
             expect(page.get_by_label("Authentication code")).to_be_visible()
             page.get_by_label("Authentication code").fill(totp_code)
-            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("button", name="Log in", exact=True).click()
         expect(page.get_by_label("Find people")).to_be_visible()
         expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
 
@@ -152,7 +152,7 @@ def test_register_verify_approve_and_chat_live(web: Web, accounts: Any) -> None:
     alice.goto(f"{web.base}/login")
     alice.get_by_label("E-mail").fill(alice_email)
     alice.get_by_label("Password").fill(accounts.password)
-    alice.get_by_role("button", name="Log in").click()
+    alice.get_by_role("button", name="Log in", exact=True).click()
     expect(alice.get_by_role("alert")).to_contain_text("approv")  # the API's message is shown
 
     # the admin approves both in the admin panel, which also shows the ledger and the audit log
@@ -295,6 +295,8 @@ def test_login_with_totp_set_up_in_the_browser(web: Web, accounts: Any) -> None:
     page = web.page()
     web.login(page, user)
     page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_text("in the transparency log")).to_be_visible()
+    web.shot(page, "settings")
     page.get_by_role("button", name="Set up two-factor authentication").click()
     secret = page.get_by_label("TOTP secret").inner_text().strip()
     totp = pyotp.TOTP(secret)
@@ -302,18 +304,18 @@ def test_login_with_totp_set_up_in_the_browser(web: Web, accounts: Any) -> None:
     page.get_by_role("button", name="Turn on").click()
     expect(page.get_by_text("Keep these recovery codes")).to_be_visible()
     page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    expect(page.get_by_role("button", name="Log in", exact=True)).to_be_visible()
 
     # a wrong code shows the API's message; the next step's code logs in
     page.get_by_label("E-mail").fill(user.email)
     page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log in", exact=True).click()
     expect(page.get_by_label("Authentication code")).to_be_visible()
     page.get_by_label("Authentication code").fill("000000")
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log in", exact=True).click()
     expect(page.get_by_role("alert")).not_to_be_empty()
     page.get_by_label("Authentication code").fill(totp.at(time.time() + totp.interval))
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log in", exact=True).click()
     expect(page.get_by_label("Find people")).to_be_visible()
     page.context.close()
 
@@ -383,7 +385,7 @@ def test_client_routes_and_error_messages(web: Web, accounts: Any) -> None:
     page.goto(f"{web.base}/login")
     page.get_by_label("E-mail").fill(accounts.unique_email("nobody"))
     page.get_by_label("Password").fill("wrong password here")
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log in", exact=True).click()
     expect(page.get_by_role("alert")).not_to_be_empty()
     page.goto(f"{web.base}/c/some-conversation")
     expect(page).to_have_url(re.compile(r"/login$"))
@@ -409,6 +411,7 @@ def test_group_conversation_and_deletion(web: Web, accounts: Any) -> None:
     for page in (pb, pc):
         page.get_by_role("link", name=re.compile("Web group")).click()
         expect(page.locator("li.message", has_text="hello group")).to_be_visible()
+    web.shot(pb, "group")
 
     sent = pa.locator("li.message.mine", has_text="hello group")
     pa.once("dialog", lambda d: d.accept())
@@ -432,7 +435,7 @@ def test_gateway_serves_the_app_its_assets_and_keeps_api_errors(running_stack: S
             page = http.get(route)
             assert page.status_code == 200, route
             assert page.text == index.text, route
-        asset = re.search(r'src="(/assets/[^"]+\\.js)"', index.text)
+        asset = re.search(r'src="(/assets/[^"]+\.js)"', index.text)
         assert asset, index.text
         js = http.get(asset.group(1))
         assert js.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -90,7 +91,9 @@ async def _consume_link(session: AsyncSession, token: str, purpose: str) -> Emai
     presented = hash_token(token)
     stmt = select(EmailToken).where(EmailToken.token_hash == presented, EmailToken.purpose == purpose)
     row = (await session.exec(stmt)).first()
-    if row is None or row.used_at is not None or as_utc(row.expires_at) <= utcnow():
+    if row is None or not hmac.compare_digest(row.token_hash, presented):
+        raise BadRequest("this link is invalid, used or expired", code="invalid_token")
+    if row.used_at is not None or as_utc(row.expires_at) <= utcnow():
         raise BadRequest("this link is invalid, used or expired", code="invalid_token")
     claimed = await session.exec(
         update(EmailToken)
@@ -162,7 +165,7 @@ async def resend_verification(ctx: AuthContext, req: EmailRequest) -> None:
 async def login(ctx: AuthContext, req: LoginRequest) -> TokenReply:
     """Password (+ TOTP) login. Unknown e-mail and wrong password cost and answer the same."""
     account_key, ip_key = f"login:acct:{req.email}", f"login:ip:{req.client_ip or '-'}"
-    await ctx.limiter.check(account_key, ctx.limit("login_fail_account"))
+    earlier_failures = await ctx.limiter.check(account_key, ctx.limit("login_fail_account"))
     if req.client_ip:
         await ctx.limiter.check(ip_key, ctx.limit("login_fail_ip", per_ip=True))
     async with ctx.db.session() as session:
@@ -185,7 +188,8 @@ async def login(ctx: AuthContext, req: LoginRequest) -> TokenReply:
         record_event(session, "login", user_id=user.id, ip=req.client_ip, detail={"method": "password"})
         await session.commit()
     ctx.after_commit()
-    await ctx.limiter.clear(account_key)
+    if earlier_failures:
+        await ctx.limiter.clear(account_key)  # a success forgives the account's failures
     return await token_reply(ctx, user, auth_session.id, refresh_raw)
 
 

@@ -41,8 +41,9 @@ class RateLimiter:
         self.db = db
         self._now = now
 
-    async def check(self, key: str, limit: Limit) -> None:
-        """Raise :class:`RateLimited` if ``key`` already has ``limit.count`` events in the window."""
+    async def check(self, key: str, limit: Limit) -> int:
+        """Raise :class:`RateLimited` if ``key`` already has ``limit.count`` events in the window;
+        else return how many it has."""
         now = self._now()
         async with self.db.session() as session:
             stmt = select(func.count(), func.min(RateEvent.at)).where(
@@ -52,6 +53,7 @@ class RateLimiter:
         if count >= limit.count:
             retry_after = max(1, math.ceil((oldest or now) + limit.window_s - now))
             raise RateLimited("too many attempts; try again later", retry_after=retry_after)
+        return int(count)
 
     async def hit(self, *keys: str) -> None:
         """Count one event for each key."""

@@ -244,6 +244,7 @@ async def _insert(
             .where(col(Conversation.id) == req.conversation_id)
             .values(last_seq=col(Conversation.last_seq) + 1, last_message_at=now)
             .returning(col(Conversation.last_seq))
+            .execution_options(synchronize_session=False)  # no ORM objects to refresh: cheaper
         )
     ).scalar_one_or_none()
     if seq is None:
@@ -271,6 +272,7 @@ async def _insert(
         .where(col(Member.conversation_id) == req.conversation_id, col(Member.user_id) == req.user_id)
         .where(col(Member.read_seq) < seq)
         .values(read_seq=seq)
+        .execution_options(synchronize_session=False)
     )
     return _send_result(msg)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from chainchat_protocol.auth import (
     UsersGetRequest,
     UserSummary,
 )
-from chainchat_protocol.b64 import b64e
+from chainchat_protocol.b64 import b64d, b64e
 from chainchat_protocol.envelope import Envelope
 from chainchat_protocol.errors import Unauthorized
 from chainchat_service.bus import Bus
@@ -226,6 +228,10 @@ class FakeAuth:
 
     async def verify(self, token: str) -> Principal:
         user_id = token.removeprefix("token-")
+        if token.count(".") == 2:  # "x.<base64url claims>.y": a token with an expiry, for the hub
+            claims = json.loads(b64d(token.split(".")[1]))
+            user_id = claims["sub"] if claims["exp"] > time.time() else ""
+            token = f"token-{user_id}"
         if not token.startswith("token-") or user_id not in self.devices:
             raise Unauthorized("the access token is not valid", code="invalid_token")
         role = "admin" if user_id in self.admins else "member"
@@ -247,6 +253,11 @@ class MiniStack:
     @staticmethod
     def headers(user_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer token-{user_id}"}
+
+    @staticmethod
+    def expiring_token(user_id: str, seconds: float) -> str:
+        claims = json.dumps({"sub": user_id, "exp": time.time() + seconds}).encode()
+        return f"h.{b64e(claims)}.s"
 
 
 @pytest.fixture(scope="module")

@@ -155,6 +155,25 @@ async def test_idle_clients_are_closed(mini_stack, people, monkeypatch) -> None:
     assert closed.value.rcvd.code == 4000
 
 
+async def test_sockets_end_with_their_token_unless_renewed_in_band(mini_stack, people) -> None:
+    renewed, lapsed = [await websockets.connect(mini_stack.ws_url) for _ in range(2)]
+    for ws in (renewed, lapsed):
+        await ws.send(json.dumps({"type": "auth", "token": mini_stack.expiring_token("cat", 1.5)}))
+        assert json.loads(await ws.recv())["type"] == "ready"
+    await renewed.send(json.dumps({"type": "auth", "token": mini_stack.expiring_token("cat", 60)}))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(lapsed.recv(), 10)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+        4001,
+        "access token expired; reconnect with a fresh one",
+    )
+    await renewed.send(json.dumps({"type": "ping"}))
+    assert await _next(renewed, "pong") == {"type": "pong"}
+    await renewed.send(json.dumps({"type": "auth", "token": mini_stack.expiring_token("ann", 60)}))
+    assert (await _next(renewed, "error"))["code"] == "invalid_token"  # another user's token
+    await renewed.close()
+
+
 async def test_revoked_session_loses_its_socket(mini_stack, people) -> None:
     ws = await _ws(mini_stack, "cat")
     revoked = [RevokedSession(session_id="session-cat", expires_at=2**40)]

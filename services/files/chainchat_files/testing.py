@@ -7,16 +7,24 @@ a real IPFS node, with the two neighbours they ask questions to replaced by smal
   ``MessagePosted`` / ``MessageDeleted`` events on JetStream, as the chat service does.
 
 Everything runs on one background event loop (:class:`LoopThread`), so tests stay synchronous and
-can use a blocking HTTP client without starving the servers.
+can use a blocking HTTP client without starving the servers. :func:`start_files_env` puts it all
+together with its own NATS server and IPFS node (so a test may stop them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import nats
 import uvicorn
 from fastapi import FastAPI
@@ -34,6 +42,8 @@ from chainchat_protocol.chat import (
 )
 from chainchat_protocol.errors import NotFound, Unauthorized
 from chainchat_protocol.rpc import RpcReply, WireError
+from devstack.components import IpfsNode, NatsServer
+from devstack.process import free_port
 
 T = TypeVar("T")
 
@@ -163,3 +173,151 @@ def files_gateway_app(settings: Any, route_settings: Any) -> FastAPI:
     app.state.token_verifier = StaticTokenVerifier()
     app.include_router(files_routes.router, prefix="/api/v1")
     return app
+
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class FilesEnv:
+    """Own NATS + IPFS node; two files instances on one database (the default limit and ``small_limit``),
+    each behind a gateway with only the files routes; :class:`FakeChat`; ``Bearer user:<id>`` tokens."""
+
+    loop: LoopThread
+    nats: NatsServer
+    ipfs: IpfsNode
+    chat: FakeChat
+    files: AppServer
+    gateway: AppServer
+    small_files: AppServer
+    small_gateway: AppServer
+    db_path: Path
+    small_limit: int
+
+    def client(self, user: str | None, *, small: bool = False) -> httpx.Client:
+        headers = {"Authorization": f"Bearer user:{user}"} if user else {}
+        base = (self.small_gateway if small else self.gateway).url
+        return httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60)
+
+    def conversation(self, *members: str) -> str:
+        conversation_id = f"conv-{uuid.uuid4().hex[:12]}"
+        self.chat.members[conversation_id] = set(members)
+        return conversation_id
+
+    def db(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db_path) as conn:
+            rows = conn.execute(sql, args).fetchall()
+            conn.commit()
+            return rows
+
+    def pins(self) -> set[str]:
+        resp = httpx.post(f"{self.ipfs.api_url}/pin/ls", params={"type": "recursive"}, timeout=10)
+        return set(resp.json()["Keys"])
+
+    def published_entry(self, msg_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The outbox row ``msg_id`` (a log entry) once the relay has published it to JetStream."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.db("SELECT payload, published_at FROM outbox WHERE msg_id = ?", msg_id)
+            if rows and rows[0][1] is not None:
+                return dict(json.loads(rows[0][0]))
+            time.sleep(0.1)
+        raise AssertionError(f"outbox row {msg_id} was not published")
+
+    def close(self) -> None:
+        for server in (self.small_gateway, self.gateway, self.small_files, self.files):
+            self.loop.run(server.stop())
+        self.loop.run(self.chat.stop())
+        self.loop.close()
+        self.ipfs.stop()
+        self.nats.stop()
+
+
+def files_server(tmp: Path, nats_url: str, ipfs_url: str, limit: int, secret: str = "") -> AppServer:
+    """A files service (database ``tmp/files.db``), not started yet."""
+    from chainchat_files.app import create_app
+    from chainchat_files.settings import FilesSettings
+
+    port = free_port()
+    settings = FilesSettings(
+        environment="test",
+        nats_url=nats_url,
+        ipfs_api_url=ipfs_url,
+        database_url=f"sqlite:///{tmp / 'files.db'}",
+        max_file_bytes=limit,
+        http_port=port,
+        ipfs_gc_interval_s=0,
+        files_internal_secret=secret,
+    )
+    return AppServer(create_app(settings), port)
+
+
+def gateway_server(nats_url: str, files_url: str, limit: int, secret: str = "") -> AppServer:
+    """A gateway with only the files routes, streaming to ``files_url``; not started yet."""
+    from chainchat_gateway.routes.files import FilesRouteSettings
+    from chainchat_gateway.settings import GatewaySettings
+
+    port = free_port()
+    settings = GatewaySettings(
+        environment="test", nats_url=nats_url, files_http_url=files_url, http_port=port
+    )
+    route_settings = FilesRouteSettings(max_file_bytes=limit, files_internal_secret=secret)
+    return AppServer(files_gateway_app(settings, route_settings), port)
+
+
+def start_files_env(tmp: Path, *, small_limit: int = MIB) -> FilesEnv:
+    nats_server = NatsServer(tmp / "nats", port=free_port(), monitor_port=free_port())
+    ipfs = IpfsNode(tmp / "ipfs", api_port=free_port(), gateway_port=free_port())
+    nats_server.start()
+    ipfs.start()
+    loop = LoopThread()
+    chat = FakeChat(nats_server.url)
+    loop.run(chat.start())
+    files = files_server(tmp, nats_server.url, ipfs.api_url, 100 * MIB)
+    small_files = files_server(tmp, nats_server.url, ipfs.api_url, small_limit)
+    gateway = gateway_server(nats_server.url, files.url, 100 * MIB)
+    small_gateway = gateway_server(nats_server.url, small_files.url, small_limit)
+    for server in (files, small_files, gateway, small_gateway):
+        loop.run(server.start())
+    env = FilesEnv(
+        loop,
+        nats_server,
+        ipfs,
+        chat,
+        files,
+        gateway,
+        small_files,
+        small_gateway,
+        tmp / "files.db",
+        small_limit,
+    )
+    wait_ready(files.url)
+    return env
+
+
+def wait_ready(url: str, ready: bool = True, timeout: float = 30) -> dict[str, Any]:
+    """Poll ``{url}/readyz`` until it says ``ready``; return the last body."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        resp = httpx.get(f"{url}/readyz", timeout=10)
+        body = resp.json()
+        if (resp.status_code == 200) is ready:
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"readiness of {url} never became {ready}: {body}")
+
+
+def upload(client: httpx.Client, conversation_id: str, content: Any, **headers: str) -> httpx.Response:
+    """``POST /files`` as a client does it (``content``: bytes or an iterator of chunks)."""
+    return client.post(
+        "/files",
+        params={"conversation_id": conversation_id},
+        content=content,
+        headers={"Content-Type": "application/octet-stream", **headers},
+    )
+
+
+def error_code(resp: httpx.Response) -> str:
+    """The SPEC error body's ``code``."""
+    return str(resp.json()["error"]["code"])

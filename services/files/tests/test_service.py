@@ -175,3 +175,25 @@ async def test_maintenance_retries_unpins_after_an_outage(
     async with db.session() as session:
         left = (await session.exec(select(UnpinTask).where(col(UnpinTask.done_at).is_(None)))).all()
     assert list(left) == []
+
+
+async def test_maintenance_loop_collects_garbage_after_a_failed_upload(
+    service: FileService, kubo: Any
+) -> None:
+    import asyncio
+
+    maintenance = IpfsMaintenance(service.ipfs, gc_interval_s=0.01)
+    task = asyncio.create_task(maintenance.run(service))
+    try:
+        await asyncio.sleep(0.05)
+        assert kubo.gc_runs == 0  # nothing to collect yet
+        maintenance.wake()
+        for _ in range(100):
+            if kubo.gc_runs:
+                break
+            await asyncio.sleep(0.02)
+        assert kubo.gc_runs == 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

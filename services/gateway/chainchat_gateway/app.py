@@ -8,7 +8,7 @@ from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.web import create_service_app
 from fastapi import APIRouter, FastAPI
 
-from chainchat_gateway.routes import auth, chat, files, ledger, system
+from chainchat_gateway.routes import auth, chat, files, ledger, system, web
 from chainchat_gateway.settings import GatewaySettings
 
 API_PREFIX = "/api/v1"
@@ -18,7 +18,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (system, auth, chat, files, ledger)
 
 
 async def _setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    for module in ROUTE_MODULES:
+    for module in (*ROUTE_MODULES, web):
         hook = getattr(module, "setup", None)
         if hook is not None:
             await hook(app, runtime)
@@ -46,4 +46,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for module in ROUTE_MODULES:
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(web.router)  # after the API: the web client at "/" with its SPA fallback
     return app

@@ -20,10 +20,11 @@ connection are processed in order, one at a time, beside reading (so ``ping`` st
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, WebSocket
@@ -37,8 +38,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from chainchat_gateway.security import Principal
 from chainchat_protocol import chat
 from chainchat_protocol.auth import SessionsRevoked
-from chainchat_protocol.chat import AckFrame, ErrorFrame, PongFrame, ReadyFrame
-from chainchat_protocol.errors import ChainChatError, Unauthorized, ValidationFailed
+from chainchat_protocol.chat import ErrorFrame, PongFrame, ReadyFrame
+from chainchat_protocol.errors import ChainChatError, Unauthorized
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
@@ -71,9 +72,7 @@ class HubSettings(BaseSettings):
     auth_timeout_s: float = 10.0
     send_queue: int = 256
     pending_sends: int = 64
-    typing_interval_s: float = 1.0
     max_frame_bytes: int = 256 * 1024
-    rpc_timeout_s: float = 5.0
 
 
 class TokenVerifier(Protocol):
@@ -95,7 +94,9 @@ class Connection:
         self.closing = asyncio.Event()
         self.close_code = 1000
         self.close_reason = ""
-        self.typing_at: dict[str, float] = {}
+        # per-connection scratch space of the frame handlers (e.g. typing throttles)
+        self.state: dict[str, Any] = {}
+        self.expires_at: float | None = None  # unix time the access token ends; re-auth extends it
 
     @property
     def user_id(self) -> str:
@@ -123,11 +124,25 @@ class _User:
         self.connections: set[Connection] = set()
 
 
+FrameHandler = Callable[[Connection, dict[str, Any]], Awaitable[BaseModel | None]]
+
+
 class Hub:
-    def __init__(self, bus: Bus, verifier: Callable[[], TokenVerifier | None], settings: HubSettings) -> None:
+    """Connections, their subscriptions and back-pressure; what frames *mean* is up to
+    ``handlers`` (frame type → coroutine returning the frame to answer with, if any). ``send``
+    frames of one connection are handled one at a time, in order; others concurrently."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        verifier: Callable[[], TokenVerifier | None],
+        settings: HubSettings,
+        handlers: dict[str, FrameHandler],
+    ) -> None:
         self.bus = bus
         self.verifier = verifier
         self.settings = settings
+        self.handlers = handlers
         self._users: dict[str, _User] = {}
         self._lock = asyncio.Lock()
         self._revocations: Subscription | None = None
@@ -137,10 +152,12 @@ class Hub:
         self._revocations = await bus.nc.subscribe(Subject.AUTH_REVOKED, cb=self._on_revoked)
 
     async def serve(self, ws: WebSocket) -> None:
-        principal = await self._authenticate(ws)
-        if principal is None:
+        authenticated = await self._authenticate(ws)
+        if authenticated is None:
             return
+        principal, token = authenticated
         conn = Connection(ws, principal, self.settings)
+        conn.expires_at = token_expiry(token)
         try:
             await self._attach(conn)
         except Exception as exc:  # noqa: BLE001 - NATS down: the client retries later
@@ -155,7 +172,7 @@ class Hub:
             WS_CONNECTIONS.dec()
             await self._detach(conn)
 
-    async def _authenticate(self, ws: WebSocket) -> Principal | None:
+    async def _authenticate(self, ws: WebSocket) -> tuple[Principal, str] | None:
         offered: list[str] = list(ws.scope.get("subprotocols") or [])
         subprotocol = WS_PROTOCOL if WS_PROTOCOL in offered else None
         bearer = next((p.removeprefix(BEARER_PREFIX) for p in offered if p.startswith(BEARER_PREFIX)), None)
@@ -166,12 +183,12 @@ class Hub:
                 await _refuse(ws, exc)
                 return None
             await ws.accept(subprotocol=subprotocol)
-            return principal
+            return principal, bearer
         await ws.accept(subprotocol=subprotocol)
         try:
             raw = await asyncio.wait_for(ws.receive_text(), self.settings.auth_timeout_s)
             frame = chat.AuthFrame.model_validate_json(raw)
-            return await self._verify(frame.token)
+            return await self._verify(frame.token), frame.token
         except TimeoutError:
             await _close(ws, CLOSE_UNAUTHORIZED, "no auth frame")
         except (ValidationError, KeyError):
@@ -237,6 +254,7 @@ class Hub:
             asyncio.create_task(self._write_loop(conn), name="ws-write"),
             asyncio.create_task(self._send_loop(conn), name="ws-send"),
             asyncio.create_task(conn.closing.wait(), name="ws-closing"),
+            asyncio.create_task(self._expiry_watch(conn), name="ws-expiry"),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -247,6 +265,31 @@ class Hub:
         if conn.close_code != 1000:
             WS_CLOSED.labels(str(conn.close_code)).inc()
         await _close(conn.ws, conn.close_code, conn.close_reason)
+
+    @staticmethod
+    async def _expiry_watch(conn: Connection) -> None:
+        """An access token lives 15 minutes; so does a socket, unless the client re-authenticates
+        in band with ``{"type": "auth", "token": <fresh token>}``."""
+        while True:
+            if conn.expires_at is None:
+                await conn.closing.wait()  # a token without expiry: nothing to watch
+                return
+            left = conn.expires_at - time.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(left, 60))
+        conn.close(CLOSE_UNAUTHORIZED, "access token expired; reconnect with a fresh one")
+
+    async def _reauthenticate(self, conn: Connection, frame: dict[str, Any]) -> None:
+        token = frame.get("token")
+        try:
+            principal = await self._verify(token if isinstance(token, str) else "")
+            if principal.user_id != conn.user_id:
+                raise Unauthorized("the token belongs to another user", code="invalid_token")
+        except ChainChatError as exc:
+            conn.push(_frame(ErrorFrame(code=exc.code, message=exc.message)))
+            return
+        conn.principal, conn.expires_at = principal, token_expiry(str(token))
 
     async def _read_loop(self, conn: Connection) -> None:
         while True:
@@ -274,19 +317,19 @@ class Hub:
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "ping":
             conn.push(_frame(PongFrame()))
-        elif kind == "send":
-            client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+        elif kind == "auth":
+            _spawn(self._reauthenticate(conn, frame))
+        elif kind == "send" and kind in self.handlers:
             try:
-                conn.sends.put_nowait(frame)
+                conn.sends.put_nowait(frame)  # one at a time, in order, beside reading
             except asyncio.QueueFull:
-                error = ErrorFrame(
+                client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+                busy = ErrorFrame(
                     code="rate_limited", message="too many sends in flight", client_id=client_id
                 )
-                conn.push(_frame(error))
-        elif kind == "typing":
-            self._typing(conn, frame)
-        elif kind == "auth":
-            pass  # already authenticated (a client that always sends it is harmless)
+                conn.push(_frame(busy))
+        elif isinstance(kind, str) and kind in self.handlers:
+            _spawn(self._handle(conn, kind, frame))
         else:
             error = ErrorFrame(code="invalid_frame", message='frames are JSON objects with a known "type"')
             conn.push(_frame(error))
@@ -298,53 +341,12 @@ class Hub:
 
     async def _send_loop(self, conn: Connection) -> None:
         while True:
-            frame = await conn.sends.get()
-            conn.push(_frame(await self._send(conn, frame)))
+            await self._handle(conn, "send", await conn.sends.get())
 
-    async def _send(self, conn: Connection, frame: dict[str, Any]) -> BaseModel:
-        raw_client_id = frame.get("client_id")
-        client_id = raw_client_id if isinstance(raw_client_id, str) else None
-        try:
-            conversation_id = frame.get("conversation_id")
-            if not isinstance(conversation_id, str) or not conversation_id:
-                raise ValidationFailed("conversation_id: field required", code="validation_error")
-            body = chat.validate_send_body(
-                {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}
-            )
-            req = chat.PostMessageRequest(
-                user_id=conn.user_id, conversation_id=conversation_id, envelope=body.envelope,
-                client_id=body.client_id, file_ids=body.file_ids,
-            )  # fmt: skip
-            result = await self.bus.request(chat.CHAT_MESSAGE_POST, req, timeout=self.settings.rpc_timeout_s)
-            return AckFrame(client_id=client_id, message_id=result.message_id, seq=result.seq)
-        except ValidationError as exc:  # conversation_id not an identifier
-            first = exc.errors()[0]
-            return ErrorFrame(code="validation_error", message=str(first.get("msg")), client_id=client_id)
-        except ChainChatError as exc:
-            return ErrorFrame(code=exc.code, message=exc.message, client_id=client_id)
-
-    def _typing(self, conn: Connection, frame: dict[str, Any]) -> None:
-        conversation_id = frame.get("conversation_id")
-        now = time.monotonic()
-        if not isinstance(conversation_id, str) or now - conn.typing_at.get(conversation_id, -1e9) < (
-            self.settings.typing_interval_s
-        ):
-            return  # typing is a hint: excess is dropped silently
-        if len(conn.typing_at) > 256:
-            conn.typing_at.clear()
-        conn.typing_at[conversation_id] = now
-        task = asyncio.create_task(self._relay_typing(conn, conversation_id))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-
-    async def _relay_typing(self, conn: Connection, conversation_id: str) -> None:
-        try:
-            req = chat.ConversationRequest(user_id=conn.user_id, conversation_id=conversation_id)
-            await self.bus.request(chat.CHAT_TYPING, req, timeout=self.settings.rpc_timeout_s)
-        except ChainChatError as exc:
-            conn.push(_frame(ErrorFrame(code=exc.code, message=exc.message)))
-        except ValidationError:
-            conn.push(_frame(ErrorFrame(code="validation_error", message="invalid conversation_id")))
+    async def _handle(self, conn: Connection, kind: str, frame: dict[str, Any]) -> None:
+        reply = await self.handlers[kind](conn, frame)
+        if reply is not None:
+            conn.push(_frame(reply))
 
     async def close(self) -> None:
         """Shutdown: tell every client to reconnect elsewhere."""
@@ -354,6 +356,23 @@ class Hub:
 
 
 _background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    """Fire and forget, keeping a reference so the task is not garbage-collected mid-flight."""
+    task = asyncio.create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a token the verifier has just accepted (so no second check here)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
@@ -390,8 +409,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await hub.serve(websocket)
 
 
-async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    hub = Hub(runtime.bus, lambda: getattr(app.state, "token_verifier", None), HubSettings())
+async def setup(app: FastAPI, runtime: ServiceRuntime, handlers: dict[str, FrameHandler]) -> None:
+    hub = Hub(runtime.bus, lambda: getattr(app.state, "token_verifier", None), HubSettings(), handlers)
     app.state.ws_hub = hub
     runtime.on_connected(hub.start)
 

@@ -9,25 +9,31 @@ The WebSocket hub (``ws.py``) is mounted from here too.
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from chainchat_gateway import ws
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.security import CurrentUser
+from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import chat
 from chainchat_protocol.chat import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     MAX_SEND_BODY_BYTES,
+    AckFrame,
     AddMembersBody,
     ChatErrorCode,
     ConversationList,
     ConversationPublic,
     ConversationSummary,
     CreateConversationBody,
+    ErrorFrame,
+    History,
     MarkReadBody,
     MessageRemoved,
     ReadPosition,
@@ -35,7 +41,8 @@ from chainchat_protocol.chat import (
     envelope_too_large,
     parse_send_body,
 )
-from chainchat_protocol.errors import NotFound
+from chainchat_protocol.errors import ChainChatError, NotFound
+from chainchat_service.bus import Bus
 from chainchat_service.runtime import ServiceRuntime
 
 router = APIRouter(tags=["chat"])
@@ -178,7 +185,9 @@ async def post_message(
     return await bus.request(chat.CHAT_MESSAGE_POST, req, timeout=settings.rpc_timeout_s)
 
 
-@router.get("/conversations/{conversation_id}/messages", summary="History, ascending by seq")
+@router.get(
+    "/conversations/{conversation_id}/messages", response_model=History, summary="History, ascending by seq"
+)
 async def history(
     conversation_id: str,
     user: CurrentUser,
@@ -221,9 +230,64 @@ async def mark_read(
     return await bus.request(chat.CHAT_CONVERSATION_READ, req, timeout=settings.rpc_timeout_s)
 
 
+# --- what chat frames on the WebSocket mean (the hub in ws.py moves them) --------------------------
+
+TYPING_INTERVAL_S = 1.0
+
+
+class ChatFrames:
+    """``send`` → the same path as ``POST …/messages``, answered by ``ack`` or ``error``;
+    ``typing`` → relayed by the chat service to the other members (at most one per second and
+    conversation per connection; the excess is dropped, typing is only a hint)."""
+
+    def __init__(self, bus: Bus, timeout_s: float) -> None:
+        self.bus = bus
+        self.timeout_s = timeout_s
+
+    def handlers(self) -> dict[str, ws.FrameHandler]:
+        return {"send": self.send, "typing": self.typing}
+
+    async def send(self, conn: ws.Connection, frame: dict[str, Any]) -> BaseModel:
+        client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+        try:
+            cid = frame.get("conversation_id")
+            if not isinstance(cid, str) or _ID.fullmatch(cid) is None:
+                raise NotFound("conversation not found", code=ChatErrorCode.CONVERSATION_NOT_FOUND)
+            body = chat.validate_send_body(
+                {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}
+            )
+            req = chat.PostMessageRequest(
+                user_id=conn.user_id, conversation_id=cid, envelope=body.envelope, client_id=body.client_id,
+                file_ids=body.file_ids,
+            )  # fmt: skip
+            result = await self.bus.request(chat.CHAT_MESSAGE_POST, req, timeout=self.timeout_s)
+            return AckFrame(client_id=client_id, message_id=result.message_id, seq=result.seq)
+        except ChainChatError as exc:
+            return ErrorFrame(code=exc.code, message=exc.message, client_id=client_id)
+
+    async def typing(self, conn: ws.Connection, frame: dict[str, Any]) -> BaseModel | None:
+        cid = frame.get("conversation_id")
+        if not isinstance(cid, str) or _ID.fullmatch(cid) is None:
+            return ErrorFrame(code="validation_error", message="typing needs a conversation_id")
+        last: dict[str, float] = conn.state.setdefault("typing", {})
+        now = time.monotonic()
+        if now - last.get(cid, float("-inf")) < TYPING_INTERVAL_S:
+            return None
+        if len(last) > 256:
+            last.clear()
+        last[cid] = now
+        try:
+            req = chat.ConversationRequest(user_id=conn.user_id, conversation_id=cid)
+            await self.bus.request(chat.CHAT_TYPING, req, timeout=self.timeout_s)
+        except ChainChatError as exc:
+            return ErrorFrame(code=exc.code, message=exc.message)
+        return None
+
+
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Start the WebSocket hub (its NATS subscriptions follow the connected users)."""
-    await ws.setup(app, runtime)
+    settings: GatewaySettings = app.state.settings
+    await ws.setup(app, runtime, ChatFrames(runtime.bus, settings.rpc_timeout_s).handlers())
 
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
