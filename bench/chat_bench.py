@@ -171,14 +171,22 @@ async def run_phase(pairs: list[Pair], phase: Phase, duration: float) -> Phase:
     else:
         await asyncio.gather(*(_closed_loop(p, phase, started + duration) for p in pairs))
     phase.seconds = time.perf_counter() - started
-    await asyncio.sleep(2.0)  # let the last deliveries land
-    for p in pairs:
-        while not p.sender.acks.empty():
-            phase.count(p.sender.acks.get_nowait())
+    await _drain(pairs, phase)
         for nonce, t_sent in p.sent_at.items():
             if nonce in p.receiver.arrivals:
                 phase.latencies_ms.append((p.receiver.arrivals[nonce] - t_sent) * 1000)
     return phase
+
+
+async def _drain(pairs: list[Pair], phase: Phase, timeout: float = 30.0) -> None:
+    """Wait for every send's answer (and a moment for the deliveries), so phases do not overlap."""
+    deadline = time.perf_counter() + timeout
+    while phase.acked + phase.errors < phase.sent and time.perf_counter() < deadline:
+        for p in pairs:
+            while not p.sender.acks.empty():
+                phase.count(p.sender.acks.get_nowait())
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
 
 
 async def _open_loop(pairs: list[Pair], phase: Phase, duration: float) -> None:

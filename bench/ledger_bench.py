@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -50,9 +51,9 @@ with warnings.catch_warnings():
     from web3 import Web3
 
 PROFILES = {
-    "quick": {"rates": [1000, 5000], "seconds": 4, "backlog": 20_000, "big_tree": 100_000,
+    "quick": {"rates": [1000, 5000], "seconds": 3, "backlog": 10_000, "big_tree": 100_000,
               "proofs": 300, "original_n": 20},
-    "full": {"rates": [1000, 5000], "seconds": 10, "backlog": 50_000, "big_tree": 300_000,
+    "full": {"rates": [1000, 5000], "seconds": 5, "backlog": 30_000, "big_tree": 200_000,
              "proofs": 1000, "original_n": 50},
 }  # fmt: skip
 
@@ -122,6 +123,7 @@ async def offered_rate(bus: Bus, watch: AnchorWatch, w3: Web3, rate: int, second
     sent_at: dict[str, float] = {}
     tick, per_tick = 0.05, max(1, int(rate * 0.05))
     heads_before = set(watch.txs)
+    stream_before = (await bus.js.stream_info(Subject.LEDGER_STREAM)).state.messages
     started = time.perf_counter()
     for i in range(0, len(entries), per_tick):
         chunk = entries[i : i + per_tick]
@@ -132,6 +134,8 @@ async def offered_rate(bus: Bus, watch: AnchorWatch, w3: Web3, rate: int, second
         target = started + (i // per_tick + 1) * tick
         await asyncio.sleep(max(0.0, target - time.perf_counter()))
     published = time.perf_counter() - started
+    await wait_stream(bus, stream_before + len(entries))
+    ingested = time.perf_counter() - started
     await watch.wait_all([e.id for e in entries])
     done = max(watch.anchored_at[e.id] for e in entries)
     latencies = [watch.anchored_at[e.id] - sent_at[e.id] for e in entries if e.id in watch.anchored_at]
@@ -139,6 +143,7 @@ async def offered_rate(bus: Bus, watch: AnchorWatch, w3: Web3, rate: int, second
     return {
         "offered_rate": rate,
         "achieved_publish_rate": round(len(entries) / published),
+        "stream_ingest_rate": round(len(entries) / ingested),
         "entries": len(entries),
         "anchored": len(latencies),
         "end_to_end_rate": round(len(latencies) / (done - started)),
@@ -338,6 +343,7 @@ def main() -> None:
     results = asyncio.run(run(profile))
     results["profile"] = {"name": "quick" if args.quick else "full", **profile}
     results["seconds"] = round(time.perf_counter() - started, 1)
+    results["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     path = write_report("ledger_bench", results)
     bar_panels("ledger_bench", panels(results))
     print(f"wrote {path} in {results['seconds']} s")

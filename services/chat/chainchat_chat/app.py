@@ -65,7 +65,7 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def on_connected(bus: Bus) -> None:
         await ensure_ledger_stream(bus)
         await ensure_chat_events_stream(bus)
-        await handlers.register(bus)
+        await handlers.register(bus, concurrency=settings.handler_concurrency)
         runtime.spawn(relay.run(), "chat-outbox-relay")
 
     runtime.on_connected(on_connected)

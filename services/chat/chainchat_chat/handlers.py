@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from nats.aio.msg import Msg
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from chainchat_chat.directory import Directory
 from chainchat_chat.fanout import FanOut
@@ -12,7 +15,7 @@ from chainchat_chat.service import ConversationService
 from chainchat_protocol import chat
 from chainchat_protocol.auth import KeyChanged
 from chainchat_protocol.ledger import LedgerAnchored
-from chainchat_protocol.rpc import Empty
+from chainchat_protocol.rpc import Empty, Rpc
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
@@ -37,20 +40,28 @@ class ChatHandlers:
         self.directory = directory
         self.fanout = fanout
 
-    async def register(self, bus: Bus) -> None:
+    async def register(self, bus: Bus, *, concurrency: int = 1) -> None:
+        """Serve every subject; ``concurrency`` subscriptions each, because nats-py runs one
+        subscription's callbacks one after another: N members of the queue group in this process
+        let N requests (mostly waiting on the database) progress together."""
         c, m = self.conversations, self.messages
-        await bus.serve(chat.CHAT_CONVERSATION_CREATE, c.create, queue=QUEUE)
-        await bus.serve(chat.CHAT_CONVERSATION_LIST, c.list_for, queue=QUEUE)
-        await bus.serve(chat.CHAT_CONVERSATION_GET, c.get, queue=QUEUE)
-        await bus.serve(chat.CHAT_MEMBERS_ADD, c.add_members, queue=QUEUE)
-        await bus.serve(chat.CHAT_MEMBERS_REMOVE, self._remove_member, queue=QUEUE)
-        await bus.serve(chat.CHAT_CONVERSATION_READ, c.mark_read, queue=QUEUE)
-        await bus.serve(chat.CHAT_TYPING, self._typing, queue=QUEUE)
-        await bus.serve(chat.CHAT_CONVERSATION_MEMBER, c.membership, queue=QUEUE)
-        await bus.serve(chat.CHAT_MESSAGE_ACCESS, c.message_access, queue=QUEUE)
-        await bus.serve(chat.CHAT_MESSAGE_POST, m.post, queue=QUEUE)
-        await bus.serve(chat.CHAT_MESSAGE_HISTORY, m.history, queue=QUEUE)
-        await bus.serve(chat.CHAT_MESSAGE_DELETE, m.delete, queue=QUEUE)
+        served: list[tuple[Rpc[Any, Any], Callable[[Any], Awaitable[BaseModel]]]] = [
+            (chat.CHAT_CONVERSATION_CREATE, c.create),
+            (chat.CHAT_CONVERSATION_LIST, c.list_for),
+            (chat.CHAT_CONVERSATION_GET, c.get),
+            (chat.CHAT_MEMBERS_ADD, c.add_members),
+            (chat.CHAT_MEMBERS_REMOVE, self._remove_member),
+            (chat.CHAT_CONVERSATION_READ, c.mark_read),
+            (chat.CHAT_TYPING, self._typing),
+            (chat.CHAT_CONVERSATION_MEMBER, c.membership),
+            (chat.CHAT_MESSAGE_ACCESS, c.message_access),
+            (chat.CHAT_MESSAGE_POST, m.post),
+            (chat.CHAT_MESSAGE_HISTORY, m.history),
+            (chat.CHAT_MESSAGE_DELETE, m.delete),
+        ]
+        for rpc, handler in served:
+            for _ in range(concurrency):
+                await bus.serve(rpc, handler, queue=QUEUE)
         # every instance evicts its own key cache; one instance tells the contacts
         await bus.nc.subscribe(Subject.KEY_CHANGED, cb=self._evict_keys)
         await bus.nc.subscribe(Subject.KEY_CHANGED, queue=f"{QUEUE}-keys", cb=self._announce_keys)

@@ -124,12 +124,9 @@ class EntryConsumer:
                     await asyncio.sleep(0.25)
                     continue
                 self._set_active(True)
-                sub = await self._subscription()
-                try:
-                    msgs = await sub.fetch(self.settings.append_batch_size, timeout=1.0)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                await self.process(msgs)
+                msgs = await self.fetch_batch(await self._subscription())
+                if msgs:
+                    await self.process(msgs)
                 delay = 0.2
             except Exception as exc:  # noqa: BLE001 - NATS or the database may be down for a while
                 metrics.LOOP_ERRORS.labels("consumer").inc()
@@ -137,6 +134,26 @@ class EntryConsumer:
                 await self._drop_subscription()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def fetch_batch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Up to ``append_batch_size`` messages: wait up to 1 s for the first, then keep
+        collecting for at most ``append_linger_s`` — the server hands a pull a few dozen messages
+        at a time, and one transaction per few dozen entries would cap the append rate."""
+        size = self.settings.append_batch_size
+        try:
+            msgs = await sub.fetch(size, timeout=1.0)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        deadline = time.monotonic() + self.settings.append_linger_s
+        while len(msgs) < size:
+            left = deadline - time.monotonic()
+            if left <= 0.001:
+                break
+            try:
+                msgs += await sub.fetch(size - len(msgs), timeout=left)
+            except (TimeoutError, nats.errors.TimeoutError):
+                break
+        return msgs
 
     def _set_active(self, active: bool) -> None:
         if active != self._active:

@@ -41,6 +41,8 @@ class LedgerSettings(ServiceSettings):
 
     # JetStream consumption: up to this many entries per fetch, appended in one transaction
     append_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # how long to keep filling a batch once its first message arrived (latency for throughput)
+    append_linger_s: float = Field(default=0.05, ge=0, le=1)
     consumer_durable: str = "ledger"
     consumer_ack_wait_s: float = Field(default=60.0, ge=1)
 

@@ -4,6 +4,10 @@ re-hashing, two writers on one database, and roots identical to the RFC 9162 ref
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,12 +28,39 @@ def entry(i: int, kind: str = "message", digest_seed: str = "") -> LogEntry:
     return LogEntry.create(kind, f"id-{i}", digest, AT)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def db(tmp_path: Path):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
-    await database.migrate(MIGRATIONS)
-    yield database
-    await database.close()
+PG_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@asynccontextmanager
+async def fresh_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty SQLite file, or a new PostgreSQL database dropped afterwards (skipped when no
+    PostgreSQL server answers)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+        return
+    import asyncpg
+
+    name = f"chainchat_ledger_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """The ledger schema (by its Alembic migrations) on SQLite and on PostgreSQL."""
+    async with fresh_url(request.param, tmp_path) as url:
+        database = Database(url)
+        await database.migrate(MIGRATIONS)
+        yield database
+        await database.close()
 
 
 async def open_log(db: Database) -> TransparencyLog:
