@@ -261,6 +261,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [MIB, 10 * MIB, 25 * MIB] if args.quick else [MIB, 10 * MIB, 100 * MIB]
     repeats = dict.fromkeys(sizes, 1) if args.quick else {MIB: 10, 10 * MIB: 5, 100 * MIB: 3}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="files-bench-") as tmp:
         stack = Stack(
             var_dir=Path(tmp), ports=free_ports(), environment="test", extra_env={"LOG_LEVEL": "WARNING"}
@@ -271,7 +272,13 @@ def main() -> None:
             data = run(stack, sizes, repeats)
         finally:
             stack.stop()
-    data.update(quick=args.quick, cpus=os.cpu_count(), unit="MiB/s = 2^20 bytes per second, client wall time")
+    data.update(
+        quick=args.quick,
+        cpus=os.cpu_count(),
+        # other work on the machine skews the numbers: keep it next to them
+        load_average_1m={"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        unit="MiB/s = 2^20 bytes per second, client wall time",
+    )
     print(f"wrote {write_report('files_bench', data)}")
     print(f"wrote {plot('files_bench', data)}")
 

@@ -44,6 +44,7 @@ class Bus:
         self._nc: NatsClient | None = None
         self._connected = asyncio.Event()
         self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def nc(self) -> NatsClient:
@@ -128,10 +129,22 @@ class Bus:
         handler: Callable[[Req], Awaitable[Rep]],
         *,
         queue: str | None = None,
+        concurrency: int = 32,
     ) -> None:
-        """Subscribe ``handler`` on the subject, in a queue group so instances share the load."""
+        """Subscribe ``handler`` on the subject, in a queue group so instances share the load.
 
-        async def on_msg(msg: Msg) -> None:
+        Up to ``concurrency`` requests run at once per subscription (nats-py delivers one message
+        at a time to a callback, so a slow request would otherwise hold up the ones behind it).
+        """
+        slots = asyncio.Semaphore(concurrency)
+
+        async def dispatch(msg: Msg) -> None:
+            await slots.acquire()
+            task = asyncio.create_task(run(msg))
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
+
+        async def run(msg: Msg) -> None:
             cid = (msg.headers or {}).get(CORRELATION_HEADER) or new_correlation_id()
             token = correlation_id.set(cid)
             started = time.perf_counter()
@@ -145,7 +158,7 @@ class Bus:
                 RPC_LATENCY.labels(rpc.subject).observe(time.perf_counter() - started)
                 correlation_id.reset(token)
 
-        self._subs.append(await self.nc.subscribe(rpc.subject, queue=queue or "", cb=on_msg))
+        self._subs.append(await self.nc.subscribe(rpc.subject, queue=queue or "", cb=dispatch))
 
     async def publish(self, subject: str, event: BaseModel) -> None:
         """Fire-and-forget core NATS event (deliveries to gateways)."""

@@ -78,3 +78,25 @@ async def test_no_responders_is_unavailable(bus: Bus) -> None:
     with pytest.raises(Unavailable) as err:
         await bus.request(NOBODY, Ping(n=1), timeout=1)
     assert err.value.http_status == 503
+
+
+async def test_slow_requests_do_not_queue_behind_each_other(nats_server: NatsServer) -> None:
+    import asyncio
+    import time
+
+    bus = Bus(nats_server.url, "slow")
+    await bus.connect()
+    slow = Rpc("test.slow.v1", Ping, Pong)
+
+    async def handler(req: Ping) -> Pong:
+        await asyncio.sleep(0.5)
+        return Pong(n=req.n)
+
+    await bus.serve(slow, handler, queue="s")
+    try:
+        started = time.monotonic()
+        replies = await asyncio.gather(*(bus.request(slow, Ping(n=i), timeout=5) for i in range(8)))
+        assert [r.n for r in replies] == list(range(8))
+        assert time.monotonic() - started < 2.0  # eight 0.5 s requests side by side, not 4 s in a row
+    finally:
+        await bus.close()
