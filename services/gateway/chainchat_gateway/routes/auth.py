@@ -23,7 +23,7 @@ from chainchat_gateway.ratelimit import client_ip
 from chainchat_gateway.security import AdminUser, CurrentUser, OptionalUser, TokenVerifier
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import auth as p
-from chainchat_protocol.errors import ChainChatError, Unauthorized
+from chainchat_protocol.errors import ChainChatError, NotFound, Unauthorized
 from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, MAX_PROOF_BATCH, EntryRef, ProofBatchRequest
 from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.proof import ProofObject
@@ -273,6 +273,20 @@ async def search_users(
 ) -> Any:
     reply: p.UserSearchReply = await _call(bus, settings, p.AUTH_USERS_SEARCH, p.UserSearchRequest(q=q))
     return reply.users
+
+
+@router.get("/users/{user_id}", response_model=p.UserHit, tags=["directory"])
+async def get_user(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
+    """Display name of an active user (what clients show for a peer); 404 for anyone else."""
+    try:
+        request = p.UsersGetRequest(user_ids=[user_id])
+    except ValidationError:
+        raise NotFound("no such user", code="user_not_found") from None
+    reply: p.UsersGetReply = await _call(bus, settings, p.AUTH_USERS_GET, request)
+    found = next((u for u in reply.users if u.id == user_id and u.status == "active"), None)
+    if found is None:
+        raise NotFound("no such user", code="user_not_found")
+    return p.UserHit(user_id=found.id, display_name=found.display_name)
 
 
 @router.put("/keys/me", response_model=p.PublishKeyReply, tags=["directory"])
