@@ -172,10 +172,14 @@ async def run_phase(pairs: list[Pair], phase: Phase, duration: float) -> Phase:
         await asyncio.gather(*(_closed_loop(p, phase, started + duration) for p in pairs))
     phase.seconds = time.perf_counter() - started
     await _drain(pairs, phase)
+    last = started
     for p in pairs:
         for nonce, t_sent in p.sent_at.items():
             if nonce in p.receiver.arrivals:
                 phase.latencies_ms.append((p.receiver.arrivals[nonce] - t_sent) * 1000)
+                last = max(last, p.receiver.arrivals[nonce])
+    # throughput over the time it took to deliver, backlog included, not just the sending window
+    phase.seconds = max(phase.seconds, last - started)
     return phase
 
 

@@ -13,18 +13,22 @@ message existed, and that it was deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import col, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chainchat_chat import store
 from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, OutboxMessage, utc, utcnow
+from chainchat_chat.models import Member, Message, utc, utcnow
 from chainchat_chat.notify import Notifier
 from chainchat_chat.service import conversation_not_found, load_membership, new_id
 from chainchat_protocol.chat import (
@@ -36,7 +40,6 @@ from chainchat_protocol.chat import (
     HistoryRequest,
     MessageDeleted,
     MessageFrame,
-    MessagePosted,
     MessageRemoved,
     MessageView,
     PostMessageRequest,
@@ -79,6 +82,11 @@ class MessageService:
         # wakes the outbox relay so log entries leave right after the commit
         self.on_commit = on_commit
         self.max_attempts = max_attempts
+        # SQLite has one write lock and waits for it by sleeping (up to 100 ms a try): writers of
+        # this process queue here instead, in order; PostgreSQL locks per conversation row itself
+        self._write_gate: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if db.is_sqlite else contextlib.nullcontext()
+        )
 
     async def post(self, req: PostMessageRequest) -> SendResult:
         for _ in range(3):
@@ -101,11 +109,11 @@ class MessageService:
         raise Conflict("the conversation's members keep changing; retry", code="conflict")
 
     async def _prepare(self, req: PostMessageRequest) -> tuple[list[str], SendResult | None]:
-        async with self.db.session() as session:
-            members = await _member_ids(session, req.conversation_id)
+        async with self.db.engine.connect() as conn:
+            members = await store.member_ids(conn, req.conversation_id)
             if req.user_id not in members:
                 raise conversation_not_found()
-            if req.client_id is not None and (done := await _by_client_id(session, req)) is not None:
+            if req.client_id is not None and (done := await store.by_client_id(conn, req)) is not None:
                 return [], done
             return members, None
 
@@ -122,15 +130,13 @@ class MessageService:
         text, digest = canonical.decode(), digest_bytes(canonical)
         for attempt in range(self.max_attempts):
             try:
-                async with self.db.session() as session:
-                    result = await _insert(session, req, text, digest, members)
-                    await session.commit()
-                return _Stored(result, members, new=True)
+                async with self._write_gate, self.db.engine.begin() as conn:
+                    return _Stored(await _insert(conn, req, text, digest, members), members, new=True)
             except IntegrityError:
                 # the same client_id committed concurrently, or a seq collided: answer or retry
                 if req.client_id is not None:
-                    async with self.db.session() as session:
-                        if (done := await _by_client_id(session, req)) is not None:
+                    async with self.db.engine.connect() as conn:
+                        if (done := await store.by_client_id(conn, req)) is not None:
                             return _Stored(done, members, new=False)
             except OperationalError as exc:  # SQLite busy, PostgreSQL deadlock or serialization
                 log.info("message_store_retry", attempt=attempt, error=type(exc.orig).__name__)
@@ -220,61 +226,16 @@ async def _member_ids(session: AsyncSession, conversation_id: str) -> list[str]:
     return sorted(rows.all())
 
 
-async def _by_client_id(session: AsyncSession, req: PostMessageRequest) -> SendResult | None:
-    msg = (
-        await session.exec(
-            select(Message).where(
-                Message.conversation_id == req.conversation_id,
-                Message.sender_id == req.user_id,
-                Message.client_id == req.client_id,
-            )
-        )
-    ).first()
-    return None if msg is None else _send_result(msg)
-
-
 async def _insert(
-    session: AsyncSession, req: PostMessageRequest, text: str, digest: str, members: list[str]
+    conn: AsyncConnection, req: PostMessageRequest, text: str, digest: str, members: list[str]
 ) -> SendResult:
     now = utcnow()
-    # the increment is the transaction's first write: it serialises senders of this conversation
-    seq = (
-        await session.exec(
-            update(Conversation)
-            .where(col(Conversation.id) == req.conversation_id)
-            .values(last_seq=col(Conversation.last_seq) + 1, last_message_at=now)
-            .returning(col(Conversation.last_seq))
-            .execution_options(synchronize_session=False)  # no ORM objects to refresh: cheaper
-        )
-    ).scalar_one_or_none()
+    seq = await store.next_seq(conn, req.conversation_id, now)  # first write: locks the conversation
     if seq is None:
         raise conversation_not_found()
-    if await _member_ids(session, req.conversation_id) != members:
+    if await store.member_ids(conn, req.conversation_id) != members:
         raise _MembersChanged
-    msg = Message(
-        id=new_id(), conversation_id=req.conversation_id, seq=seq, sender_id=req.user_id,
-        client_id=req.client_id, envelope=text, digest=digest, file_ids=json.dumps(req.file_ids),
-        created_at=now,
-    )  # fmt: skip
-    rows = [log_entry_message(LogEntry.create("message", msg.id, digest, now))]
-    if req.file_ids:
-        posted = MessagePosted(
-            message_id=msg.id, conversation_id=msg.conversation_id, sender_id=msg.sender_id, seq=seq,
-            file_ids=req.file_ids, created_at=format_timestamp(now),
-        )  # fmt: skip
-        rows.append(outbox_message(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{msg.id}"))
-    # plain INSERTs: the ORM unit of work costs more than the statements on this hot path
-    await session.exec(insert(Message).values(**msg.model_dump()))
-    await session.exec(insert(OutboxMessage).values([row.model_dump(exclude={"id"}) for row in rows]))
-    # sending implies having read everything before: the sender's unread count stays at zero
-    await session.exec(
-        update(Member)
-        .where(col(Member.conversation_id) == req.conversation_id, col(Member.user_id) == req.user_id)
-        .where(col(Member.read_seq) < seq)
-        .values(read_seq=seq)
-        .execution_options(synchronize_session=False)
-    )
-    return _send_result(msg)
+    return await store.insert_message(conn, req, new_id(), seq, text, digest, now)
 
 
 async def _visible(session: AsyncSession, msg: Message, user_id: str) -> bool:

@@ -175,7 +175,7 @@ class FileService:
         added = 0
         async with self.db.session() as session:
             for file_id in dict.fromkeys(file_ids):
-                record = await session.get(FileRecord, file_id)
+                record = await _locked_record(session, file_id)
                 if record is None or record.conversation_id != conversation_id or record.deleted_at:
                     continue
                 if await session.get(FileReference, (file_id, message_id)) is None:
@@ -194,7 +194,7 @@ class FileService:
         deleted: list[str] = []
         async with self.db.session() as session:
             for file_id in dict.fromkeys(file_ids):
-                record = await session.get(FileRecord, file_id)
+                record = await _locked_record(session, file_id)
                 if record is None or record.conversation_id != conversation_id:
                     continue
                 if not await _release_pair(session, file_id, message_id):
@@ -239,6 +239,13 @@ class FileService:
         async with self.db.session() as session:
             session.add(task)
             await session.commit()
+
+
+async def _locked_record(session: AsyncSession, file_id: str) -> FileRecord | None:
+    """The file row, locked for this transaction (PostgreSQL): two instances handling deletions of
+    two messages of the same file must not both see the other's reference still active."""
+    query = select(FileRecord).where(FileRecord.id == file_id).with_for_update()
+    return (await session.exec(query)).first()
 
 
 async def _release_pair(session: AsyncSession, file_id: str, message_id: str) -> bool:

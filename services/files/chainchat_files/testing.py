@@ -73,7 +73,13 @@ class AppServer:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan="on", log_config=None, access_log=False
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,  # as run_http does for the real services
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -225,12 +231,22 @@ class FilesEnv:
         raise AssertionError(f"outbox row {msg_id} was not published")
 
     def close(self) -> None:
-        for server in (self.small_gateway, self.gateway, self.small_files, self.files):
-            self.loop.run(server.stop())
-        self.loop.run(self.chat.stop())
-        self.loop.close()
-        self.ipfs.stop()
-        self.nats.stop()
+        """Stop everything (the component processes even when a server does not stop cleanly), then
+        report the first failure."""
+        errors: list[Exception] = []
+        try:
+            servers = (self.small_gateway, self.gateway, self.small_files, self.files)
+            for stop in [*(server.stop for server in servers), self.chat.stop]:
+                try:
+                    self.loop.run(stop())
+                except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                    errors.append(exc)
+            self.loop.close()
+        finally:
+            self.ipfs.stop()
+            self.nats.stop()
+        if errors:
+            raise errors[0]
 
 
 def files_server(tmp: Path, nats_url: str, ipfs_url: str, limit: int, secret: str = "") -> AppServer:
@@ -266,19 +282,17 @@ def gateway_server(nats_url: str, files_url: str, limit: int, secret: str = "") 
 
 
 def start_files_env(tmp: Path, *, small_limit: int = MIB) -> FilesEnv:
+    """Start a :class:`FilesEnv` in ``tmp``; call ``close()`` when done."""
     nats_server = NatsServer(tmp / "nats", port=free_port(), monitor_port=free_port())
     ipfs = IpfsNode(tmp / "ipfs", api_port=free_port(), gateway_port=free_port())
     nats_server.start()
     ipfs.start()
     loop = LoopThread()
     chat = FakeChat(nats_server.url)
-    loop.run(chat.start())
     files = files_server(tmp, nats_server.url, ipfs.api_url, 100 * MIB)
     small_files = files_server(tmp, nats_server.url, ipfs.api_url, small_limit)
     gateway = gateway_server(nats_server.url, files.url, 100 * MIB)
     small_gateway = gateway_server(nats_server.url, small_files.url, small_limit)
-    for server in (files, small_files, gateway, small_gateway):
-        loop.run(server.start())
     env = FilesEnv(
         loop,
         nats_server,
@@ -291,7 +305,14 @@ def start_files_env(tmp: Path, *, small_limit: int = MIB) -> FilesEnv:
         tmp / "files.db",
         small_limit,
     )
-    wait_ready(files.url)
+    try:
+        loop.run(chat.start())
+        for server in (files, small_files, gateway, small_gateway):
+            loop.run(server.start())
+        wait_ready(files.url)
+    except BaseException:
+        env.close()  # never leave NATS or the IPFS node running behind a failed start
+        raise
     return env
 
 

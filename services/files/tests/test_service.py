@@ -197,3 +197,41 @@ async def test_maintenance_loop_collects_garbage_after_a_failed_upload(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_concurrent_deletions_of_the_last_two_references_delete_the_file(
+    service: FileService, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import contextlib
+
+    from sqlalchemy.exc import OperationalError
+
+    count, both_released = service_module._active_references, asyncio.Barrier(2)
+
+    async def slow_count(session: Any, file_id: str) -> int:
+        await session.flush()
+        # without the row lock both transactions get here with their own release written and
+        # then count the other's as still active; with it the second waits, and so times out here
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both_released.wait(), timeout=0.5)
+        return await count(session, file_id)
+
+    monkeypatch.setattr(service_module, "_active_references", slow_count)
+    record = await _upload(service, b"shared by two messages")
+    await service.declare_references("m1", "c1", [record.id])
+    await service.declare_references("m2", "c1", [record.id])
+    other = FileService(db, service.ipfs, service.settings, is_member=service.is_member)  # a second instance
+
+    async def release(svc: FileService, message_id: str) -> list[str]:
+        for _ in range(5):  # JetStream redelivers what failed; SQLite may refuse a concurrent writer
+            try:
+                return await svc.release_references(message_id, "c1", [record.id])
+            except OperationalError:
+                await asyncio.sleep(0.05)
+        raise AssertionError("never applied")
+
+    results = await asyncio.gather(release(service, "m1"), release(other, "m2"))
+    assert sorted(results) == [[], [record.id]]
+    with pytest.raises(NotFound):
+        await service.readable("alice", record.id)

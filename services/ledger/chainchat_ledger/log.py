@@ -76,6 +76,11 @@ class TransparencyLog:
 
     async def sync(self) -> int:
         """Catch up with appends another instance committed; return the committed size."""
+        async with self.db.session() as session:
+            stored = await _stored_size(session)
+        if stored == self.committed_size:
+            # nothing new (an append of ours may be in flight: readers never wait for it)
+            return stored
         async with self._lock, self.db.session() as session:
             await self._catch_up(session, await _stored_size(session))
         return self.committed_size

@@ -1,0 +1,109 @@
+"""The send path's SQL, as prepared Core statements on a plain connection.
+
+Every message runs these few statements; building them once and skipping the ORM session (identity
+map, unit of work, autoflush) halves the CPU a send costs, which is what bounds an instance's rate.
+
+Seq assignment: ``NEXT_SEQ`` increments ``conversation.last_seq`` as the transaction's first write.
+On PostgreSQL the UPDATE locks that row until commit, so concurrent senders of one conversation
+queue there (other conversations are untouched); on SQLite it takes the database's write lock. The
+same transaction inserts the message and its outbox rows, so a seq is never skipped or reused:
+a rollback returns it, and ``UNIQUE(conversation_id, seq)`` refuses any writer that bypasses this.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainchat_chat.models import Conversation, Member, Message, OutboxMessage, utc
+from chainchat_protocol.chat import ChatSubject, MessagePosted, PostMessageRequest, SendResult
+from chainchat_protocol.log_entry import LogEntry, format_timestamp
+from chainchat_service.outbox import log_entry_message, outbox_message
+
+_conversation = Conversation.__table__  # type: ignore[attr-defined]
+_member = Member.__table__  # type: ignore[attr-defined]
+_message = Message.__table__  # type: ignore[attr-defined]
+_outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+MEMBER_IDS = (
+    select(_member.c.user_id).where(_member.c.conversation_id == bindparam("cid")).order_by(_member.c.user_id)
+)
+BY_CLIENT_ID = select(_message.c.id, _message.c.seq, _message.c.digest, _message.c.created_at).where(
+    _message.c.conversation_id == bindparam("cid"),
+    _message.c.sender_id == bindparam("sender"),
+    _message.c.client_id == bindparam("client_id"),
+)
+NEXT_SEQ = (
+    update(_conversation)
+    .where(_conversation.c.id == bindparam("cid"))
+    .values(last_seq=_conversation.c.last_seq + 1, last_message_at=bindparam("now"))
+    .returning(_conversation.c.last_seq)
+)
+INSERT_MESSAGE = insert(_message)
+INSERT_OUTBOX = insert(_outbox)
+# sending implies having read everything before: the sender's unread count stays at zero
+SENDER_READ = (
+    update(_member)
+    .where(
+        _member.c.conversation_id == bindparam("cid"),
+        _member.c.user_id == bindparam("uid"),
+        _member.c.read_seq < bindparam("upto"),
+    )
+    .values(read_seq=bindparam("upto"))
+)
+
+
+async def member_ids(conn: AsyncConnection, conversation_id: str) -> list[str]:
+    """The conversation's members, sorted (empty when it does not exist)."""
+    return list((await conn.execute(MEMBER_IDS, {"cid": conversation_id})).scalars())
+
+
+async def by_client_id(conn: AsyncConnection, req: PostMessageRequest) -> SendResult | None:
+    """The result of an earlier send with the same ``client_id`` (a retry), if any."""
+    params = {"cid": req.conversation_id, "sender": req.user_id, "client_id": req.client_id}
+    row = (await conn.execute(BY_CLIENT_ID, params)).first()
+    if row is None:
+        return None
+    return SendResult(
+        message_id=row.id, conversation_id=req.conversation_id, seq=row.seq, digest=row.digest,
+        created_at=format_timestamp(utc(row.created_at)),
+    )  # fmt: skip
+
+
+async def next_seq(conn: AsyncConnection, conversation_id: str, now: datetime) -> int | None:
+    """Claim the conversation's next seq (None if the conversation is gone)."""
+    seq = (await conn.execute(NEXT_SEQ, {"cid": conversation_id, "now": now})).scalar_one_or_none()
+    return None if seq is None else int(seq)
+
+
+async def insert_message(
+    conn: AsyncConnection,
+    req: PostMessageRequest,
+    message_id: str,
+    seq: int,
+    text: str,
+    digest: str,
+    now: datetime,
+) -> SendResult:
+    """The message row, its ``message`` log entry (and attachment event) in the outbox."""
+    await conn.execute(INSERT_MESSAGE, {
+        "id": message_id, "conversation_id": req.conversation_id, "seq": seq, "sender_id": req.user_id,
+        "client_id": req.client_id, "envelope": text, "digest": digest, "file_ids": json.dumps(req.file_ids),
+        "created_at": now, "deleted_at": None, "deleted_by": None,
+    })  # fmt: skip
+    rows = [log_entry_message(LogEntry.create("message", message_id, digest, now))]
+    if req.file_ids:
+        posted = MessagePosted(
+            message_id=message_id, conversation_id=req.conversation_id, sender_id=req.user_id, seq=seq,
+            file_ids=req.file_ids, created_at=format_timestamp(now),
+        )  # fmt: skip
+        rows.append(outbox_message(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{message_id}"))
+    await conn.execute(INSERT_OUTBOX, [row.model_dump(exclude={"id"}) for row in rows])
+    await conn.execute(SENDER_READ, {"cid": req.conversation_id, "uid": req.user_id, "upto": seq})
+    return SendResult(
+        message_id=message_id, conversation_id=req.conversation_id, seq=seq, digest=digest,
+        created_at=format_timestamp(now),
+    )  # fmt: skip
