@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import nats
-from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
-from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -23,6 +21,8 @@ from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
+from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
+from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
 from chainchat_service.logging import correlation_id, get_logger, new_correlation_id
 
 Req = TypeVar("Req", bound=BaseModel)

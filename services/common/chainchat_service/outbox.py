@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from chainchat_protocol.log_entry import LogEntry
-from chainchat_protocol.subjects import Subject
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from prometheus_client import Counter, Gauge
@@ -19,6 +17,8 @@ from pydantic import BaseModel
 from sqlalchemy import LargeBinary, func
 from sqlmodel import Column, Field, SQLModel, col, select
 
+from chainchat_protocol.log_entry import LogEntry
+from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
 from chainchat_service.logging import get_logger

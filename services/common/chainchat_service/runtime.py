@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from chainchat_protocol import __version__
 from chainchat_protocol.health import DependencyCheck, HealthReply, health_rpc
 from chainchat_protocol.rpc import Empty
-
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
 from chainchat_service.settings import ServiceSettings

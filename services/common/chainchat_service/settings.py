@@ -11,7 +11,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development"}
+# the development defaults shipped in compose.yaml are placeholders too: production refuses them
+PLACEHOLDER_SECRETS = {
+    "", "changeme", "change-me", "secret", "dev", "development", "chainchat-dev-internal-secret",
+}  # fmt: skip
 
 
 def default_var_dir() -> Path:

@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from chainchat_protocol.errors import ChainChatError
-from chainchat_protocol.rpc import CORRELATION_HEADER
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chainchat_protocol.errors import ChainChatError
+from chainchat_protocol.rpc import CORRELATION_HEADER
 from chainchat_service.logging import configure_logging, correlation_id, get_logger
 from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.settings import ServiceSettings
@@ -74,18 +76,37 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "internal error; the request was not completed")
 
 
-def install_correlation_middleware(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        incoming = request.headers.get(CORRELATION_HEADER, "")
+class CorrelationMiddleware:
+    """Plain ASGI middleware: a correlation id per request, echoed in the response headers.
+
+    Not ``BaseHTTPMiddleware``: that one turns an exception raised while a body streams into a
+    normal end of body, and a download cut short must reach the client as an error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(CORRELATION_HEADER, "")
         cid = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
         token = correlation_id.set(cid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
+            await send(message)
+
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)
-        response.headers[CORRELATION_HEADER] = cid
-        return response
+
+
+def install_correlation_middleware(app: FastAPI) -> None:
+    app.add_middleware(CorrelationMiddleware)
 
 
 def health_router(runtime: ServiceRuntime, prefix: str = "") -> APIRouter:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
+
 from chainchat_protocol.errors import InternalError, NotFound, Unavailable, ValidationFailed, error_from_wire
 from chainchat_protocol.rpc import Rpc, RpcReply
 from chainchat_service.bus import Bus
 from devstack.components import NatsServer
-from pydantic import BaseModel
 
 
 class Ping(BaseModel):

@@ -6,9 +6,10 @@ import json
 
 import pytest
 import structlog
+from pydantic import ValidationError
+
 from chainchat_service.logging import _redact
 from chainchat_service.settings import ServiceSettings
-from pydantic import ValidationError
 
 
 class SecretSettings(ServiceSettings):

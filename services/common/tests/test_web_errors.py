@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from chainchat_protocol.errors import Conflict, RateLimited
-from chainchat_service.web import install_error_handlers
 from fastapi import FastAPI
 from pydantic import BaseModel
+
+from chainchat_protocol.errors import Conflict, RateLimited
+from chainchat_service.web import install_error_handlers
 
 
 class Body(BaseModel):
