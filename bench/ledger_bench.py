@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -308,6 +309,7 @@ async def run(profile: dict[str, Any]) -> dict[str, Any]:
     finally:
         await bus.close()
         stack.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def panels(results: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
