@@ -116,6 +116,7 @@ class Stack:
             ),
             "CHAIN_RPC_URL": self.chain.rpc_url,
             "CHAIN_ID": str(self.chain.chain_id),
+            "RPC_URL_PUBLIC": os.environ.get("RPC_URL_PUBLIC", self.chain.rpc_url),
             "LEDGER_PRIVATE_KEY": os.environ.get("LEDGER_PRIVATE_KEY", self.chain.dev_private_key),
             "IPFS_API_URL": self.ipfs.api_url,
             "SMTP_HOST": "127.0.0.1",

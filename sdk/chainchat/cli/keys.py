@@ -25,7 +25,10 @@ def _passphrase(seal: bool) -> str | None:
 async def _publish(keys: DeviceKeys) -> dict[str, object]:
     ctx = get_ctx()
     async with ctx.client() as client:
-        result = await client.publish_keys(**keys.publish_body(sorted(SUITES)))
+        body = keys.publish_body(sorted(SUITES))
+        result = await client.publish_keys(
+            body["x25519_public"], body["ed25519_public"], body["suite_support"]
+        )
     return dict(result)
 
 
