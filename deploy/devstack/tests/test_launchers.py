@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from devstack.components import NatsServer
 from devstack.process import LaunchError, ManagedProcess, free_port
 

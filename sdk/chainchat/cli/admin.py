@@ -21,7 +21,10 @@ async def pending() -> None:
     table = Table("user id", "e-mail", "name", "registered")
     for u in users:
         table.add_row(
-            u.get("user_id", ""), u.get("email", ""), u.get("display_name", ""), str(u.get("created_at", ""))
+            u.get("id") or u.get("user_id", ""),
+            u.get("email", ""),
+            u.get("display_name", ""),
+            str(u.get("created_at", "")),
         )
     ctx.emit(users, lambda: ctx.out.print(table))
 

@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from chainchat.cli.config import Config, Profile
 from chainchat.client import ApiError, Client, Session
@@ -102,7 +103,7 @@ def command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
                 traceback.print_exc()
             message = exc.message if isinstance(exc, ApiError) else str(exc)
             code = f" [{exc.code}]" if isinstance(exc, ApiError | CryptoError) and exc.code else ""
-            ctx.err.print(f"[bold red]error:[/] {message}{code}", highlight=False, soft_wrap=True)
+            ctx.err.print(f"[bold red]error:[/] {escape(message + code)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None

@@ -12,7 +12,7 @@ import websockets
 from rich.table import Table
 
 from chainchat.cli.context import Ctx, command, get_ctx
-from chainchat.client import JSON
+from chainchat.client import JSON, ApiError
 from chainchat.crypto import CryptoError
 from chainchat.messenger import Messenger
 
@@ -79,6 +79,7 @@ async def send(
 async def render(ctx: Ctx, messenger: Messenger, message: JSON) -> JSON:
     """Decrypt one message for display; failures are shown, never hidden."""
     view: dict[str, Any] = {k: message.get(k) for k in ("message_id", "seq", "sender_id", "created_at")}
+    view["sender"] = await _display_name(messenger, str(message.get("sender_id")))
     if message.get("deleted"):
         view["deleted"] = True
     else:
@@ -89,8 +90,24 @@ async def render(ctx: Ctx, messenger: Messenger, message: JSON) -> JSON:
     return view
 
 
+_names: dict[str, str] = {}
+
+
+async def _display_name(messenger: Messenger, user_id: str) -> str:
+    """A peer's display name (cached); the id when the directory does not know it."""
+    if user_id == messenger.user_id:
+        return "me"
+    if user_id not in _names:
+        try:
+            found = await messenger.client.request("GET", f"/users/{user_id}")
+            _names[user_id] = str(found.get("display_name") or user_id)
+        except ApiError:
+            _names[user_id] = user_id
+    return _names[user_id]
+
+
 def _line(view: JSON) -> str:
-    who = view.get("sender_id")
+    who = view.get("sender") or view.get("sender_id")
     if view.get("deleted"):
         return f"#{view['seq']} {who}: [deleted]"
     if "error" in view:
@@ -119,7 +136,7 @@ async def history(
 
     def human() -> None:
         for v in views:
-            ctx.out.print(_line(v), highlight=False)
+            ctx.out.print(_line(v), highlight=False, markup=False)
 
     ctx.emit(views, human)
 
@@ -206,6 +223,6 @@ class _Watcher:
         view["conversation_id"] = cid
         self.cursors[cid] = message["seq"]
         self.ctx.profile.save_cursors(self.cursors)
-        self.ctx.emit(view, lambda: self.ctx.out.print(_line(view), highlight=False))
+        self.ctx.emit(view, lambda: self.ctx.out.print(_line(view), highlight=False, markup=False))
         if self.left is not None:
             self.left -= 1
