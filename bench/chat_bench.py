@@ -96,28 +96,46 @@ class Client:
     def __init__(self, user: dict[str, Any]) -> None:
         self.user = user
         self.ws: Any = None
+        self.url = ""
         self.arrivals: dict[str, float] = {}
         self.acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._reader: asyncio.Task[None] | None = None
+        self.server_closes: dict[str, int] = {}  # close code → times the server dropped us
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def connect(self, ws_url: str) -> None:
-        self.ws = await websockets.connect(
-            ws_url, subprotocols=["chainchat.v1", f"bearer.{self.user['token']}"], max_size=2**22
-        )
+        self.url = ws_url
+        await self._open()
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._keepalive())]
+
+    async def _open(self) -> None:
+        subprotocols = ["chainchat.v1", f"bearer.{self.user['token']}"]
+        self.ws = await websockets.connect(self.url, subprotocols=subprotocols, max_size=2**22)
         assert json.loads(await self.ws.recv())["type"] == "ready"
-        self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        async for raw in self.ws:
-            frame = json.loads(raw)
-            if frame["type"] == "message":
-                self.arrivals[frame["message"]["nonce"]] = time.perf_counter()
-            elif frame["type"] in ("ack", "error"):
-                self.acks.put_nowait(frame)
+        while True:
+            try:
+                async for raw in self.ws:
+                    frame = json.loads(raw)
+                    if frame["type"] == "message":
+                        self.arrivals[frame["message"]["nonce"]] = time.perf_counter()
+                    elif frame["type"] in ("ack", "error"):
+                        self.acks.put_nowait(frame)
+            except websockets.ConnectionClosed:
+                pass
+            code = str(self.ws.close_code)
+            self.server_closes[code] = self.server_closes.get(code, 0) + 1
+            await self._open()  # a real client reconnects (and would catch up with after_seq)
+
+    async def _keepalive(self) -> None:
+        while True:  # the hub closes sockets silent for 60 s: clients ping, as the web client does
+            await asyncio.sleep(20)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self.ws.send('{"type": "ping"}')
 
     async def close(self) -> None:
-        if self._reader:
-            self._reader.cancel()
+        for task in self._tasks:
+            task.cancel()
         await self.ws.close()
 
 
@@ -194,6 +212,21 @@ async def _drain(pairs: list[Pair], phase: Phase, timeout: float = 30.0) -> None
     await asyncio.sleep(1.0)
 
 
+async def _settle(stack: Stack, timeout: float = 90.0) -> None:
+    """Let the chat outboxes (log entries for the ledger) empty, so phases do not overlap."""
+    deadline = time.perf_counter() + timeout
+    async with httpx.AsyncClient(timeout=5) as http:
+        while time.perf_counter() < deadline:
+            backlog = 0.0
+            for svc in (s for s in stack.services["chat"] if s.alive()):
+                for line in (await http.get(f"{svc.url}/metrics")).text.splitlines():
+                    if line.startswith("chainchat_outbox_backlog{"):
+                        backlog += float(line.rsplit(" ", 1)[1])
+            if backlog == 0:
+                return
+            await asyncio.sleep(0.5)
+
+
 async def _open_loop(pairs: list[Pair], phase: Phase, duration: float) -> None:
     interval = 1.0 / (phase.target_rate or 1)
     start = time.perf_counter()
@@ -263,16 +296,24 @@ async def bench_stack(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         for rate in (100.0, 500.0, None):
             name = f"{int(rate)}/s" if rate else "max"
             phase = await run_phase(pairs, Phase(name, instances, rate), args.duration)
+            await _settle(stack)
             phases.append(phase.summary())
             print(json.dumps(phases[-1]), flush=True)
+    closes: dict[str, int] = {}
     for c in clients:
         await c.close()
+        for code, n in c.server_closes.items():
+            closes[code] = closes.get(code, 0) + n
     cid = await asyncio.to_thread(
         fill_conversation, stack, users[0], users[1], args.history_size, args.pg_url
     )
     history = await history_reads(gateway, users[0], cid, args.history_size, args.reads)
     print(json.dumps({"history": history}), flush=True)
-    return {"phases": phases, "history": {"conversation_messages": args.history_size, "reads": history}}
+    return {
+        "phases": phases,
+        "server_closed_sockets": closes,
+        "history": {"conversation_messages": args.history_size, "reads": history},
+    }
 
 
 def main() -> None:
