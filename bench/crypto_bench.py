@@ -13,6 +13,8 @@ from typing import Any
 
 import psutil
 from _report import bar_panels, write_report
+from Crypto.Cipher import Blowfish
+
 from chainchat.crypto import (
     DeviceKeys,
     decrypt_chunks,
@@ -21,7 +23,6 @@ from chainchat.crypto import (
     seal_envelope,
 )
 from chainchat_protocol.envelope import SUITES
-from Crypto.Cipher import Blowfish
 
 MIB = 1024 * 1024
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 from _report import bar_panels, write_report
+
 from chainchat_protocol.merkle import (
     MemoryNodeStore,
     MerkleTree,

@@ -223,7 +223,6 @@ def _log_entry() -> dict[str, Any]:
 def _envelope(suite: str) -> dict[str, Any]:
     from chainchat.crypto.envelope import SealRandomness, blowfish_keys, seal_envelope
     from chainchat.crypto.keys import DeviceKeys
-
     from chainchat_protocol.envelope import header_aad, signing_digest, signing_input
 
     devices = {lbl: _device(lbl) for lbl in ("alice/phone", "alice/laptop", "bob/phone")}

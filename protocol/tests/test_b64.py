@@ -1,8 +1,9 @@
 import pytest
-from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
-from chainchat_protocol.vectors import load
 from hypothesis import given
 from hypothesis import strategies as st
+
+from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
+from chainchat_protocol.vectors import load
 
 
 @given(st.binary(max_size=200))

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from chainchat_protocol.canonical import (
     CanonicalJSONError,
     canonical_json,

@@ -5,6 +5,8 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from chainchat_protocol.b64 import b64e
 from chainchat_protocol.canonical import canonical_json
 from chainchat_protocol.envelope import (
@@ -17,7 +19,6 @@ from chainchat_protocol.envelope import (
     signing_input,
 )
 from chainchat_protocol.vectors import load
-from pydantic import ValidationError
 
 
 def _raw(suite: str = "aes256gcm") -> dict[str, Any]:

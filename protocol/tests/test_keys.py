@@ -1,6 +1,7 @@
 import hashlib
 
 import pytest
+
 from chainchat_protocol.keys import is_key_id, key_id
 from chainchat_protocol.vectors import load
 

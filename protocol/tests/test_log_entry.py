@@ -2,6 +2,8 @@ import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
+
 from chainchat_protocol import merkle
 from chainchat_protocol.canonical import canonical_json
 from chainchat_protocol.log_entry import (
@@ -15,7 +17,6 @@ from chainchat_protocol.log_entry import (
     leaf_hash_hex,
 )
 from chainchat_protocol.vectors import load
-from pydantic import ValidationError
 
 DIGEST = "ab" * 32
 

@@ -5,6 +5,9 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from chainchat_protocol.merkle import (
     EMPTY_ROOT,
     MemoryNodeStore,
@@ -16,8 +19,6 @@ from chainchat_protocol.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # Reference data published with the certificate-transparency / trillian / transparency-dev merkle
 # test suites (RFC 6962 hashing, identical in RFC 9162). Leaf indexes below are 0-based.

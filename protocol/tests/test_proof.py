@@ -1,6 +1,8 @@
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from chainchat_protocol import merkle
 from chainchat_protocol.log_entry import LogEntry, leaf_hash
 from chainchat_protocol.proof import (
@@ -11,7 +13,6 @@ from chainchat_protocol.proof import (
     verify_proof_offline,
 )
 from chainchat_protocol.vectors import load
-from pydantic import ValidationError
 
 
 def _vector_proof() -> dict[str, Any]:

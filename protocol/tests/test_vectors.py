@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from chainchat_protocol.vectors import NAMES, VECTORS_DIR, build, load, main
 
 

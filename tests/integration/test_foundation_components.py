@@ -12,8 +12,9 @@ import aiosmtplib
 import httpx
 import nats
 import pytest
-from devstack.components import Chain, IpfsNode, MailDev, NatsServer
 from nats.js.api import StreamConfig
+
+from devstack.components import Chain, IpfsNode, MailDev, NatsServer
 
 pytestmark = pytest.mark.integration
 

@@ -7,6 +7,7 @@ import time
 import httpx
 import nats
 import pytest
+
 from chainchat_protocol.health import SERVICES, HealthReply, health_rpc
 from chainchat_protocol.rpc import RpcReply
 from devstack.stack import Stack

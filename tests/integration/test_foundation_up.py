@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from devstack.process import free_port
 from devstack.stack import DEFAULT_PORTS
 

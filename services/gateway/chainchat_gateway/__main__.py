@@ -1,9 +1,8 @@
 """`python -m chainchat_gateway` runs one gateway instance."""
 
-from chainchat_service.web import run_http
-
 from chainchat_gateway.app import create_app
 from chainchat_gateway.settings import GatewaySettings
+from chainchat_service.web import run_http
 
 
 def main() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from chainchat_service.runtime import ServiceRuntime
-from chainchat_service.web import create_service_app
 from fastapi import APIRouter, FastAPI
 
 from chainchat_gateway.routes import auth, chat, files, ledger, system, web
 from chainchat_gateway.settings import GatewaySettings
+from chainchat_service.runtime import ServiceRuntime
+from chainchat_service.web import create_service_app
 
 API_PREFIX = "/api/v1"
 # Each domain module has `router` and may have `async def setup(app, runtime)` (subscriptions,

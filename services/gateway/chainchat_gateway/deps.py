@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from chainchat_service.bus import Bus
-from chainchat_service.runtime import ServiceRuntime
 from fastapi import Depends, Request
 
 from chainchat_gateway.settings import GatewaySettings
+from chainchat_service.bus import Bus
+from chainchat_service.runtime import ServiceRuntime
 
 
 def get_runtime(request: Request) -> ServiceRuntime:

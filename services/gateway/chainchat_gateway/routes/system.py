@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from chainchat_protocol.errors import ChainChatError
-from chainchat_protocol.health import SERVICES, DependencyCheck, HealthReply, health_rpc
-from chainchat_protocol.rpc import Empty
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chainchat_gateway.deps import BusDep, RuntimeDep
+from chainchat_protocol.errors import ChainChatError
+from chainchat_protocol.health import SERVICES, DependencyCheck, HealthReply, health_rpc
+from chainchat_protocol.rpc import Empty
 
 router = APIRouter(tags=["system"])
 
