@@ -483,7 +483,8 @@ def plot(name: str, data: dict[str, Any]) -> None:
     )
     for key, colour in (("p50", "#3b7dd8"), ("p95", "#f0a030"), ("p99", "#d04040")):
         axes[1].plot(labels, [p["latency_ms"][key] for p in phases], marker="o", label=key, color=colour)
-    axes[1].set_title("send → delivery latency (ms)", fontsize=10)
+    axes[1].set_title("send → delivery latency (ms, log scale; 500/s is past saturation)", fontsize=10)
+    axes[1].set_yscale("log")
     axes[1].legend()
     axes[1].tick_params(axis="x", labelrotation=20)
     reads = data["history"]["reads"]
