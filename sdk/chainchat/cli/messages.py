@@ -189,17 +189,31 @@ class _Watcher:
         token = headers["Authorization"].removeprefix("Bearer ")
         async with websockets.connect(ws_url(client.base_url), open_timeout=10, ping_interval=20) as ws:
             await ws.send(json.dumps({"type": "auth", "token": token}))
-            await self._catch_up()
-            async for raw in ws:
-                frame = json.loads(raw)
-                if frame.get("type") == "message":
-                    await self._show(frame["message"])
-                elif frame.get("type") == "error":
-                    self.ctx.err.print(f"[red]server: {frame.get('message') or frame}[/]")
-                elif frame.get("type") == "key_changed":
-                    await self.messenger.devices_of(frame["user_id"], refresh=True)
-                if self.left is not None and self.left <= 0:
-                    return
+            keepalive = asyncio.create_task(self._keepalive(ws))
+            try:
+                await self._catch_up()
+                await self._receive(ws)
+            finally:
+                keepalive.cancel()
+
+    @staticmethod
+    async def _keepalive(ws: websockets.ClientConnection) -> None:
+        # the hub closes a connection with no client frame for 60 s; protocol pings don't count
+        while True:
+            await asyncio.sleep(25)
+            await ws.send(json.dumps({"type": "ping"}))
+
+    async def _receive(self, ws: websockets.ClientConnection) -> None:
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame.get("type") == "message":
+                await self._show(frame["message"])
+            elif frame.get("type") == "error":
+                self.ctx.err.print(f"server: {frame.get('message') or frame}", markup=False)
+            elif frame.get("type") == "key_changed":
+                await self.messenger.devices_of(frame["user_id"], refresh=True)
+            if self.left is not None and self.left <= 0:
+                return
 
     async def _catch_up(self) -> None:
         for conv in await self.messenger.client.list_conversations():

@@ -108,14 +108,16 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         async with self.db.session() as session:
-            rows = (
-                await session.exec(
-                    select(OutboxMessage)
-                    .where(col(OutboxMessage.published_at).is_(None))
-                    .order_by(col(OutboxMessage.id))
-                    .limit(self.batch)
-                )
-            ).all()
+            query = (
+                select(OutboxMessage)
+                .where(col(OutboxMessage.published_at).is_(None))
+                .order_by(col(OutboxMessage.id))
+                .limit(self.batch)
+            )
+            if not self.db.is_sqlite:
+                # several instances share one database: each row is relayed by one of them
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.exec(query)).all()
             backlog = len(rows)
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
