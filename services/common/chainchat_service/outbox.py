@@ -8,13 +8,14 @@ appends idempotently by entry id beyond it), or to core NATS for best-effort del
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
-from sqlalchemy import LargeBinary, func
+from sqlalchemy import LargeBinary, delete, func
 from sqlmodel import Column, Field, SQLModel, col, select
 
 from chainchat_protocol.log_entry import LogEntry
@@ -89,8 +90,12 @@ class OutboxRelay:
 
     async def run(self) -> None:
         delay = 0.2
+        next_prune = 0.0
         while True:
             try:
+                if time.monotonic() >= next_prune:
+                    await self.prune()
+                    next_prune = time.monotonic() + 3600
                 published = await self.publish_pending()
                 delay = 0.2
                 if published:
@@ -105,6 +110,16 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             except TimeoutError:
                 pass
+
+    async def prune(self, keep: timedelta = timedelta(days=1)) -> int:
+        """Delete rows published longer ago than ``keep`` (JetStream dedupes within 10 minutes)."""
+        cutoff = datetime.now(UTC) - keep
+        async with self.db.session() as session:
+            result = await session.exec(
+                delete(OutboxMessage).where(col(OutboxMessage.published_at) < cutoff)  # type: ignore[call-overload]
+            )
+            await session.commit()
+        return int(result.rowcount or 0)
 
     async def publish_pending(self) -> int:
         async with self.db.session() as session:
