@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from chainchat_auth.secrets_util import hash_token
 from chainchat_auth.settings import AuthSettings
 from chainchat_protocol.auth import RegisterRequest
 from chainchat_service.db import Database
+from devstack.databases import fresh_database
 
 
 def make_settings(**overrides: object) -> AuthSettings:
@@ -37,36 +35,10 @@ async def make_context(url: str, **overrides: object) -> AuthContext:
     return await build_context(make_settings(**overrides), Database(url))
 
 
-PG_URL = os.environ.get("CHAINCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@asynccontextmanager
-async def fresh_database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
-    """The async URL of an empty database: a SQLite file, or a new PostgreSQL database that is
-    dropped afterwards (skips when no PostgreSQL server answers)."""
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
-        return
-    import asyncpg
-
-    name = f"chainchat_auth_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(PG_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        yield f"{base}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AuthContext]:
     """The service's context on a fresh database; every test runs on SQLite and PostgreSQL."""
-    async with fresh_database(request.param, tmp_path) as url:
+    async with fresh_database(request.param, tmp_path, "auth") as url:
         context = await make_context(url)
         try:
             yield context

@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,8 +41,7 @@ from chainchat_protocol.envelope import Envelope
 from chainchat_protocol.errors import Unauthorized
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
-
-PG_ADMIN_URL = os.environ.get("CHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from devstack.databases import fresh_database
 
 
 @dataclass
@@ -108,19 +106,9 @@ def make_chat(db: Database, directory: FakeDirectory | None = None) -> Chat:
     )
 
 
-async def _pg_database() -> AsyncIterator[str]:
-    asyncpg = pytest.importorskip("asyncpg")
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    name = f"chat_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield "postgresql+asyncpg://" + PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+async def _pg_database(tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_database("postgres", tmp_path, "chat") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -129,7 +117,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
         return
-    async for url in _pg_database():
+    async for url in _pg_database(tmp_path):
         yield url
 
 

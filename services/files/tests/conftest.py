@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +17,8 @@ from chainchat_files.ipfs import KuboClient
 from chainchat_files.service import FileService
 from chainchat_files.settings import FilesSettings
 from chainchat_service.db import Database
+from devstack.databases import fresh_database
 
-PG_ADMIN_URL = os.environ.get("FILES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 _PART = re.compile(rb"\r\n\r\n(.*)\r\n--[0-9a-f]+--\r\n$", re.S)
 
 
@@ -86,19 +84,9 @@ def _error(message: str) -> httpx.Response:
     return httpx.Response(500, json={"Message": message, "Code": 0, "Type": "error"})
 
 
-async def _pg_database() -> AsyncIterator[str]:
-    asyncpg = pytest.importorskip("asyncpg")
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    name = f"files_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield "postgresql+asyncpg://" + PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+async def _pg_database(tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_database("postgres", tmp_path, "files") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -110,7 +98,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         yield database
         await database.close()
         return
-    async for url in _pg_database():
+    async for url in _pg_database(tmp_path):
         database = Database(url)
         await database.migrate(MIGRATIONS)
         yield database

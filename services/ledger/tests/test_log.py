@@ -4,8 +4,6 @@ re-hashing, two writers on one database, and roots identical to the RFC 9162 ref
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from chainchat_ledger.models import NODES_PER_CHUNK
 from chainchat_protocol import merkle
 from chainchat_protocol.log_entry import LogEntry, leaf_hash
 from chainchat_service.db import Database
+from devstack.databases import fresh_database
 
 AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -28,29 +27,11 @@ def entry(i: int, kind: str = "message", digest_seed: str = "") -> LogEntry:
     return LogEntry.create(kind, f"id-{i}", digest, AT)  # type: ignore[arg-type]
 
 
-PG_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
 @asynccontextmanager
 async def fresh_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty SQLite file, or a new PostgreSQL database dropped afterwards (skipped when no
-    PostgreSQL server answers)."""
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
-        return
-    import asyncpg
-
-    name = f"chainchat_ledger_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(PG_URL, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    """An empty SQLite file, or a new PostgreSQL database dropped afterwards."""
+    async with fresh_database(kind, tmp_path, "ledger") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
