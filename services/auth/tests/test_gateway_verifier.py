@@ -99,3 +99,37 @@ async def test_no_keys_and_auth_down_is_503_not_401(
     auth_bus.up = False
     with pytest.raises(Unavailable):
         await TokenVerifier(auth_bus).verify(token)  # type: ignore[arg-type]
+
+
+async def test_cached_tokens_still_honour_revocation_and_expiry(
+    ctx: AuthContext, h: Any, auth_bus: _AuthOverNats
+) -> None:
+    token = await _token(ctx, h)
+    verifier = TokenVerifier(auth_bus)  # type: ignore[arg-type]
+    principal = await verifier.verify(token)
+    assert await verifier.verify(token) == principal  # second time from the cache
+    assert token in verifier._verified
+
+    real_exp = verifier._verified[token][1]
+    # an entry past its expiry is never trusted: the token is checked again (and here, since
+    # the token itself is still valid, cached again with its real expiry)
+    verifier._verified[token] = (principal, time.time() - 60)
+    assert await verifier.verify(token) == principal
+    assert verifier._verified[token][1] == real_exp
+
+    verifier.revoke([RevokedSession(session_id=principal.session_id, expires_at=int(time.time()) + 900)])
+    with pytest.raises(Unauthorized) as revoked:
+        await verifier.verify(token)
+    assert revoked.value.code == "token_revoked"
+
+
+async def test_tampered_token_is_not_served_from_the_cache(
+    ctx: AuthContext, h: Any, auth_bus: _AuthOverNats
+) -> None:
+    token = await _token(ctx, h)
+    verifier = TokenVerifier(auth_bus)  # type: ignore[arg-type]
+    await verifier.verify(token)
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body}.{sig[:-2]}{'AA' if not sig.endswith('AA') else 'BB'}"
+    with pytest.raises(Unauthorized):
+        await verifier.verify(forged)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Annotated, Any, Literal
 
 import jwt
@@ -55,6 +56,10 @@ class TokenVerifier:
         # forged kids must not turn every request into a NATS round trip; rotations also
         # arrive as an event, so a refused re-fetch delays a new key only briefly
         self._refetch = LocalLimiter(refetches, per_seconds)
+        # token -> (principal, exp): an Ed25519 check costs ~100 µs here and a client sends the
+        # same token with every request until it expires; revocation is still checked each time
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self.cache_size = 10_000
 
     async def refresh_keys(self) -> None:
         """Fetch auth's JWKS over NATS and replace the cached keys."""
@@ -68,6 +73,7 @@ class TokenVerifier:
                     log.warning("jwks_bad_key", kid=jwk.kid)
             if keys.keys() != self._keys.keys():
                 log.info("jwks_loaded", kids=sorted(keys))
+                self._verified.clear()  # a key left the set: its tokens must be checked again
             self._keys = keys
 
     async def refresh_revocations(self) -> None:
@@ -106,6 +112,18 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; 401 ``invalid_token`` / ``token_expired`` /
         ``token_revoked`` otherwise."""
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] + LEEWAY_S >= time.time():
+            self._verified.move_to_end(token)
+            principal = cached[0]
+        else:
+            principal = await self._verify_signature(token)
+        if self.is_revoked(principal.session_id):
+            raise Unauthorized("this session has ended; sign in again", code="token_revoked")
+        return principal
+
+    async def _verify_signature(self, token: str) -> Principal:
+        self._verified.pop(token, None)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -120,8 +138,9 @@ class TokenVerifier:
             )
         except (ValidationError, KeyError):
             raise _invalid() from None
-        if self.is_revoked(principal.session_id):
-            raise Unauthorized("this session has ended; sign in again", code="token_revoked")
+        self._verified[token] = (principal, float(claims["exp"]))
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
         return principal
 
     @staticmethod
