@@ -45,13 +45,14 @@ def _supervise(stack: Stack) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    # SIGHUP too: a closed terminal must stop the stack, not orphan it
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     while not stopping:
         for name, proc in stack.processes():
             if proc is not None and not proc.alive():
                 code = proc.proc.returncode if proc.proc else "?"
-                print(f"chainchat-dev: {name} exited (code {code}); stopping the stack", file=sys.stderr)
+                _say(f"chainchat-dev: {name} exited (code {code}); stopping the stack")
                 return 1
         time.sleep(0.5)
     return 0
@@ -83,14 +84,23 @@ def cmd_up(args: argparse.Namespace) -> int:
         except LaunchError as exc:
             print(f"chainchat-dev: {exc}", file=sys.stderr)
             return 1
-        print(_banner(stack, time.monotonic() - started), flush=True)
+        try:
+            print(_banner(stack, time.monotonic() - started), flush=True)
+        except OSError:
+            pass  # nobody reads our output any more; keep supervising
         return _supervise(stack)
     finally:
-        print("chainchat-dev: stopping…", file=sys.stderr, flush=True)
+        # stop first: the terminal may be gone (closed pipe), and printing must not skip this
+        _say("chainchat-dev: stopping…")
         stack.stop()
         with contextlib.suppress(FileNotFoundError):
             pid_path.unlink()
-        print("chainchat-dev: stopped", file=sys.stderr, flush=True)
+        _say("chainchat-dev: stopped")
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
 
 
 def cmd_up_detached(args: argparse.Namespace) -> int:

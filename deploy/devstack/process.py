@@ -153,6 +153,7 @@ _write_lock = threading.Lock()
 
 
 def _write_line(stream: IO[str], line: str) -> None:
-    with _write_lock:
+    with _write_lock, contextlib.suppress(OSError, ValueError):
+        # a closed terminal or pipe must not kill the log pump (the log file still gets it)
         stream.write(line + "\n")
         stream.flush()

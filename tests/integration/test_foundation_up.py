@@ -88,3 +88,16 @@ def test_a_dying_component_stops_the_stack(tmp_path: Path) -> None:
     assert any("maildev exited" in line and "stopping the stack" in line for line in lines)
     time.sleep(0.5)
     assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_a_closed_terminal_stops_the_stack_without_orphans(tmp_path: Path) -> None:
+    proc, _, lines = _start_up(tmp_path)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader of our output goes away (like `make up | head`)
+    time.sleep(1)
+    assert proc.poll() is None  # still supervising
+    proc.send_signal(signal.SIGHUP)  # the terminal closes
+    assert proc.wait(timeout=60) == 0
+    time.sleep(0.5)
+    assert _processes_mentioning(str(tmp_path)) == []
+    assert lines
