@@ -61,9 +61,7 @@ def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
 async def register_handlers(bus: Bus, ctx: AuthContext, *, concurrency: int = 8) -> None:
     """Subscribe every handler in the ``auth`` queue group (instances share the load).
 
-    A NATS subscription runs its callback for one message at a time, and a login spends ~50 ms
-    in argon2; so each subject gets ``concurrency`` queue subscriptions per instance, letting that
-    many requests of one kind run side by side (the hashing itself runs in threads)."""
+    A login spends ~50 ms in argon2 (in a thread): up to ``concurrency`` requests of one kind
+    run side by side per instance (the bus bounds them per subscription)."""
     for rpc, handler in handler_table(ctx):
-        for _ in range(concurrency):
-            await bus.serve(rpc, handler, queue=QUEUE)
+        await bus.serve(rpc, handler, queue=QUEUE, concurrency=concurrency)

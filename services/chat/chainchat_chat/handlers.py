@@ -41,9 +41,8 @@ class ChatHandlers:
         self.fanout = fanout
 
     async def register(self, bus: Bus, *, concurrency: int = 1) -> None:
-        """Serve every subject; ``concurrency`` subscriptions each, because nats-py runs one
-        subscription's callbacks one after another: N members of the queue group in this process
-        let N requests (mostly waiting on the database) progress together."""
+        """Serve every subject; up to ``concurrency`` requests of each (mostly waiting on the
+        database) progress together in this instance."""
         c, m = self.conversations, self.messages
         served: list[tuple[Rpc[Any, Any], Callable[[Any], Awaitable[BaseModel]]]] = [
             (chat.CHAT_CONVERSATION_CREATE, c.create),
@@ -60,8 +59,7 @@ class ChatHandlers:
             (chat.CHAT_MESSAGE_DELETE, m.delete),
         ]
         for rpc, handler in served:
-            for _ in range(concurrency):
-                await bus.serve(rpc, handler, queue=QUEUE)
+            await bus.serve(rpc, handler, queue=QUEUE, concurrency=concurrency)
         # every instance evicts its own key cache; one instance tells the contacts
         await bus.nc.subscribe(Subject.KEY_CHANGED, cb=self._evict_keys)
         await bus.nc.subscribe(Subject.KEY_CHANGED, queue=f"{QUEUE}-keys", cb=self._announce_keys)
