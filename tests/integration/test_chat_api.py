@@ -6,53 +6,14 @@ Every rejected send must answer the SPEC error and store nothing (``last_seq`` d
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from chainchat.crypto import DeviceKeys, seal_envelope
+from tests.integration.chat_helpers import ChatUser, chat_user, seal
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class ChatUser:
-    account: Any
-    device: DeviceKeys
-
-    @property
-    def id(self) -> str:
-        return str(self.account.user_id)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return dict(self.account.headers)
-
-
-def chat_user(accounts: Any, prefix: str) -> ChatUser:
-    """An approved, logged-in member whose device key is published."""
-    account = accounts.create_active(prefix)
-    device = DeviceKeys.generate()
-    resp = accounts.http.put(
-        "/keys/me", json=device.publish_body(["hpke-x25519-aes256gcm"]), headers=account.headers
-    )
-    assert resp.status_code == 200, resp.text
-    return ChatUser(account, device)
-
-
-def seal(
-    sender: ChatUser, conversation_id: str, members: list[ChatUser], text: str = "hello"
-) -> dict[str, Any]:
-    envelope = seal_envelope(
-        {"type": "text", "text": text, "sent_at": "2025-01-01T00:00:00.000Z"},
-        sender=sender.device,
-        sender_id=sender.id,
-        conversation_id=conversation_id,
-        recipients=[m.device.public(m.id) for m in members],
-    )
-    return envelope.model_dump(mode="json")
 
 
 def code(resp: httpx.Response) -> tuple[int, str]:

@@ -17,49 +17,11 @@ from typing import Any
 import pytest
 import websockets
 
-from chainchat.crypto import DeviceKeys, open_envelope, seal_envelope
+from chainchat.crypto import DeviceKeys, open_envelope
 from chainchat.messenger import envelope_fields
+from tests.integration.chat_helpers import ChatUser, chat_user, seal
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
-
-
-@dataclass
-class ChatUser:
-    account: Any
-    device: DeviceKeys
-
-    @property
-    def id(self) -> str:
-        return str(self.account.user_id)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return dict(self.account.headers)
-
-    @property
-    def token(self) -> str:
-        return str(self.account.access_token)
-
-
-def chat_user(accounts: Any, prefix: str) -> ChatUser:
-    account = accounts.create_active(prefix)
-    device = DeviceKeys.generate()
-    resp = accounts.http.put(
-        "/keys/me", json=device.publish_body(["hpke-x25519-aes256gcm"]), headers=account.headers
-    )
-    assert resp.status_code == 200, resp.text
-    return ChatUser(account, device)
-
-
-def seal(sender: ChatUser, conversation_id: str, members: list[ChatUser], text: str) -> dict[str, Any]:
-    envelope = seal_envelope(
-        {"type": "text", "text": text, "sent_at": "2025-01-01T00:00:00.000Z"},
-        sender=sender.device,
-        sender_id=sender.id,
-        conversation_id=conversation_id,
-        recipients=[m.device.public(m.id) for m in members],
-    )
-    return envelope.model_dump(mode="json")
 
 
 def read_text(reader: ChatUser, sender: ChatUser, message: dict[str, Any]) -> str:

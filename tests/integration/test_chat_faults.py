@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,45 +14,10 @@ import httpx
 import pytest
 import websockets
 
-from chainchat.crypto import DeviceKeys, seal_envelope
 from devstack.stack import ServiceProcess, Stack
+from tests.integration.chat_helpers import ChatUser, chat_user, send_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-@dataclass
-class ChatUser:
-    account: Any
-    device: DeviceKeys
-
-    @property
-    def id(self) -> str:
-        return str(self.account.user_id)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return dict(self.account.headers)
-
-
-def chat_user(accounts: Any, prefix: str) -> ChatUser:
-    account = accounts.create_active(prefix)
-    device = DeviceKeys.generate()
-    resp = accounts.http.put(
-        "/keys/me", json=device.publish_body(["hpke-x25519-aes256gcm"]), headers=account.headers
-    )
-    assert resp.status_code == 200, resp.text
-    return ChatUser(account, device)
-
-
-def send_body(sender: ChatUser, conversation_id: str, members: list[ChatUser], text: str) -> dict[str, Any]:
-    envelope = seal_envelope(
-        {"type": "text", "text": text, "sent_at": "2025-01-01T00:00:00.000Z"},
-        sender=sender.device,
-        sender_id=sender.id,
-        conversation_id=conversation_id,
-        recipients=[m.device.public(m.id) for m in members],
-    )
-    return {"envelope": envelope.model_dump(mode="json"), "client_id": uuid.uuid4().hex}
 
 
 def instances(stack: Stack, name: str, count: int) -> list[ServiceProcess]:
