@@ -32,13 +32,13 @@ from typing import Any
 
 import httpx
 import websockets
+from _accounts import signup
 from _report import RESULTS, plt, write_report
 
 from chainchat.crypto import DeviceKeys, seal_envelope
 from chainchat_protocol.envelope import envelope_bytes, envelope_digest
 from devstack.stack import Stack, free_ports
 
-PASSWORD = "bench-Passw0rd-long-enough"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BODY = {"type": "text", "text": "x" * 200, "sent_at": "2025-01-01T00:00:00.000Z"}
 
@@ -359,39 +359,14 @@ def main() -> None:
 def make_users(stack: Stack, count: int) -> list[dict[str, Any]]:
     """Register → verify (mail) → approve → login → publish a device key, as a user would."""
     http = httpx.Client(base_url=f"{stack.gateway_url}/api/v1", timeout=30)
-    admin = _signup(http, stack, "bench-admin", None)
-    users = [_signup(http, stack, f"bench-{n}", admin) for n in range(count)]
+    admin = signup(http, stack, "bench-admin", None)
+    users = [signup(http, stack, f"bench-{n}", admin) for n in range(count)]
     for user in [admin, *users]:
         user["device"] = DeviceKeys.generate()
         body = user["device"].publish_body(["hpke-x25519-aes256gcm"])
         resp = http.put("/keys/me", json=body, headers={"Authorization": f"Bearer {user['token']}"})
         resp.raise_for_status()
     return users
-
-
-def _signup(http: httpx.Client, stack: Stack, prefix: str, admin: dict[str, Any] | None) -> dict[str, Any]:
-    email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.test"
-    resp = http.post("/auth/register", json={"email": email, "password": PASSWORD, "display_name": prefix})
-    resp.raise_for_status()
-    user_id = resp.json()["user_id"]
-    status = http.post("/auth/verify", json={"token": _mail_token(stack, email)}).json()["status"]
-    if status == "pending_approval" and admin is not None:
-        headers = {"Authorization": f"Bearer {admin['token']}"}
-        http.post(f"/admin/users/{user_id}/approve", headers=headers).raise_for_status()
-    login = http.post("/auth/login", json={"email": email, "password": PASSWORD})
-    login.raise_for_status()
-    return {"id": user_id, "token": login.json()["access_token"]}
-
-
-def _mail_token(stack: Stack, email: str) -> str:
-    for _ in range(150):
-        for mail in httpx.get(f"{stack.mail.web_url}/api/email", timeout=10).json():
-            if any(t.get("address") == email for t in mail.get("to", [])) and "token=" in mail.get(
-                "text", ""
-            ):
-                return str(mail["text"].split("token=", 1)[1].split()[0].strip(").,"))
-        time.sleep(0.2)
-    raise RuntimeError(f"no verification mail for {email}")
 
 
 def fill_conversation(

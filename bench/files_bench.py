@@ -25,12 +25,12 @@ from typing import Any
 
 import httpx
 import psutil
+from _accounts import signup
 from _report import RESULTS, plt, write_report
 
 from devstack.stack import Stack, free_ports
 
 MIB = 1024 * 1024
-PASSWORD = "bench-Passw0rd-long-enough"
 BLOCK = 256 * 1024  # the IPFS chunk size: every block of every upload is distinct
 
 
@@ -147,8 +147,8 @@ def ipfs_round(api_url: str, size: int) -> tuple[float, float]:
 
 def run(stack: Stack, sizes: list[int], repeats: dict[int, int]) -> dict[str, Any]:
     http = httpx.Client(base_url=f"{stack.gateway_url}/api/v1", timeout=600)
-    admin = _signup(http, stack, "files-bench-admin", None)
-    member = _signup(http, stack, "files-bench", admin)
+    admin = signup(http, stack, "files-bench-admin", None)
+    member = signup(http, stack, "files-bench", admin)
     conv = http.post(
         "/conversations",
         json={"member_ids": [member["id"]]},
@@ -187,33 +187,6 @@ def _summary(size: int, rounds: list[tuple[float, float]]) -> dict[str, float]:
         "upload_s_median": round(statistics.median(ups), 3),
         "download_s_median": round(statistics.median(downs), 3),
     }
-
-
-def _signup(http: httpx.Client, stack: Stack, prefix: str, admin: dict[str, Any] | None) -> dict[str, Any]:
-    email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.test"
-    resp = http.post("/auth/register", json={"email": email, "password": PASSWORD, "display_name": prefix})
-    resp.raise_for_status()
-    user_id = resp.json()["user_id"]
-    status = http.post("/auth/verify", json={"token": _mail_token(stack, email)}).json()["status"]
-    if status == "pending_approval" and admin is not None:
-        approve = http.post(
-            f"/admin/users/{user_id}/approve", headers={"Authorization": f"Bearer {admin['token']}"}
-        )
-        approve.raise_for_status()
-    login = http.post("/auth/login", json={"email": email, "password": PASSWORD})
-    login.raise_for_status()
-    return {"id": user_id, "token": login.json()["access_token"]}
-
-
-def _mail_token(stack: Stack, email: str) -> str:
-    for _ in range(150):
-        for mail in httpx.get(f"{stack.mail.web_url}/api/email", timeout=10).json():
-            if any(t.get("address") == email for t in mail.get("to", [])) and "token=" in mail.get(
-                "text", ""
-            ):
-                return str(mail["text"].split("token=", 1)[1].split()[0].strip(").,"))
-        time.sleep(0.2)
-    raise RuntimeError(f"no verification mail for {email}")
 
 
 def plot(name: str, data: dict[str, Any]) -> Path:
