@@ -11,7 +11,7 @@ NODE_TOOLS := deploy/node-tools
 IPFS_NODE  := deploy/ipfs-node
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install up up-detached down test test-fast lint typecheck bench contracts clean check-python web browser
+.PHONY: install up up-detached down test test-fast lint typecheck bench chaos fuzz contracts clean check-python web browser
 
 check-python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11+ is required: install python3 (e.g. apt-get install python3 python3-venv) and retry."; exit 1; }
@@ -78,13 +78,21 @@ typecheck: lint
 test: install browser lint
 	cd $(IPFS_NODE) && PATH=$(CURDIR)/$(BIN):$$PATH ../../$(NPM) test --silent
 	cd $(WEB) && PATH=$(CURDIR)/$(BIN):$$PATH ../$(NPM) test --silent
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
 
 test-fast: install
 	$(BIN)/pytest -q -x -m "not integration" -p no:cacheprovider
 
 bench: install
 	$(BIN)/python -m bench.run_all
+
+# every fault scenario, the long ones included (make test runs the fast subset)
+chaos: install
+	$(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos
+
+# the fuzz and security suite with many more generated examples than make test uses
+fuzz: install browser
+	CHAINCHAT_FUZZ_EXAMPLES=$${CHAINCHAT_FUZZ_EXAMPLES:-1000} $(BIN)/pytest -q -p no:cacheprovider tests/security
 
 contracts: install
 	$(BIN)/python -m contracts.build
