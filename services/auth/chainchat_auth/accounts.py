@@ -178,7 +178,7 @@ async def login(ctx: AuthContext, req: LoginRequest) -> TokenReply:
         if user.totp_secret is not None:
             if not req.totp_code:
                 raise Unauthorized("enter the code from your authenticator app", code="mfa_required")
-            if not await check_second_factor(session, user, req.totp_code):
+            if not await check_second_factor(session, ctx.vault, user, req.totp_code):
                 await _login_failed(ctx, session, user, req, "bad_mfa_code")
                 raise Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
         if ctx.passwords.needs_rehash(user.password_hash or ""):

@@ -13,7 +13,7 @@ from chainchat_auth.mailer import MailSender
 from chainchat_auth.passwords import Passwords
 from chainchat_auth.ratelimit import RateLimiter
 from chainchat_auth.settings import AuthSettings
-from chainchat_auth.signing import Signer
+from chainchat_auth.signing import Signer, reseal_all
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
 from chainchat_service.logging import get_logger
@@ -28,10 +28,14 @@ log = get_logger(__name__)
 async def build_context(settings: AuthSettings, db: Database) -> AuthContext:
     """Migrate the database and assemble the service's collaborators."""
     await db.migrate(MIGRATIONS)
-    signer = Signer(db, settings.jwt_ttl_s)
+    vault = settings.vault()
+    await reseal_all(db, vault)
+    signer = Signer(db, settings.jwt_ttl_s, vault)
     await signer.ensure_key()
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
-    return AuthContext(settings=settings, db=db, passwords=passwords, signer=signer, limiter=RateLimiter(db))
+    return AuthContext(
+        settings=settings, db=db, passwords=passwords, signer=signer, limiter=RateLimiter(db), vault=vault
+    )
 
 
 async def _housekeeping(ctx: AuthContext) -> None:

@@ -10,6 +10,7 @@ from chainchat_auth.passwords import Passwords
 from chainchat_auth.ratelimit import Limit, RateLimiter
 from chainchat_auth.settings import AuthSettings
 from chainchat_auth.signing import Signer
+from chainchat_auth.vault import SecretVault
 from chainchat_protocol.errors import Forbidden
 from chainchat_service.db import Database
 
@@ -25,6 +26,7 @@ class AuthContext:
     passwords: Passwords
     signer: Signer
     limiter: RateLimiter
+    vault: SecretVault
     # wakes the outbox relay and the mail loop after a commit that queued something
     after_commit: Callable[[], None] = field(default=_noop)
 

@@ -15,6 +15,7 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext
 from chainchat_auth.models import RecoveryCode, User, utcnow
 from chainchat_auth.secrets_util import hash_token
+from chainchat_auth.vault import SecretVault, totp_context
 from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 
@@ -75,11 +76,12 @@ async def _use_recovery_code(session: AsyncSession, user: User, code: str) -> bo
     return False
 
 
-async def check_second_factor(session: AsyncSession, user: User, code: str) -> bool:
+async def check_second_factor(session: AsyncSession, vault: SecretVault, user: User, code: str) -> bool:
     """A current TOTP code, or an unused recovery code (consumed)."""
     if user.totp_secret is None:
         return False
-    if await _use_totp(session, user, user.totp_secret, code):
+    secret = vault.open(user.totp_secret, context=totp_context(user.id))
+    if await _use_totp(session, user, secret, code):
         return True
     if await _use_recovery_code(session, user, code):
         record_event(session, "mfa_recovery_code_used", user_id=user.id)
@@ -100,11 +102,14 @@ async def setup(ctx: AuthContext, user_id: str) -> MfaSetupReply:
         user = await _load(session, user_id)
         if user.totp_secret is not None:
             raise Conflict("two-factor authentication is already on", code="mfa_already_enabled")
-        user.totp_pending_secret = pyotp.random_base32()
+        secret = pyotp.random_base32()
+        user.totp_pending_secret = ctx.vault.seal(
+            secret, context=totp_context(user.id, "totp_pending_secret")
+        )
         session.add(user)
         await session.commit()
-    uri = pyotp.TOTP(user.totp_pending_secret).provisioning_uri(name=user.email, issuer_name=ISSUER_NAME)
-    return MfaSetupReply(secret=user.totp_pending_secret, otpauth_uri=uri)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER_NAME)
+    return MfaSetupReply(secret=secret, otpauth_uri=uri)
 
 
 async def _wrong_code(ctx: AuthContext, user_id: str) -> Unauthorized:
@@ -122,9 +127,13 @@ async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
             raise Conflict("two-factor authentication is already on", code="mfa_already_enabled")
         if user.totp_pending_secret is None:
             raise Conflict("call /auth/mfa/setup first", code="mfa_setup_required")
-        if not await _use_totp(session, user, user.totp_pending_secret, req.code):
+        secret = ctx.vault.open(
+            user.totp_pending_secret, context=totp_context(user.id, "totp_pending_secret")
+        )
+        if not await _use_totp(session, user, secret, req.code):
             raise await _wrong_code(ctx, user.id)
-        user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
+        user.totp_secret = ctx.vault.seal(secret, context=totp_context(user.id))
+        user.totp_pending_secret = None
         session.add(user)
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
         await session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
@@ -143,7 +152,7 @@ async def disable(ctx: AuthContext, req: MfaCodeRequest) -> MfaStatusReply:
         user = await _load(session, req.user_id)
         if user.totp_secret is None:
             raise Conflict("two-factor authentication is not on", code="mfa_not_enabled")
-        if not await check_second_factor(session, user, req.code):
+        if not await check_second_factor(session, ctx.vault, user, req.code):
             raise await _wrong_code(ctx, user.id)
         user.totp_secret = None  # totp_last_step stays: a re-enrolment cannot replay old codes
         session.add(user)

@@ -51,8 +51,8 @@ class User(UserBase, table=True):
     status: str = Field(default="pending_verification", max_length=32, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     email_verified_at: datetime | None = None
-    totp_secret: str | None = Field(default=None, max_length=64)
-    totp_pending_secret: str | None = Field(default=None, max_length=64)
+    totp_secret: str | None = Field(default=None, max_length=200)
+    totp_pending_secret: str | None = Field(default=None, max_length=200)
     totp_last_step: int = 0
     wallet_address: str | None = Field(default=None, max_length=42, unique=True)
 
@@ -124,7 +124,7 @@ class SigningKey(SQLModel, table=True):
     __tablename__ = "signing_key"
 
     kid: str = Field(primary_key=True, max_length=64)
-    private_key: str = Field(max_length=64)
+    private_key: str = Field(max_length=200)
     public_key: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     retired_at: datetime | None = None

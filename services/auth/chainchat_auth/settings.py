@@ -6,13 +6,19 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from chainchat_auth.vault import DEV_DATA_KEY, SecretVault
 from chainchat_service.settings import ServiceSettings
 
 
 class AuthSettings(ServiceSettings):
     service_name: str = "auth"
     http_port: int = 8101
-    secret_fields: tuple[str, ...] = ()
+    secret_fields: tuple[str, ...] = ("auth_data_key",)
+
+    # seals TOTP secrets and JWT signing keys in the database (see vault.py); rotate by moving the
+    # old value to AUTH_DATA_KEY_PREVIOUS
+    auth_data_key: str = ""
+    auth_data_key_previous: str = ""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -51,6 +57,9 @@ class AuthSettings(ServiceSettings):
     def siwe_domain(self) -> str:
         """EIP-4361 ``domain``: the authority (host[:port]) of PUBLIC_URL."""
         return urlsplit(self.public_url).netloc
+
+    def vault(self) -> SecretVault:
+        return SecretVault(self.auth_data_key or DEV_DATA_KEY, self.auth_data_key_previous)
 
     @property
     def public_base(self) -> str:

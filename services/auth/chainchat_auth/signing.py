@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sqlmodel import col, or_, select
 
 from chainchat_auth.models import SigningKey, User, utcnow
+from chainchat_auth.vault import SecretVault, signing_key_context, totp_context
 from chainchat_protocol.auth import AUDIENCE, ISSUER, Jwk, JwksReply
 from chainchat_protocol.b64 import b64d, b64e
 from chainchat_service.db import Database
@@ -25,21 +26,50 @@ from chainchat_service.db import Database
 _CACHE_S = 30.0
 
 
-def generate_signing_key() -> SigningKey:
-    """A new Ed25519 key; ``kid`` is derived from the public key (RFC 7638 style, shortened)."""
+def generate_signing_key(vault: SecretVault) -> SigningKey:
+    """A new Ed25519 key, its private half sealed; ``kid`` is derived from the public key (RFC 7638
+    style, shortened)."""
     private = Ed25519PrivateKey.generate()
     raw_private = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     raw_public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     kid = b64e(hashlib.sha256(raw_public).digest()[:16])
-    return SigningKey(kid=kid, private_key=b64e(raw_private), public_key=b64e(raw_public))
+    sealed = vault.seal(b64e(raw_private), context=signing_key_context(kid))
+    return SigningKey(kid=kid, private_key=sealed, public_key=b64e(raw_public))
+
+
+async def reseal_all(db: Database, vault: SecretVault) -> int:
+    """Seal every stored secret under the current data key: values written before sealing existed,
+    and values sealed under ``AUTH_DATA_KEY_PREVIOUS`` after a rotation. Returns how many moved."""
+    moved = 0
+    async with db.session() as session:
+        for key in (await session.exec(select(SigningKey))).all():
+            if (fresh := vault.upgrade(key.private_key, context=signing_key_context(key.kid))) is not None:
+                key.private_key = fresh
+                session.add(key)
+                moved += 1
+        stmt = select(User).where(
+            or_(col(User.totp_secret).is_not(None), col(User.totp_pending_secret).is_not(None))
+        )
+        for user in (await session.exec(stmt)).all():
+            for column in ("totp_secret", "totp_pending_secret"):
+                value = getattr(user, column)
+                if value is not None:
+                    fresh = vault.upgrade(value, context=totp_context(user.id, column))
+                    if fresh is not None:
+                        setattr(user, column, fresh)
+                        session.add(user)
+                        moved += 1
+        await session.commit()
+    return moved
 
 
 class Signer:
     """Mints access tokens with the current key; lists the verification keys (JWKS)."""
 
-    def __init__(self, db: Database, ttl_s: int) -> None:
+    def __init__(self, db: Database, ttl_s: int, vault: SecretVault) -> None:
         self.db = db
         self.ttl_s = ttl_s
+        self.vault = vault
         self._current: SigningKey | None = None
         self._private: Ed25519PrivateKey | None = None
         self._loaded_at = 0.0
@@ -49,7 +79,7 @@ class Signer:
         key = await self._load_current()
         if key is None:
             async with self.db.session() as session:
-                session.add(generate_signing_key())
+                session.add(generate_signing_key(self.vault))
                 await session.commit()
             key = await self._load_current()
         assert key is not None
@@ -65,7 +95,8 @@ class Signer:
             key = (await session.exec(stmt)).first()
         if key is not None:
             self._current = key
-            self._private = Ed25519PrivateKey.from_private_bytes(b64d(key.private_key))
+            raw = self.vault.open(key.private_key, context=signing_key_context(key.kid))
+            self._private = Ed25519PrivateKey.from_private_bytes(b64d(raw))
             self._loaded_at = time.monotonic()
         return key
 
@@ -85,7 +116,7 @@ class Signer:
             ).all():
                 old.retired_at = now
                 session.add(old)
-            fresh = generate_signing_key()
+            fresh = generate_signing_key(self.vault)
             session.add(fresh)
             await session.commit()
         self._current = None

@@ -84,6 +84,7 @@ class Helpers:
     last_mail = staticmethod(_last_mail)
     make_user = staticmethod(_make_user)
     make_context = staticmethod(make_context)
+    make_settings = staticmethod(make_settings)
 
 
 @pytest.fixture
