@@ -35,7 +35,13 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
         read_timeout=settings.ipfs_read_timeout_s,
     )
     relay = OutboxRelay(db, runtime.bus, settings.service_name)
-    maintenance = IpfsMaintenance(ipfs, settings.ipfs_gc_interval_s)
+    maintenance = IpfsMaintenance(
+        ipfs,
+        settings.ipfs_gc_interval_s,
+        undeclared_ttl_s=settings.files_undeclared_ttl_s,
+        orphan_grace_s=settings.ipfs_orphan_grace_s,
+        sweep_interval_s=settings.files_sweep_interval_s,
+    )
     service = FileService(
         db,
         ipfs,

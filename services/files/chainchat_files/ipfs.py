@@ -188,6 +188,11 @@ class KuboClient:
             raise
         return cid in (body.get("Keys") or {})
 
+    async def pinned_roots(self) -> set[str]:
+        """Every CID pinned recursively on the node."""
+        body = await self._post("pin/ls", {"type": "recursive"})
+        return set(body.get("Keys") or {})
+
     async def gc(self) -> None:
         """Ask the node to delete unpinned blocks (what an aborted upload left behind)."""
         try:

@@ -3,16 +3,23 @@
 It waits for the node on start-up (``id`` + ``version``), then unpins the CIDs of deleted files and
 failed uploads (kept as tasks in the database while the node is down) and, at most every
 ``IPFS_GC_INTERVAL_S``, asks the node to collect the unpinned blocks they leave behind.
+
+Every ``FILES_SWEEP_INTERVAL_S`` it also reconciles the two sides: files no message declared within
+``FILES_UNDECLARED_TTL_S`` are deleted, and pins no file record uses (a crash between the node's
+``add`` and the database commit) are removed once orphaned for ``IPFS_ORPHAN_GRACE_S`` — a grace far
+longer than any upload takes to commit, so an upload in flight on another instance keeps its pin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 from prometheus_client import Counter, Gauge
 
 from chainchat_files.ipfs import IpfsError, IpfsUnavailable, KuboClient
+from chainchat_files.models import utcnow
 from chainchat_files.service import FileService
 from chainchat_service.logging import get_logger
 
@@ -26,6 +33,7 @@ UNPINNED = Counter("chainchat_files_unpinned_total", "Unpin tasks completed")
 MAINTENANCE_ERRORS = Counter(
     "chainchat_files_maintenance_errors_total", "Failed maintenance rounds", ["kind"]
 )
+ORPHANS_UNPINNED = Counter("chainchat_files_orphan_pins_removed_total", "Pins no file record used")
 GC_RUNS = Counter("chainchat_files_ipfs_gc_total", "Garbage collections asked of the IPFS node")
 
 MAX_BACKOFF_S = 30.0
@@ -33,9 +41,22 @@ IDLE_WAKE_S = 30.0
 
 
 class IpfsMaintenance:
-    def __init__(self, ipfs: KuboClient, gc_interval_s: float) -> None:
+    def __init__(
+        self,
+        ipfs: KuboClient,
+        gc_interval_s: float,
+        *,
+        undeclared_ttl_s: float = 0,
+        orphan_grace_s: float = 0,
+        sweep_interval_s: float = 600,
+    ) -> None:
         self.ipfs = ipfs
         self.gc_interval_s = gc_interval_s
+        self.undeclared_ttl_s = undeclared_ttl_s
+        self.orphan_grace_s = orphan_grace_s
+        self.sweep_interval_s = sweep_interval_s
+        self._last_sweep = float("-inf")
+        self._orphans_since: dict[str, float] = {}  # CID -> when first seen unused (monotonic)
         self._wake = asyncio.Event()
         self._gc_wanted = False
         self._last_gc = float("-inf")
@@ -69,7 +90,8 @@ class IpfsMaintenance:
             self._wake.clear()
             try:
                 await self.unpin_pending(service)
-                timeout = await self._maybe_gc()
+                sweep_in = await self._maybe_sweep(service)
+                timeout = min(await self._maybe_gc(), sweep_in)
                 IPFS_UP.set(1)
                 delay = 1.0
             except (IpfsUnavailable, IpfsError) as exc:
@@ -97,6 +119,41 @@ class IpfsMaintenance:
                 done += 1
         UNPIN_BACKLOG.set(0)
         return done
+
+    async def _maybe_sweep(self, service: FileService) -> float:
+        """Reconcile at most every ``sweep_interval_s``; return how long until the next round."""
+        wait = self._last_sweep + self.sweep_interval_s - time.monotonic()
+        if wait > 0:
+            return wait
+        self._last_sweep = time.monotonic()
+        await self.sweep(service)
+        return self.sweep_interval_s
+
+    async def sweep(self, service: FileService) -> None:
+        """One reconciliation round (see the module's docstring)."""
+        if self.undeclared_ttl_s > 0:
+            await service.sweep_undeclared(utcnow() - timedelta(seconds=self.undeclared_ttl_s))
+            await self.unpin_pending(service)
+        if self.orphan_grace_s > 0:
+            await self.remove_orphan_pins(service)
+
+    async def remove_orphan_pins(self, service: FileService) -> int:
+        """Unpin what has stayed unused for the whole grace; remember when the rest turned up."""
+        now = time.monotonic()
+        orphans = await service.unused_cids(await self.ipfs.pinned_roots())
+        self._orphans_since = {cid: self._orphans_since.get(cid, now) for cid in orphans}
+        removed = 0
+        for cid, since in list(self._orphans_since.items()):
+            if now - since < self.orphan_grace_s:
+                continue
+            if await service.unpin_if_unused(cid):  # re-checks the records right before unpinning
+                ORPHANS_UNPINNED.inc()
+                removed += 1
+                log.warning("orphan_pin_removed", cid=cid, orphaned_s=round(now - since))
+            del self._orphans_since[cid]
+        if removed:
+            self._gc_wanted = True
+        return removed
 
     async def _maybe_gc(self) -> float:
         """Collect garbage if wanted and allowed now; return how long the loop may sleep."""

@@ -6,12 +6,14 @@ References: a file is referenced by the messages that declared it (``MessagePost
 When the chat service reports a deletion, the (file, message) pair is *released*; a file whose
 references are all released is deleted: its record is marked, a ``tombstone`` log entry goes to the
 outbox and its CID is queued for unpinning. Pairs are kept, not removed, so a redelivered event
-changes nothing. A file that no message ever declared is kept (the uploader may still send it).
+changes nothing. A file that no message declared is kept for ``FILES_UNDECLARED_TTL_S`` (the
+uploader may still send it), then deleted the same way (:meth:`FileService.sweep_undeclared`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 
 from prometheus_client import Counter
 from sqlmodel import col, func, select
@@ -210,6 +212,50 @@ class FileService:
             self._on_unpin_queued()
         return deleted
 
+    # ---------------------------------------------------------------- sweeping
+
+    async def sweep_undeclared(self, uploaded_before: datetime, limit: int = 200) -> list[str]:
+        """Delete files that no message declared and that were uploaded before ``uploaded_before``
+        (uploads never sent). Each is re-checked under its row lock, so a declaration racing the
+        sweep wins or finds the file deleted, never half of each."""
+        declared = select(FileReference.file_id).where(FileReference.file_id == FileRecord.id).exists()
+        query = (
+            select(FileRecord.id)
+            .where(col(FileRecord.deleted_at).is_(None), col(FileRecord.created_at) < uploaded_before)
+            .where(~declared)
+            .limit(limit)
+        )
+        async with self.db.session() as session:
+            candidates = list((await session.exec(query)).all())
+        deleted: list[str] = []
+        for file_id in candidates:
+            async with self.db.session() as session:
+                record = await _locked_record(session, file_id)
+                if record is None or record.deleted_at is not None or await _ever_declared(session, file_id):
+                    continue
+                _mark_deleted(session, record, reason="undeclared")
+                await session.commit()
+            deleted.append(file_id)
+        if deleted:
+            DELETED.inc(len(deleted))
+            log.info("files_swept", file_ids=deleted, reason="undeclared")
+            self._on_commit()
+            self._on_unpin_queued()
+        return deleted
+
+    async def unused_cids(self, cids: Iterable[str]) -> set[str]:
+        """Those of ``cids`` that no live file record uses."""
+        wanted = list(dict.fromkeys(cids))
+        used: set[str] = set()
+        async with self.db.session() as session:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                query = select(FileRecord.cid).where(
+                    col(FileRecord.cid).in_(chunk), col(FileRecord.deleted_at).is_(None)
+                )
+                used.update((await session.exec(query)).all())
+        return set(wanted) - used
+
     # ---------------------------------------------------------------- unpinning
 
     async def pending_unpins(self, limit: int = 50) -> list[UnpinTask]:
@@ -262,6 +308,11 @@ async def _release_pair(session: AsyncSession, file_id: str, message_id: str) ->
     return True
 
 
+async def _ever_declared(session: AsyncSession, file_id: str) -> bool:
+    query = select(func.count()).select_from(FileReference).where(FileReference.file_id == file_id)
+    return bool((await session.exec(query)).one())
+
+
 async def _active_references(session: AsyncSession, file_id: str) -> int:
     await session.flush()
     query = (
@@ -272,11 +323,11 @@ async def _active_references(session: AsyncSession, file_id: str) -> int:
     return int((await session.exec(query)).one())
 
 
-def _mark_deleted(session: AsyncSession, record: FileRecord) -> None:
+def _mark_deleted(session: AsyncSession, record: FileRecord, reason: str = "deleted") -> None:
     record.deleted_at = utcnow()
     session.add(record)
     # the log proves the file existed; the tombstone proves it was removed, and which bytes
     session.add(
         log_entry_message(LogEntry.create("tombstone", record.id, record.sha256, at=record.deleted_at))
     )
-    session.add(UnpinTask(cid=record.cid, reason="deleted"))
+    session.add(UnpinTask(cid=record.cid, reason=reason))

@@ -24,5 +24,13 @@ class FilesSettings(ServiceSettings):
     # run the node's garbage collector after a failed upload or an unpin, at most this often
     # (0 disables it; a Kubo node with its own GC schedule does not need it)
     ipfs_gc_interval_s: float = Field(default=60.0, ge=0)
+    # a file no message declared this long after its upload was never sent: it is deleted (with a
+    # tombstone) and unpinned (0 keeps such files for ever)
+    files_undeclared_ttl_s: float = Field(default=7 * 86400, ge=0)
+    # a pin no file record uses (an upload whose record was never committed: a crash between the
+    # node's add and the commit) is removed once it has been orphaned this long; 0 turns it off,
+    # as it must be when the node also holds pins of other applications
+    ipfs_orphan_grace_s: float = Field(default=3600, ge=0)
+    files_sweep_interval_s: float = Field(default=600, gt=0)
     membership_timeout_s: float = Field(default=5.0, gt=0)
     secret_fields: tuple[str, ...] = ("files_internal_secret",)

@@ -67,6 +67,8 @@ class FakeKubo:
             self.pins.add(arg)
             return httpx.Response(200, json={"Pins": [arg]})
         if command == "pin/ls":
+            if not arg:
+                return httpx.Response(200, json={"Keys": {cid: {"Type": "recursive"} for cid in self.pins}})
             if arg not in self.pins:
                 return _error(f"path '{arg}' is not pinned")
             return httpx.Response(200, json={"Keys": {arg: {"Type": "recursive"}}})

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -235,3 +237,53 @@ async def test_concurrent_deletions_of_the_last_two_references_delete_the_file(
     assert sorted(results) == [[], [record.id]]
     with pytest.raises(NotFound):
         await service.readable("alice", record.id)
+
+
+async def _age(db: Database, record: FileRecord, days: float) -> None:
+    async with db.session() as session:
+        stored = await session.get(FileRecord, record.id)
+        assert stored is not None
+        stored.created_at = service_module.utcnow() - timedelta(days=days)
+        session.add(stored)
+        await session.commit()
+
+
+async def test_files_never_sent_are_swept_after_the_grace(
+    service: FileService, db: Database, kubo: Any
+) -> None:
+    sent, abandoned, fresh = [await _upload(service, f"file {i}".encode()) for i in range(3)]
+    await service.declare_references("m1", "c1", [sent.id])
+    await _age(db, sent, 8)
+    await _age(db, abandoned, 8)
+    maintenance = IpfsMaintenance(service.ipfs, gc_interval_s=0, undeclared_ttl_s=7 * 86400)
+    await maintenance.sweep(service)
+
+    with pytest.raises(NotFound):
+        await service.readable("alice", abandoned.id)
+    assert abandoned.cid not in kubo.pins
+    tombstone = await _outbox(db, f"tombstone:{abandoned.id}")
+    assert (tombstone["kind"], tombstone["digest"]) == ("tombstone", abandoned.sha256)
+    assert [t.reason for t in await _rows(db, UnpinTask)] == ["undeclared"]
+    for kept in (sent, fresh):  # declared, or still within the grace
+        assert (await service.readable("alice", kept.id)).id == kept.id
+        assert kept.cid in kubo.pins
+    assert await service.sweep_undeclared(service_module.utcnow()) == [fresh.id]
+    assert await service.sweep_undeclared(service_module.utcnow()) == []  # nothing twice
+
+
+async def test_pins_no_record_uses_are_removed_after_the_grace(service: FileService, kubo: Any) -> None:
+    live = await _upload(service, b"a live file")
+    kubo.pins |= {"bafkorphan", "bafkcommittedlater"}  # as a crash between add and commit leaves
+    maintenance = IpfsMaintenance(service.ipfs, gc_interval_s=0, orphan_grace_s=0.2)
+    assert await maintenance.remove_orphan_pins(service) == 0  # seen once: an upload may be in flight
+    assert kubo.pins == {live.cid, "bafkorphan", "bafkcommittedlater"}
+    async with service.db.session() as session:  # that upload's record commits after all
+        session.add(
+            FileRecord(
+                conversation_id="c1", uploader_id="alice", cid="bafkcommittedlater", size=1, sha256="0" * 64
+            )
+        )
+        await session.commit()
+    await asyncio.sleep(0.25)
+    assert await maintenance.remove_orphan_pins(service) == 1
+    assert kubo.pins == {live.cid, "bafkcommittedlater"}
