@@ -6,7 +6,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 
 from chainchat_chat.directory import NatsDirectory
 from chainchat_chat.fanout import FanOut
@@ -39,10 +38,7 @@ CHAT_EVENTS_STREAM = StreamConfig(
 
 async def ensure_chat_events_stream(bus: Bus) -> None:
     """Create the stream that keeps chat events for consumers that were down (files)."""
-    try:
-        await bus.js.add_stream(CHAT_EVENTS_STREAM)
-    except BadRequestError as exc:
-        log.info("chat_events_stream_exists", detail=str(exc))
+    await bus.ensure_stream(CHAT_EVENTS_STREAM)
 
 
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:

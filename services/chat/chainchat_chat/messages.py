@@ -48,7 +48,7 @@ from chainchat_protocol.chat import (
 from chainchat_protocol.envelope import Envelope, envelope_bytes
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from chainchat_protocol.log_entry import LogEntry, digest_bytes, format_timestamp
-from chainchat_service.db import Database
+from chainchat_service.db import Database, storage_full, storage_full_error
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
 
@@ -139,6 +139,8 @@ class MessageService:
                         if (done := await store.by_client_id(conn, req)) is not None:
                             return _Stored(done, members, new=False)
             except OperationalError as exc:  # SQLite busy, PostgreSQL deadlock or serialization
+                if storage_full(exc):  # no retry frees a full disk
+                    raise storage_full_error() from None
                 log.info("message_store_retry", attempt=attempt, error=type(exc.orig).__name__)
             await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
         raise Unavailable("the conversation is too busy; retry", code="storage_busy")

@@ -18,11 +18,15 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StreamConfig, StreamInfo
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
 from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
+from chainchat_service.db import storage_full, storage_full_error
 from chainchat_service.logging import correlation_id, get_logger, new_correlation_id
 
 Req = TypeVar("Req", bound=BaseModel)
@@ -36,11 +40,18 @@ NATS_RECONNECTS = Counter("chainchat_nats_reconnects_total", "NATS reconnections
 
 
 class Bus:
-    """One NATS connection per process, reconnecting for ever with bounded back-off."""
+    """One NATS connection per process, reconnecting for ever with bounded back-off.
 
-    def __init__(self, url: str, name: str) -> None:
+    ``url`` may list several servers of a cluster, comma-separated; the client fails over between
+    them (and to servers the cluster announces). ``stream_replicas`` is how many copies of each
+    JetStream stream/KV bucket this deployment keeps (1 on a single server, 3 on a 3-node cluster).
+    """
+
+    def __init__(self, url: str, name: str, *, stream_replicas: int = 1) -> None:
         self.url = url
+        self.servers = [part.strip() for part in url.split(",") if part.strip()]
         self.name = name
+        self.stream_replicas = stream_replicas
         self._nc: NatsClient | None = None
         self._connected = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -66,7 +77,7 @@ class Bus:
         while True:
             try:
                 self._nc = await nats.connect(
-                    servers=[self.url],
+                    servers=self.servers,
                     name=self.name,
                     connect_timeout=2,
                     allow_reconnect=True,
@@ -76,7 +87,7 @@ class Bus:
                     reconnected_cb=self._on_reconnect,
                     error_cb=self._on_error,
                 )
-                log.info("nats_connected", url=self.url)
+                log.info("nats_connected", url=self.url, server=self.server)
                 return
             except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
                 log.warning(
@@ -88,12 +99,64 @@ class Bus:
     async def _on_disconnect(self) -> None:
         log.warning("nats_disconnected", url=self.url)
 
+    @property
+    def server(self) -> str | None:
+        """``host:port`` of the server this process is connected to now (None when not connected)."""
+        url = self._nc.connected_url if self._nc is not None and self._nc.is_connected else None
+        return url.netloc if url is not None else None
+
     async def _on_reconnect(self) -> None:
         NATS_RECONNECTS.inc()
-        log.info("nats_reconnected", url=self.url)
+        log.info("nats_reconnected", url=self.url, server=self.server)
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("nats_error", error=str(exc) or type(exc).__name__)
+
+    async def ensure_stream(self, config: StreamConfig) -> StreamInfo:
+        """Create a JetStream stream with this deployment's replica count (every service that
+        publishes may be the first to start). An existing stream keeps its config, except that one
+        with fewer replicas is scaled up: after a move to a cluster no copy stays a single point of loss."""
+        assert config.name is not None
+        try:
+            return await self.js.add_stream(config.evolve(num_replicas=self.stream_replicas))
+        except BadRequestError as exc:
+            refused = exc
+        try:
+            info = await self._scale_up(config.name)
+        except NotFoundError:
+            # no such stream: the server refused the config itself (e.g. more replicas than nodes)
+            log.error(
+                "stream_refused", stream=config.name, replicas=self.stream_replicas, detail=str(refused)
+            )
+            raise refused from None
+        # exists with another config: keep it (another version of the service may own it)
+        log.info("stream_exists", stream=config.name, detail=str(refused))
+        return info
+
+    async def ensure_key_value(self, config: KeyValueConfig) -> KeyValue:
+        """Create (or open) a KV bucket with this deployment's replica count, as ``ensure_stream``."""
+        try:
+            return await self.js.create_key_value(config.evolve(replicas=self.stream_replicas))
+        except BadRequestError as exc:
+            refused = exc
+        try:
+            await self._scale_up(f"KV_{config.bucket}")
+        except NotFoundError:
+            log.error(
+                "key_value_refused", bucket=config.bucket, replicas=self.stream_replicas, detail=str(refused)
+            )
+            raise refused from None
+        log.info("key_value_exists", bucket=config.bucket, detail=str(refused))
+        return await self.js.key_value(config.bucket)
+
+    async def _scale_up(self, stream: str) -> StreamInfo:
+        info = await self.js.stream_info(stream)
+        have = info.config.num_replicas or 1
+        if have >= self.stream_replicas:
+            return info
+        info = await self.js.update_stream(info.config.evolve(num_replicas=self.stream_replicas))
+        log.warning("stream_scaled_up", stream=stream, replicas_before=have, replicas=self.stream_replicas)
+        return info
 
     async def close(self) -> None:
         if self._nc is not None:
@@ -179,7 +242,10 @@ async def _handle(rpc: Rpc[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], 
         return RpcReply(data=rep.model_dump(mode="json"))
     except ChainChatError as err:
         return _error_reply(err)
-    except Exception:  # noqa: BLE001 - a bug must still answer, not time the caller out
+    except Exception as exc:  # noqa: BLE001 - a bug must still answer, not time the caller out
+        if storage_full(exc):
+            log.error("storage_full", subject=rpc.subject, error=str(exc)[:200])
+            return _error_reply(storage_full_error())
         log.exception("handler_failed", subject=rpc.subject)
         return RpcReply(error=WireError(code="internal_error", message="internal error", status=500))
 

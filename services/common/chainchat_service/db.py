@@ -7,6 +7,8 @@ connection, so SQLite and PostgreSQL follow the same path.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +18,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chainchat_protocol.errors import Unavailable
+
+# PostgreSQL's disk_full condition (SQLSTATE class 53: insufficient resources)
+_PG_DISK_FULL = "53100"
 
 
 class Database:
@@ -52,6 +59,32 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it wraps, says the database's disk is full: SQLite's
+    SQLITE_FULL ("database or disk is full"), PostgreSQL's disk_full, or an OSError ENOSPC/EDQUOT."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        code = getattr(current, "sqlite_errorcode", None)  # set on errors raised by SQLite itself
+        if isinstance(current, sqlite3.Error) and code == sqlite3.SQLITE_FULL:
+            return True
+        if _PG_DISK_FULL in (getattr(current, "sqlstate", None), getattr(current, "pgcode", None)):
+            return True
+        # SQLAlchemy keeps the driver's exception in .orig; drivers chain theirs as the cause
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+def storage_full_error() -> Unavailable:
+    """What a client sees when a write failed because the disk is full: a 503, nothing half-saved
+    (the transaction rolled back), worth retrying once an operator frees space."""
+    return Unavailable("the service's storage is full; nothing was saved, retry later", code="storage_full")
 
 
 def _upgrade(connection: Connection, script_location: Path) -> None:

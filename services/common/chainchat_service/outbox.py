@@ -12,7 +12,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 from sqlalchemy import LargeBinary, delete, func
@@ -67,12 +66,9 @@ def log_entry_message(entry: LogEntry) -> OutboxMessage:
 
 
 async def ensure_ledger_stream(bus: Bus) -> None:
-    """Create the LEDGER stream if missing (every publisher may be first to start)."""
-    try:
-        await bus.js.add_stream(LEDGER_STREAM_CONFIG)
-    except BadRequestError as exc:
-        # already exists with another config (e.g. replicas in a cluster): keep it
-        log.info("ledger_stream_exists", detail=str(exc))
+    """Create the LEDGER stream if missing (every publisher may be first to start), with the
+    deployment's replica count (``NATS_STREAM_REPLICAS``)."""
+    await bus.ensure_stream(LEDGER_STREAM_CONFIG)
 
 
 class OutboxRelay:

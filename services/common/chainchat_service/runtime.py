@@ -26,7 +26,11 @@ class ServiceRuntime:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.name = settings.service_name
-        self.bus = Bus(settings.nats_url, f"{self.name}-{settings.instance_id}")
+        self.bus = Bus(
+            settings.nats_url,
+            f"{self.name}-{settings.instance_id}",
+            stream_replicas=settings.nats_stream_replicas,
+        )
         self.started_at = time.monotonic()
         self._checks: dict[str, Check] = {"nats": self._check_nats}
         self._on_connected: list[OnConnected] = []

@@ -28,7 +28,11 @@ class ServiceSettings(BaseSettings):
     )
 
     environment: Literal["development", "production", "test"] = "development"
+    # one server, or a cluster's servers comma-separated (the client fails over between them)
     nats_url: str = "nats://127.0.0.1:4223"
+    # copies of every JetStream stream and KV bucket the services create: 1 on a single server,
+    # 3 on a 3-node cluster (an existing stream with fewer is scaled up at start)
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 0

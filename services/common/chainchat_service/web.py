@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainchat_protocol.errors import ChainChatError
 from chainchat_protocol.rpc import CORRELATION_HEADER
+from chainchat_service.db import storage_full, storage_full_error
 from chainchat_service.logging import configure_logging, correlation_id, get_logger
 from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.settings import ServiceSettings
@@ -72,6 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if storage_full(exc):
+            log.error("storage_full", error=str(exc)[:200])
+            err = storage_full_error()
+            return error_response(err.http_status, err.code, err.message)
         log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
         return error_response(500, "internal_error", "internal error; the request was not completed")
 

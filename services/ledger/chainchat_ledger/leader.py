@@ -15,7 +15,7 @@ import contextlib
 import time
 
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from chainchat_ledger import metrics
@@ -46,10 +46,8 @@ class LeaderLease:
         if self._kv is None:
             config = KeyValueConfig(bucket=self.bucket, ttl=self.ttl, history=1,
                                     storage=StorageType.MEMORY)  # fmt: skip
-            try:
-                self._kv = await self.bus.js.create_key_value(config)
-            except BadRequestError:  # exists with another config (e.g. created by an older ttl)
-                self._kv = await self.bus.js.key_value(self.bucket)
+            # an existing bucket (e.g. created with an older ttl) is opened as it is
+            self._kv = await self.bus.ensure_key_value(config)
         return self._kv
 
     async def run(self) -> None:
