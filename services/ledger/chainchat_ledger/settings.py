@@ -44,7 +44,9 @@ class LedgerSettings(ServiceSettings):
     # how long to keep filling a batch once its first message arrived (latency for throughput)
     append_linger_s: float = Field(default=0.05, ge=0, le=1)
     consumer_durable: str = "ledger"
-    consumer_ack_wait_s: float = Field(default=60.0, ge=1)
+    # entries handed to an instance that died (or lost the lease) come back after this; a batch
+    # appends in well under a second, and a redelivery is harmless (appends are idempotent)
+    consumer_ack_wait_s: float = Field(default=15.0, ge=1)
 
     # leader lease (NATS KV): only the holder consumes the stream and anchors
     leader_bucket: str = "ledger_leader"
