@@ -11,7 +11,7 @@ NODE_TOOLS := deploy/node-tools
 IPFS_NODE  := deploy/ipfs-node
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install up up-detached down test test-fast lint typecheck bench chaos fuzz contracts clean check-python web browser
+.PHONY: install up up-detached down test test-fast lint typecheck bench chaos fuzz contracts clean check-python web browser compose-tool
 
 check-python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11+ is required: install python3 (e.g. apt-get install python3 python3-venv) and retry."; exit 1; }
@@ -59,11 +59,20 @@ browser:
 		else echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; fi; \
 	fi
 
+# tests/deploy validate compose.yaml with Debian's docker-compose (1.29; no Docker engine is needed
+# for `docker-compose config`). Without recommends: the engine (docker.io) is not wanted here.
+compose-tool:
+	@if ! command -v docker-compose >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose) >/dev/null; \
+		else echo "docker-compose is missing: run 'sudo apt-get install -y --no-install-recommends docker-compose' (tests/deploy need it)"; exit 1; fi; \
+	fi
+
 up: install
-	$(BIN)/chainchat-dev up
+	$(BIN)/chainchat-dev up $(UP_ARGS)
 
 up-detached: install
-	$(BIN)/chainchat-dev up --detach
+	$(BIN)/chainchat-dev up --detach $(UP_ARGS)
 
 down:
 	@if [ -x $(BIN)/chainchat-dev ]; then $(BIN)/chainchat-dev down; else echo "nothing to stop"; fi
@@ -75,7 +84,7 @@ lint: install
 
 typecheck: lint
 
-test: install browser lint
+test: install browser compose-tool lint
 	cd $(IPFS_NODE) && PATH=$(CURDIR)/$(BIN):$$PATH ../../$(NPM) test --silent
 	cd $(WEB) && PATH=$(CURDIR)/$(BIN):$$PATH ../$(NPM) test --silent
 	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
