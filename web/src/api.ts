@@ -60,7 +60,9 @@ async function errorFrom(resp: Response): Promise<ApiError> {
     /* not JSON: keep the generic message */
   }
   const retry = resp.headers.get("Retry-After");
-  return new ApiError(resp.status, code, message, retry && /^\d+$/.test(retry) ? Number(retry) : null);
+  const seconds = retry && /^\d+$/.test(retry) ? Number(retry) : null;
+  if (resp.status === 429 && seconds !== null) message = `${message} Try again in ${seconds} s.`;
+  return new ApiError(resp.status, code, message, seconds);
 }
 
 export class ApiClient {

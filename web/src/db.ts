@@ -64,3 +64,12 @@ export async function loadPin(owner: string, peer: string): Promise<PinRecord | 
 export async function savePin(pin: PinRecord): Promise<void> {
   await run("pins", "readwrite", (s) => s.put(pin));
 }
+
+/** Keys this browser replaced (rotation): kept, non-extractable, to read the history sealed to them. */
+export async function loadRetired(userId: string): Promise<DeviceKeys[]> {
+  return (await run<DeviceKeys[] | undefined>("devices", "readonly", (s) => s.get(`${userId}:retired`))) ?? [];
+}
+
+export async function saveRetired(userId: string, keys: DeviceKeys[]): Promise<void> {
+  await run("devices", "readwrite", (s) => s.put(keys, `${userId}:retired`));
+}

@@ -7,8 +7,10 @@ import { forgotPasswordView, loginView, registerView, resetPasswordView, verifyV
 import { ChatScreen } from "./ui/chat";
 import { clear, h, messageOf } from "./ui/dom";
 import { settingsView } from "./ui/settings";
+import { applyTheme, themeToggle } from "./ui/theme";
 import { LiveConnection } from "./ws";
 
+applyTheme();
 const app = document.getElementById("app")!;
 const live = new LiveConnection(api);
 let messenger: Messenger | null = null;
@@ -88,7 +90,7 @@ function shell(me: UserPublic): HTMLElement {
         { class: "topbar" },
         h("a", { class: "brand", href: "/", "data-route": "" }, "ChainChat"),
         nav,
-        h("div", { class: "me" }, statusDot, h("span", { class: "me-name" }, me.display_name), h("button", { type: "button", class: "secondary small", onclick: () => void logout() }, "Log out")),
+        h("div", { class: "me" }, statusDot, h("span", { class: "me-name" }, me.display_name), themeToggle(), h("button", { type: "button", class: "secondary small", onclick: () => void logout() }, "Log out")),
       ),
       content,
     ),

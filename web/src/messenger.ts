@@ -13,7 +13,7 @@ import { SUITES, SUITE_AES256GCM, generateDeviceKeys, publicKeyFromDirectory, pu
 import { verifyProof, type ProofCheck, type ProofObject } from "./crypto/proof";
 import { safetyNumber } from "./crypto/safety";
 import { StreamDecryptor, StreamEncryptor, ciphertextSize, generateFileKey } from "./crypto/stream";
-import { loadDevice, loadPin, saveDevice, savePin, type PinRecord } from "./db";
+import { loadDevice, loadPin, loadRetired, saveDevice, savePin, saveRetired, type PinRecord } from "./db";
 
 export interface ConversationSummary {
   conversation_id: string;
@@ -37,6 +37,23 @@ export interface MessageView {
   conversation_id: string;
   sender_id: string;
   [key: string]: unknown;
+}
+
+export interface SendPayload {
+  envelope: Envelope;
+  client_id: string;
+  file_ids?: string[];
+}
+
+/** How an envelope reaches the server: the WebSocket's send/ack, or POST …/messages. */
+export type Transport = (conversationId: string, payload: SendPayload) => Promise<{ message_id: string; seq: number; created_at?: string }>;
+
+export interface Sent {
+  message_id: string;
+  seq: number;
+  created_at: string;
+  envelope: Envelope;
+  body: MessageBody;
 }
 
 export type AnchorState = "pending" | "anchored" | "verified" | "invalid";
@@ -113,9 +130,38 @@ export class Messenger {
   private constructor(
     readonly api: ApiClient,
     readonly me: UserPublic,
-    readonly device: DeviceKeys,
+    private current: DeviceKeys,
+    private retired: DeviceKeys[],
   ) {
     this.names.set(me.id, me.display_name);
+  }
+
+  /** This browser's device keys (replaced by `rotateKeys`). */
+  get device(): DeviceKeys {
+    return this.current;
+  }
+
+  /** Replace this device's keys: publish new ones, keep the old private keys (non-extractable)
+   *  to read the history sealed to them, and revoke the old public key. Peers see a key change. */
+  async rotateKeys(): Promise<DeviceKeys> {
+    const old = this.current;
+    const fresh = await generateDeviceKeys(false);
+    await this.api.put("/keys/me", publishBody(fresh, SUITES));
+    this.retired = [...this.retired, old];
+    await saveRetired(this.me.id, this.retired);
+    await saveDevice(this.me.id, fresh);
+    this.current = fresh;
+    this.forgetKeys(this.me.id);
+    try {
+      await this.api.delete(`/keys/me/${encodeURIComponent(old.keyId)}`);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    }
+    return fresh;
+  }
+
+  private ownKey(keyId: string): DeviceKeys | undefined {
+    return [this.current, ...this.retired].find((d) => d.keyId === keyId);
   }
 
   /** Load this browser's device keys for the account (or generate them) and publish them. */
@@ -134,7 +180,7 @@ export class Messenger {
       await saveDevice(me.id, device);
       await api.put("/keys/me", publishBody(device, SUITES));
     }
-    return new Messenger(api, me, device);
+    return new Messenger(api, me, device, await loadRetired(me.id));
   }
 
   // ---------------------------------------------------------------- names
@@ -292,7 +338,7 @@ export class Messenger {
 
   /** Seal `body` to every member device (own devices included) and post it; retried once with
    *  fresh keys when the server says a member device is missing (422). */
-  async send(conv: ConversationSummary, body: MessageBody, fileIds: string[] = []): Promise<{ message_id: string; seq: number; created_at: string }> {
+  async send(conv: ConversationSummary, body: MessageBody, fileIds: string[] = [], post: Transport = this.httpPost): Promise<Sent> {
     const clientId = crypto.randomUUID();
     for (let attempt = 0; ; attempt++) {
       const missing = [];
@@ -306,23 +352,43 @@ export class Messenger {
         suite: this.suite as Envelope["suite"],
       });
       try {
-        const payload: Record<string, unknown> = { envelope, client_id: clientId };
+        const payload: SendPayload = { envelope, client_id: clientId };
         if (fileIds.length) payload.file_ids = fileIds;
-        return await this.api.post(`/conversations/${encodeURIComponent(conv.conversation_id)}/messages`, payload);
+        const result = await post(conv.conversation_id, payload);
+        return { ...result, created_at: result.created_at ?? nowIso(), envelope, body };
       } catch (err) {
         if (!(err instanceof ApiError) || err.status !== 422 || attempt > 0) throw err;
       }
     }
   }
 
-  sendText(conv: ConversationSummary, text: string): ReturnType<Messenger["send"]> {
-    return this.send(conv, { type: "text", text, sent_at: nowIso() });
+  /** POST …/messages: the transport when the WebSocket is not there. */
+  readonly httpPost: Transport = (conversationId, payload) => this.api.post(`/conversations/${encodeURIComponent(conversationId)}/messages`, payload);
+
+  sendText(conv: ConversationSummary, text: string, post?: Transport): Promise<Sent> {
+    return this.send(conv, { type: "text", text, sent_at: nowIso() }, [], post);
+  }
+
+  /** A message this device just sent, as the views show it (no need to decrypt it again). */
+  sentMessage(conv: ConversationSummary, sent: Sent): ChatMessage {
+    return {
+      id: sent.message_id,
+      seq: sent.seq,
+      conversationId: conv.conversation_id,
+      senderId: this.me.id,
+      createdAt: sent.created_at,
+      deleted: false,
+      body: sent.body,
+      error: null,
+      errorCode: null,
+      envelope: sent.envelope,
+      anchor: "pending",
+    };
   }
 
   private async senderKey(senderId: string, keyId: string): Promise<PublicDeviceKey> {
-    if (senderId === this.me.id && keyId === this.device.keyId) {
-      return { userId: senderId, keyId, x25519Public: this.device.x25519Public, ed25519Public: this.device.ed25519Public };
-    }
+    const own = senderId === this.me.id ? this.ownKey(keyId) : undefined;
+    if (own) return { userId: senderId, keyId, x25519Public: own.x25519Public, ed25519Public: own.ed25519Public };
     for (const refresh of [false, true]) {
       const found = (await this.keysOf(senderId, refresh)).keys.find((k) => k.keyId === keyId);
       if (found) return found;
@@ -355,7 +421,9 @@ export class Messenger {
     }
     try {
       const sender = await this.senderKey(envelope.sender_id, envelope.sender_key_id);
-      msg.body = await openEnvelope(envelope, { device: this.device, userId: this.me.id, sender });
+      const sealedTo = envelope.recipients.find((r) => r.user_id === this.me.id && this.ownKey(r.key_id));
+      const device = (sealedTo && this.ownKey(sealedTo.key_id)) ?? this.device;
+      msg.body = await openEnvelope(envelope, { device, userId: this.me.id, sender });
     } catch (err) {
       msg.errorCode = err instanceof EnvelopeError ? err.code : "error";
       msg.error =
@@ -387,7 +455,7 @@ export class Messenger {
 
   /** Encrypt a file in the browser (STREAM, 64 KiB chunks), upload it, and send the key inside an
    *  encrypted file message. Progress: 0..0.5 while encrypting, 0.5..1 while uploading. */
-  async sendFile(conv: ConversationSummary, file: File, onProgress: (fraction: number, phase: string) => void): Promise<void> {
+  async sendFile(conv: ConversationSummary, file: File, onProgress: (fraction: number, phase: string) => void, post?: Transport): Promise<Sent> {
     const key = generateFileKey();
     const enc = await StreamEncryptor.create(key);
     const parts: BlobPart[] = [enc.header];
@@ -417,7 +485,7 @@ export class Messenger {
       size: file.size,
       sha256: await hasher.hex(),
     };
-    await this.send(conv, { type: "file", file: info, sent_at: nowIso() }, [uploaded.file_id]);
+    return this.send(conv, { type: "file", file: info, sent_at: nowIso() }, [uploaded.file_id], post);
   }
 
   /** Download and decrypt a file; the result exists only if every chunk authenticated and the

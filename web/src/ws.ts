@@ -58,6 +58,29 @@ export class LiveConnection {
     return false;
   }
 
+  /** Send a frame carrying `client_id` and wait for the server's `ack` (or `error`) for it. */
+  request(frame: Frame, clientId: string, timeoutMs: number): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      let off = (): void => undefined;
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error("The server did not acknowledge the message in time."));
+      }, timeoutMs);
+      off = this.onFrame((f) => {
+        if (f.client_id !== clientId || (f.type !== "ack" && f.type !== "error")) return;
+        clearTimeout(timer);
+        off();
+        if (f.type === "ack") resolve(f);
+        else reject(new Error(String(f.message ?? f.code ?? "The server refused the message.")));
+      });
+      if (!this.send(frame)) {
+        clearTimeout(timer);
+        off();
+        reject(new Error("The live connection is down."));
+      }
+    });
+  }
+
   private async connect(): Promise<void> {
     if (this.stopped) return;
     this.setState("connecting");

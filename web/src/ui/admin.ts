@@ -2,6 +2,15 @@
 import type { ApiClient, UserPublic } from "../api";
 import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
 
+interface AuditFilter {
+  type?: string;
+  userId?: string;
+  /** datetime-local value (the browser's time zone) */
+  since?: string;
+}
+
+const AUDIT_TYPES = ["register", "email_verified", "user_approved", "user_rejected", "user_disabled", "user_enabled", "role_changed", "login", "login_failed", "logout", "refresh_token_reused", "mfa_enabled", "mfa_disabled", "mfa_recovery_code_used", "password_reset_requested", "password_reset", "key_published", "key_revoked", "wallet_linked", "signing_key_rotated"];
+
 export class AdminScreen {
   private pending = h("section", { class: "panel", "aria-labelledby": "adm-pending" });
   private users = h("section", { class: "panel wide", "aria-labelledby": "adm-users" });
@@ -9,6 +18,8 @@ export class AdminScreen {
   private names = new Map<string, string>();
   private ledger = h("section", { class: "panel", "aria-labelledby": "adm-ledger" });
   private err = errorBox();
+  private auditFilter: AuditFilter = {};
+  private auditTicket = 0;
 
   constructor(
     private readonly root: HTMLElement,
@@ -55,6 +66,9 @@ export class AdminScreen {
         users.length === 0
           ? h("p", { class: "hint" }, "Nobody is waiting for approval.")
           : h(
+              "div",
+              { class: "table-wide" },
+              h(
               "table",
               { "aria-label": "Pending approvals" },
               h("thead", null, h("tr", null, h("th", null, "Name"), h("th", null, "E-mail"), h("th", null, "Registered"), h("th", null, ""))),
@@ -81,6 +95,7 @@ export class AdminScreen {
                   ),
                 ),
               ),
+              ),
             ),
       );
     } catch (ex) {
@@ -98,6 +113,9 @@ export class AdminScreen {
         this.users,
         title,
         h(
+          "div",
+          { class: "table-wide" },
+          h(
           "table",
           { "aria-label": "Users" },
           h("thead", null, h("tr", null, h("th", null, "Name"), h("th", null, "E-mail"), h("th", null, "Status"), h("th", null, "Role"), h("th", null, ""))),
@@ -138,6 +156,7 @@ export class AdminScreen {
               );
             }),
           ),
+          ),
         ),
       );
     } catch (ex) {
@@ -162,7 +181,7 @@ export class AdminScreen {
       row("Contract", info.contract_address);
       row("Public RPC", info.rpc_url_public);
       row("Log size", info.tree_size);
-      row("Pending leaves", info.pending_leaves);
+      row("Backlog (leaves not anchored yet)", info.pending_leaves);
       row("Last anchored head", head ? `#${head.index} · ${head.tree_size} leaves` : "none yet");
       row("Root hash", head?.root_hash);
       row("Transaction", head?.tx_hash);
@@ -176,24 +195,43 @@ export class AdminScreen {
     }
   }
 
-  private async loadAudit(type = ""): Promise<void> {
+  private async loadAudit(filter: AuditFilter = this.auditFilter): Promise<void> {
+    this.auditFilter = filter;
+    const ticket = ++this.auditTicket; // only the latest request may draw the table
     const title = h("h2", { id: "adm-audit" }, "Audit log");
-    const filter = h("input", { type: "text", value: type, placeholder: "e.g. login_failed" });
+    const type = h("input", { type: "text", value: filter.type ?? "", placeholder: "e.g. login_failed", list: "audit-types" });
+    const types = h("datalist", { id: "audit-types" }, AUDIT_TYPES.map((t) => h("option", { value: t })));
+    const user = h(
+      "select",
+      null,
+      h("option", { value: "" }, "Anyone"),
+      [...this.names].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => h("option", { value: id, selected: id === filter.userId }, name)),
+    );
+    const since = h("input", { type: "datetime-local", value: filter.since ?? "" });
     const form = h(
       "form",
       {
-        class: "inline",
+        class: "inline audit-filters",
+        "aria-label": "Filter the audit log",
         onsubmit: (e: Event) => {
           e.preventDefault();
-          void this.loadAudit(filter.value.trim());
+          void this.loadAudit({ type: type.value.trim() || undefined, userId: user.value || undefined, since: since.value || undefined });
         },
       },
-      field("Event type", filter),
+      field("Event type", type),
+      types,
+      field("User", user),
+      field("Since", since),
       h("button", { type: "submit", class: "small" }, "Filter"),
     );
+    const query = new URLSearchParams({ limit: "100" });
+    if (filter.type) query.set("type", filter.type);
+    if (filter.userId) query.set("user_id", filter.userId);
+    if (filter.since) query.set("since", new Date(filter.since).toISOString());
     try {
-      const res = await this.api.get(`/admin/audit?limit=100${type ? `&type=${encodeURIComponent(type)}` : ""}`);
+      const res = await this.api.get(`/admin/audit?${query}`);
       const events: any[] = Array.isArray(res) ? res : (res?.events ?? []);
+      if (ticket !== this.auditTicket) return;
       clear(
         this.audit,
         title,
@@ -225,6 +263,7 @@ export class AdminScreen {
         ),
       );
     } catch (ex) {
+      if (ticket !== this.auditTicket) return;
       clear(this.audit, title, form, h("p", { class: "error" }, messageOf(ex)));
     }
   }

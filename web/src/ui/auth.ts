@@ -2,11 +2,12 @@
 import { ApiError, api, type TokenReply } from "../api";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
+import { themeToggle } from "./theme";
 
 export type Navigate = (path: string) => void;
 
 function card(title: string, ...children: (Node | null)[]): HTMLElement {
-  return h("section", { class: "auth-card" }, h("h1", { class: "brand" }, "ChainChat"), h("h2", null, title), ...children);
+  return h("main", { class: "auth-page" }, h("section", { class: "auth-card", "aria-labelledby": "auth-title" }, h("div", { class: "auth-head" }, h("h1", { class: "brand" }, "ChainChat"), themeToggle()), h("h2", { id: "auth-title" }, title), ...children));
 }
 
 function busy(button: HTMLButtonElement, on: boolean, label?: string): void {
@@ -17,7 +18,7 @@ function busy(button: HTMLButtonElement, on: boolean, label?: string): void {
 export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () => void, notice?: string): void {
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
-  const totp = h("input", { type: "text", name: "totp_code", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9A-Za-z -]*" });
+  const totp = h("input", { type: "text", name: "totp_code", inputmode: "numeric", autocomplete: "one-time-code" });
   const totpField = field("Authentication code", totp, "Six digits from your authenticator app, or a recovery code.");
   totpField.hidden = true;
   const err = errorBox();

@@ -4,7 +4,7 @@
  * numbers, key-change warnings).
  */
 import type { ApiClient } from "../api";
-import type { Messenger, ChatMessage, ConversationSummary, FileInfo, MessageView } from "../messenger";
+import type { Messenger, ChatMessage, ConversationSummary, FileInfo, MessageView, Transport } from "../messenger";
 import type { Frame, LiveConnection } from "../ws";
 import { clear, errorBox, field, formatBytes, formatTime, h, icon, messageOf, modal, uid } from "./dom";
 import { showProof } from "./proof";
@@ -20,9 +20,15 @@ interface ConvState {
   readBy: Map<string, number>;
   typing: Map<string, ReturnType<typeof setTimeout>>;
   unread: number;
+  /** The last message, decrypted here, for the conversation list. */
+  preview: { seq: number; text: string } | null;
 }
 
 const PAGE = 100;
+// Images the browser shows from a blob: URL (no SVG: it could carry script in other contexts).
+const PREVIEWABLE = /^image\/(png|jpeg|gif|webp|avif|bmp)$/;
+const MAX_PREVIEW_BYTES = 10 * 1024 * 1024;
+const FRESH_MS = 10_000;
 const TYPING_SHOW_MS = 5000;
 const TYPING_SEND_MS = 3000;
 
@@ -31,7 +37,10 @@ export class ChatScreen {
   private activeId: string | null = null;
   private sidebarList = h("ul", { class: "conv-list", "aria-label": "Conversation list" });
   private pane = h("main", { class: "pane", "aria-label": "Conversation" });
+  private layout = h("div", { class: "layout" });
+  private previewsLoading = false;
   private messageEls = new Map<string, HTMLLIElement>();
+  private fileCards = new Map<string, HTMLElement>();
   private messageList: HTMLOListElement | null = null;
   private typingLine: HTMLElement | null = null;
   private bannerBox: HTMLElement | null = null;
@@ -51,7 +60,8 @@ export class ChatScreen {
 
   async mount(activeId: string | null): Promise<void> {
     const search = this.searchBox();
-    clear(this.root, h("div", { class: "layout" }, h("aside", { class: "sidebar", "aria-label": "Conversations" }, search, h("h2", { class: "side-title" }, "Conversations"), this.sidebarList), this.pane));
+    clear(this.layout, h("aside", { class: "sidebar", "aria-label": "Conversations" }, search, h("h2", { class: "side-title" }, "Conversations"), this.sidebarList), this.pane);
+    clear(this.root, this.layout);
     this.unsubscribers.push(
       this.live.onFrame((f) => void this.onFrame(f)),
       this.live.onState((s) => {
@@ -87,6 +97,7 @@ export class ChatScreen {
     if (activeId) await this.open(activeId);
     else {
       this.activeId = null;
+      this.layout.classList.remove("has-active");
       this.renderSidebar();
       this.renderEmptyPane();
     }
@@ -104,7 +115,7 @@ export class ChatScreen {
   private upsert(summary: ConversationSummary): ConvState {
     let st = this.convs.get(summary.conversation_id);
     if (!st) {
-      st = { summary, messages: [], byId: new Map(), loaded: false, loading: null, hasEarlier: false, readBy: new Map(), typing: new Map(), unread: summary.unread_count ?? 0 };
+      st = { summary, messages: [], byId: new Map(), loaded: false, loading: null, hasEarlier: false, readBy: new Map(), typing: new Map(), unread: summary.unread_count ?? 0, preview: null };
       this.convs.set(summary.conversation_id, st);
     } else {
       st.summary = { ...st.summary, ...summary };
@@ -117,6 +128,47 @@ export class ChatScreen {
     const list = await this.messenger.conversations();
     for (const s of list) this.upsert(s);
     this.renderSidebar();
+    void this.loadPreviews();
+  }
+
+  /** Fetch and decrypt the last message of each conversation whose preview is missing or old. */
+  private async loadPreviews(): Promise<void> {
+    if (this.previewsLoading) return;
+    this.previewsLoading = true;
+    try {
+      for (const st of this.sorted().slice(0, 50)) {
+        const last = st.summary.last_seq ?? 0;
+        if (last <= 0 || (st.preview && st.preview.seq >= last)) continue;
+        const local = st.messages.at(-1);
+        if (local && local.seq >= last) {
+          this.setPreview(st, local);
+          continue;
+        }
+        try {
+          const [view] = await this.messenger.history(st.summary.conversation_id, { before_seq: last + 1, limit: 1 });
+          if (view) this.setPreview(st, await this.messenger.open({ ...view, conversation_id: st.summary.conversation_id }));
+        } catch {
+          /* no preview: the list still works */
+        }
+        this.renderSidebar();
+      }
+    } finally {
+      this.previewsLoading = false;
+    }
+  }
+
+  private previewText(m: ChatMessage): string {
+    const who = m.senderId === this.messenger.me.id ? "You: " : "";
+    if (m.deleted) return `${who}message deleted`;
+    if (m.error) return `${who}encrypted message (cannot be read on this device)`;
+    if (m.body?.type === "text") return `${who}${String(m.body.text ?? "").replace(/\s+/g, " ").slice(0, 120)}`;
+    if (m.body?.type === "file") return `${who}file ${String(((m.body.file ?? m.body) as FileInfo).name ?? "")}`;
+    return `${who}message`;
+  }
+
+  private setPreview(st: ConvState, m: ChatMessage): void {
+    if (st.preview && st.preview.seq > m.seq) return;
+    st.preview = { seq: m.seq, text: this.previewText(m) };
   }
 
   private sorted(): ConvState[] {
@@ -142,7 +194,12 @@ export class ChatScreen {
             dataset: { conversationId: c.summary.conversation_id },
           },
           h("span", { class: "avatar", "aria-hidden": "true" }, name.slice(0, 1).toUpperCase()),
-          h("span", { class: "conv-name" }, name, c.summary.kind === "group" ? h("small", null, ` · ${c.summary.members.length} members`) : null),
+          h(
+            "span",
+            { class: "conv-text" },
+            h("span", { class: "conv-name" }, name, c.summary.kind === "group" ? h("small", null, ` · ${c.summary.members.length} members`) : null),
+            c.preview ? h("span", { class: "conv-preview" }, c.preview.text) : null,
+          ),
           unread ? h("span", { class: "unread", "aria-label": `${unread} unread` }, String(unread)) : null,
         ),
       );
@@ -281,6 +338,7 @@ export class ChatScreen {
       return;
     }
     this.activeId = id;
+    this.layout.classList.add("has-active");
     st.unread = 0;
     this.renderSidebar();
     this.renderPane(st);
@@ -308,7 +366,12 @@ export class ChatScreen {
     const header = h(
       "header",
       { class: "conv-header" },
-      h("div", null, h("h2", { class: "conv-title" }, this.title(s)), h("p", { class: "sub" }, s.kind === "group" ? `Group · ${s.members.length} members` : "Direct conversation · end-to-end encrypted")),
+      h(
+        "div",
+        null,
+        h("a", { href: "/", "data-route": "", class: "back", "aria-label": "Back to the conversation list" }, "←"),
+        h("div", null, h("h2", { class: "conv-title" }, this.title(s)), h("p", { class: "sub" }, s.kind === "group" ? `Group · ${s.members.length} members` : "Direct conversation · end-to-end encrypted")),
+      ),
       h(
         "div",
         { class: "actions" },
@@ -350,7 +413,9 @@ export class ChatScreen {
       added.push(m);
     }
     st.messages.sort((a, b) => a.seq - b.seq);
-    for (const m of added.slice(-40)) this.queueProof(m);
+    const last = st.messages.at(-1);
+    if (last) this.setPreview(st, last);
+    for (const m of added.slice(-40)) this.scheduleProof(m);
     return added;
   }
 
@@ -427,7 +492,12 @@ export class ChatScreen {
     if (m.deleted) content.push(h("p", { class: "deleted" }, "This message was deleted."));
     else if (m.error) content.push(h("p", { class: `undecryptable ${m.errorCode ?? ""}` }, icon("lock"), " ", m.error));
     else if (m.body?.type === "text") content.push(h("p", { class: "text" }, String(m.body.text ?? "")));
-    else if (m.body?.type === "file") content.push(this.fileCard((m.body.file ?? m.body) as FileInfo));
+    else if (m.body?.type === "file") {
+      // Kept across re-renders (badge, receipts): its download, preview and progress live on.
+      let card = this.fileCards.get(m.id);
+      if (!card) this.fileCards.set(m.id, (card = this.fileCard((m.body.file ?? m.body) as FileInfo)));
+      content.push(card);
+    }
     else content.push(h("p", { class: "undecryptable" }, `Unsupported message type "${String(m.body?.type)}".`));
     const badge = h(
       "button",
@@ -490,7 +560,32 @@ export class ChatScreen {
 
   private fileCard(info: FileInfo): HTMLElement {
     const progress = h("progress", { max: "1", value: "0", hidden: true, "aria-label": `Download progress of ${info.name}` });
+    const status = h("small", { class: "file-status", "aria-live": "polite" });
     const err = errorBox();
+    const preview = h("div", { class: "file-preview" });
+    let decrypted: Promise<Blob> | null = null;
+    // Downloaded and decrypted once, with progress; the download button and the preview share it.
+    const load = (): Promise<Blob> => {
+      decrypted ??= (async () => {
+        progress.hidden = false;
+        err.show(null);
+        try {
+          const blob = await this.messenger.fetchFile(info, (f) => {
+            progress.value = f;
+            status.textContent = `Downloading and decrypting… ${Math.round(f * 100)}%`;
+          });
+          status.textContent = `Decrypted in your browser, SHA-256 checked (${formatBytes(blob.size)}).`;
+          return blob;
+        } catch (ex) {
+          decrypted = null;
+          status.textContent = "";
+          throw ex;
+        } finally {
+          progress.hidden = true;
+        }
+      })();
+      return decrypted;
+    };
     const button = h(
       "button",
       {
@@ -499,17 +594,13 @@ export class ChatScreen {
         "aria-label": `Download ${info.name}`,
         onclick: async () => {
           button.disabled = true;
-          progress.hidden = false;
-          err.show(null);
           try {
-            const blob = await this.messenger.fetchFile(info, (f) => (progress.value = f));
-            const url = URL.createObjectURL(blob);
+            const url = URL.createObjectURL(await load());
             const a = h("a", { href: url, download: info.name, hidden: true });
             document.body.append(a);
             a.click();
             a.remove();
             setTimeout(() => URL.revokeObjectURL(url), 60_000);
-            progress.hidden = true;
           } catch (ex) {
             err.show(messageOf(ex));
           } finally {
@@ -519,7 +610,25 @@ export class ChatScreen {
       },
       "Download",
     );
-    return h("div", { class: "file-card" }, h("span", { class: "file-icon" }, icon("file")), h("div", null, h("strong", { class: "file-name" }, info.name), h("small", null, ` ${formatBytes(Number(info.size) || 0)} · decrypted in your browser`)), button, progress, err);
+    if (PREVIEWABLE.test(info.mime ?? "") && Number(info.size) <= MAX_PREVIEW_BYTES) {
+      load()
+        .then((blob) => {
+          const img = h("img", { src: URL.createObjectURL(blob), alt: info.name, class: "image-preview" });
+          preview.replaceChildren(img);
+        })
+        .catch((ex) => err.show(messageOf(ex)));
+    }
+    return h(
+      "div",
+      { class: "file-card" },
+      preview,
+      h("span", { class: "file-icon" }, icon("file")),
+      h("div", { class: "file-meta" }, h("strong", { class: "file-name" }, info.name), h("small", null, ` ${formatBytes(Number(info.size) || 0)} · end-to-end encrypted`)),
+      button,
+      progress,
+      status,
+      err,
+    );
   }
 
   private composer(st: ConvState): HTMLElement {
@@ -534,26 +643,19 @@ export class ChatScreen {
       {
         class: "composer",
         "aria-label": "Send a message",
-        onsubmit: async (e: Event) => {
+        onsubmit: (e: Event) => {
           e.preventDefault();
           const value = text.value;
           if (!value.trim()) return;
-          send.disabled = true;
           err.show(null);
-          try {
-            await this.sendText(st, value);
-            text.value = "";
-          } catch (ex) {
-            err.show(messageOf(ex));
-          } finally {
-            send.disabled = false;
-            text.focus();
-          }
+          text.value = "";
+          text.focus();
+          void this.sendText(st, value);
         },
       },
       h("label", { for: text.id, class: "visually-hidden" }, "Message"),
       text,
-      h("label", { for: fileInput.id, class: "attach button", title: "Attach a file (encrypted in your browser)" }, icon("clip"), "Attach file"),
+      h("label", { for: fileInput.id, class: "attach button", title: "Attach a file (encrypted in your browser)" }, icon("clip"), h("span", { class: "attach-text" }, "Attach file")),
       fileInput,
       send,
       h("div", { class: "composer-status" }, progress, progressLabel, err),
@@ -578,12 +680,17 @@ export class ChatScreen {
       progress.value = 0;
       err.show(null);
       try {
-        await this.messenger.sendFile(st.summary, file, (f, phase) => {
-          progress.value = f;
-          progressLabel.textContent = `${phase} ${file.name}… ${Math.round(f * 100)}%`;
-        });
+        const sent = await this.messenger.sendFile(
+          st.summary,
+          file,
+          (f, phase) => {
+            progress.value = f;
+            progressLabel.textContent = `${phase} ${file.name}… ${Math.round(f * 100)}%`;
+          },
+          this.transport,
+        );
         progressLabel.textContent = `Sent ${file.name}.`;
-        await this.afterSend(st);
+        this.addSent(st, this.messenger.sentMessage(st.summary, sent));
       } catch (ex) {
         err.show(messageOf(ex));
         progressLabel.textContent = "";
@@ -595,27 +702,62 @@ export class ChatScreen {
     return form;
   }
 
+  /** Optimistic send: the message shows at once as "Sending…", sealed here, sent over the
+   *  WebSocket and confirmed by the server's ack (POST …/messages when the socket is down). */
   private async sendText(st: ConvState, text: string): Promise<void> {
-    await this.messenger.sendText(st.summary, text);
-    await this.afterSend(st);
+    const pending = h(
+      "li",
+      { class: "message mine sending", dataset: { state: "sending" } },
+      h("div", { class: "meta" }, h("span", { class: "sender" }, "You")),
+      h("div", { class: "bubble" }, h("p", { class: "text" }, text)),
+      h("div", { class: "foot" }, h("span", { class: "receipt", role: "status" }, "Sending…")),
+    );
+    if (st.summary.conversation_id === this.activeId) {
+      this.messageList?.querySelector(":scope > li.empty")?.remove();
+      this.messageList?.append(pending);
+      this.scrollToEnd();
+    }
+    try {
+      const sent = await this.messenger.sendText(st.summary, text, this.transport);
+      pending.remove();
+      this.addSent(st, this.messenger.sentMessage(st.summary, sent));
+    } catch (err) {
+      pending.dataset.state = "failed";
+      pending.classList.replace("sending", "failed");
+      const foot = pending.querySelector(".foot")!;
+      clear(
+        foot as HTMLElement,
+        h("span", { class: "error", role: "alert" }, `Not sent: ${messageOf(err)}`),
+        h("button", { type: "button", class: "link small", onclick: () => (pending.remove(), void this.sendText(st, text)) }, "Retry"),
+      );
+    }
   }
 
-  /** Our own message comes back over the WebSocket; fetch it now in case the socket is down. */
-  private async afterSend(st: ConvState): Promise<void> {
+  /** The WebSocket's send → ack, falling back to HTTP (same client_id: a retry is one message). */
+  private readonly transport: Transport = async (conversationId, payload) => {
     if (this.live.state === "ready") {
-      setTimeout(() => void this.catchUpAndPlace(st), 1500);
-      return;
+      try {
+        const ack = await this.live.request({ type: "send", conversation_id: conversationId, ...payload }, payload.client_id, 10_000);
+        return { message_id: String(ack.message_id), seq: Number(ack.seq) };
+      } catch {
+        /* refused or no ack: HTTP gives the definitive answer (and its status code) */
+      }
     }
-    await this.catchUpAndPlace(st);
-  }
+    return this.messenger.httpPost(conversationId, payload);
+  };
 
-  private async catchUpAndPlace(st: ConvState): Promise<void> {
-    const added: ChatMessage[] = await this.catchUpOne(st).catch(() => []);
-    if (!st.messages.length) {
-      const views = await this.messenger.history(st.summary.conversation_id, { limit: PAGE }).catch((): MessageView[] => []);
-      added.push(...(await this.ingest(st, views)));
+  private addSent(st: ConvState, m: ChatMessage): void {
+    st.summary.last_seq = Math.max(st.summary.last_seq ?? 0, m.seq);
+    st.summary.last_message_at = m.createdAt;
+    if (!st.byId.has(m.id)) {
+      st.byId.set(m.id, m);
+      st.messages.push(m);
+      st.messages.sort((a, b) => a.seq - b.seq);
+      this.placeMessage(st, m);
+      this.scheduleProof(m);
     }
-    for (const m of added) this.placeMessage(st, m);
+    this.setPreview(st, st.byId.get(m.id)!);
+    this.renderSidebar();
   }
 
   private async markRead(): Promise<void> {
@@ -632,6 +774,14 @@ export class ChatScreen {
   }
 
   // ------------------------------------------------------------------ proofs in the background
+
+  /** The ledger logs a message a moment after it is stored (and says 404 until then): a fresh
+   *  message waits for the "anchored" frame, with a late poll in case that frame was missed. */
+  private scheduleProof(m: ChatMessage): void {
+    const age = Date.now() - new Date(m.createdAt).getTime();
+    if (age > FRESH_MS) this.queueProof(m);
+    else setTimeout(() => this.queueProof(m), FRESH_MS - Math.max(0, age));
+  }
 
   private queueProof(m: ChatMessage): void {
     if (m.deleted || m.anchor === "verified" || m.anchor === "invalid") return;
@@ -691,6 +841,11 @@ export class ChatScreen {
           m.body = null;
           m.envelope = null;
           this.placeMessage(st, m, false);
+          if (st.preview?.seq === m.seq) {
+            st.preview = null;
+            this.setPreview(st, m);
+            this.renderSidebar();
+          }
         }
         return;
       }
@@ -749,6 +904,7 @@ export class ChatScreen {
     const active = conversationId === this.activeId;
     if (!st.loaded && !active) {
       if (view.sender_id !== this.messenger.me.id) st.unread += 1;
+      this.setPreview(st, await this.messenger.open({ ...view, conversation_id: conversationId }));
       this.renderSidebar();
       return;
     }

@@ -1,5 +1,6 @@
 /** The proof dialog: what the ledger says about a message, checked in this browser. */
-import { checkHeadOnChain } from "../chain";
+import { verifyOnChain } from "../chain";
+import type { ProofObject } from "../crypto/proof";
 import type { ChatMessage, Messenger } from "../messenger";
 import { h, messageOf, modal } from "./dom";
 
@@ -43,37 +44,30 @@ export async function showProof(messenger: Messenger, msg: ChatMessage, onState:
       ...row("Chain id", proof.chain_id),
       ...row("Contract", proof.contract_address),
     );
-    if (anchored) {
-      const info = await messenger.ledgerInfo().catch(() => null);
-      const rpcUrl: string | null = info?.rpc_url_public ?? null;
-      if (rpcUrl) {
-        const result = h("p", { role: "status" });
-        const button = h(
-          "button",
-          {
-            type: "button",
-            onclick: async () => {
-              button.disabled = true;
-              result.textContent = "Asking the chain…";
-              try {
-                const c = await checkHeadOnChain(proof, rpcUrl);
-                result.textContent = (c.ok ? "✓ " : "✗ ") + c.detail;
-                result.className = c.ok ? "verified" : "error";
-              } catch (err) {
-                result.textContent = `Could not reach the chain at ${rpcUrl}: ${messageOf(err)}`;
-                result.className = "error";
-              } finally {
-                button.disabled = false;
-              }
-            },
-          },
-          "Check the tree head on chain",
-        );
-        chainBox.append(h("p", { class: "hint" }, `Independent check against ${rpcUrl} (only the chain is trusted).`), button, result);
-      }
-    }
+    if (anchored && check.ok) await chainCheck(messenger, proof, check.leafHash, chainBox);
   } catch (err) {
     status.textContent = messageOf(err);
     status.className = "error";
+  }
+}
+
+/** Ask the chain itself (the ledger's public RPC URL from /ledger/info), from this browser. */
+async function chainCheck(messenger: Messenger, proof: ProofObject, leafHash: string, box: HTMLElement): Promise<void> {
+  const info = await messenger.ledgerInfo().catch(() => null);
+  const rpcUrl: string | null = info?.rpc_url_public ?? null;
+  const result = h("p", { role: "status", class: "chain-result" }, rpcUrl ? "Asking the chain…" : "The ledger publishes no public RPC URL: the on-chain check is not possible from here.");
+  const steps = h("ul", { class: "chain-steps" });
+  box.append(h("h3", null, "On-chain check"), h("p", { class: "hint" }, rpcUrl ? `Only the chain is trusted: ${rpcUrl}` : ""), result, steps);
+  if (!rpcUrl) return;
+  try {
+    const c = await verifyOnChain(proof, leafHash, rpcUrl);
+    for (const step of c.checks) steps.append(h("li", null, `✓ ${step}`));
+    result.textContent = c.ok ? `✓ ${c.detail}` : `✗ ${c.detail}`;
+    result.className = `chain-result ${c.ok ? "verified" : "error"}`;
+    result.dataset.chain = c.ok ? "verified" : "failed";
+  } catch (err) {
+    result.textContent = `Could not reach the chain at ${rpcUrl}: ${messageOf(err)}`;
+    result.className = "chain-result error";
+    result.dataset.chain = "unreachable";
   }
 }

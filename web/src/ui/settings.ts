@@ -3,6 +3,7 @@ import type { ApiClient, UserPublic } from "../api";
 import type { Messenger } from "../messenger";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
+import { qrSvg } from "./qr";
 
 export async function settingsView(root: HTMLElement, api: ApiClient, messenger: Messenger): Promise<void> {
   const mfa = h("section", { class: "panel", "aria-labelledby": "set-mfa" });
@@ -93,9 +94,10 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
               clear(
                 mfa,
                 title,
-                h("p", null, "Add this key to your authenticator app, then enter the code it shows."),
+                h("p", null, "Scan this code with your authenticator app (or type the key below), then enter the code it shows."),
+                h("div", { class: "qr-box" }, qrSvg(setup.otpauth_uri, "QR code for your authenticator app")),
                 h("p", { class: "mono secret", "aria-label": "TOTP secret" }, setup.secret),
-                h("p", { class: "mono small" }, h("a", { href: setup.otpauth_uri }, setup.otpauth_uri)),
+                h("details", null, h("summary", null, "Setup link"), h("p", { class: "mono small" }, h("a", { href: setup.otpauth_uri }, setup.otpauth_uri))),
                 h(
                   "form",
                   {
@@ -132,6 +134,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
 
   const renderDevice = async (): Promise<void> => {
     const title = h("h2", { id: "set-device" }, "This device");
+    const rotateErr = errorBox();
     try {
       const entry = await messenger.keysOf(messenger.me.id, true);
       clear(
@@ -145,6 +148,27 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
           entry.keys.map((k) =>
             h("li", { class: "mono small" }, k.keyId, k.keyId === messenger.device.keyId ? " (this device)" : "", ` · ${entry.logStatus.get(k.keyId) === "logged" ? "in the transparency log ✓" : (entry.logStatus.get(k.keyId) ?? "")}`),
           ),
+        ),
+        rotateErr,
+        h(
+          "button",
+          {
+            type: "button",
+            onclick: async (e: Event) => {
+              const button = e.currentTarget as HTMLButtonElement;
+              if (!confirm("Replace this device's keys? Your contacts will see that your keys changed and should compare safety numbers again.")) return;
+              button.disabled = true;
+              rotateErr.show(null);
+              try {
+                await messenger.rotateKeys();
+                await renderDevice();
+              } catch (ex) {
+                rotateErr.show(messageOf(ex));
+                button.disabled = false;
+              }
+            },
+          },
+          "Rotate this device's keys",
         ),
       );
     } catch (ex) {

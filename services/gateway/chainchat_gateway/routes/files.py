@@ -8,6 +8,7 @@ signed with ``FILES_INTERNAL_SECRET`` when set (services/files/README.md, "Trust
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -32,6 +33,7 @@ from chainchat_protocol.files import (
 )
 from chainchat_service.logging import get_logger
 from chainchat_service.runtime import ServiceRuntime
+from chainchat_service.settings import PLACEHOLDER_SECRETS
 
 log = get_logger(__name__)
 
@@ -52,7 +54,9 @@ _FORWARDED_REQUEST_HEADERS = ("range", "if-range", "if-none-match")
 class FilesRouteSettings(BaseSettings):
     """What the gateway needs to know about files (same variables as the files service)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+    model_config = SettingsConfigDict(
+        env_file=os.environ.get("CHAINCHAT_ENV_FILE", ".env"), extra="ignore", env_file_encoding="utf-8"
+    )
 
     max_file_bytes: int = Field(default=100 * MIB, ge=0)
     files_internal_secret: str = ""
@@ -101,9 +105,11 @@ def _proxy(request: Request) -> FilesProxy:
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     # tests may set their own (a small MAX_FILE_BYTES, a secret) before start-up
     settings = getattr(app.state, "files_route_settings", None) or FilesRouteSettings()
-    if runtime.settings.environment == "production" and not settings.files_internal_secret:
+    secret = settings.files_internal_secret.strip().lower()
+    if runtime.settings.environment == "production" and secret in PLACEHOLDER_SECRETS:
         raise RuntimeError(
-            "FILES_INTERNAL_SECRET must be set in production (ENVIRONMENT=production); refusing to start"
+            "FILES_INTERNAL_SECRET must be set to a real secret in production (ENVIRONMENT=production); "
+            "refusing to start"
         )
     app.state.files_proxy = FilesProxy(app.state.settings.files_http_url, settings)
 

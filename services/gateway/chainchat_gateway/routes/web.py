@@ -15,14 +15,19 @@ client when there is no build, still get the server page.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from nats.errors import Error as NatsError
 
 from chainchat_gateway.routes.auth import verify_page
 from chainchat_gateway.settings import GatewaySettings
-from chainchat_protocol.errors import NotFound
+from chainchat_protocol.errors import ChainChatError, NotFound
+from chainchat_protocol.ledger import LEDGER_INFO
+from chainchat_protocol.rpc import Empty
 from chainchat_service.runtime import ServiceRuntime
 
 router = APIRouter(include_in_schema=False)
@@ -34,12 +39,16 @@ _INDEX_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "connect-src 'self' ws: wss: http: https:; frame-ancestors 'none'; base-uri 'self'; "
-        "form-action 'self'; object-src 'none'"
-    ),
 }
+# No inline script, no foreign origin: the page talks to this gateway (its API and WebSocket;
+# CSP3 'self' covers ws/wss to the same host) and to nothing else, except the ledger's public
+# chain RPC URL, which the proof dialog asks directly so that a user trusts only the chain.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'{rpc}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
+    "object-src 'none'"
+)
+_RPC_CACHE_S = 60.0
 _NOT_BUILT = (
     "<!doctype html><html><head><meta charset='utf-8'><title>ChainChat</title></head>"
     "<body style='font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto'>"
@@ -65,11 +74,49 @@ def _inside(base: Path, relative: str) -> Path | None:
     return target
 
 
-def _index(request: Request) -> Response:
+def _origin(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, or None (a CSP source must not be free text)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or not all(c.isalnum() or c in ".-:" for c in host):
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+async def _rpc_origin(request: Request) -> str | None:
+    """The ledger's public RPC origin, asked over NATS at most once a minute (None while down)."""
+    state = request.app.state
+    cached: tuple[float, str | None] | None = getattr(state, "web_rpc_origin", None)
+    if cached and time.monotonic() - cached[0] < _RPC_CACHE_S:
+        return cached[1]
+    settings: GatewaySettings = state.settings
+    runtime: ServiceRuntime = state.runtime
+    try:
+        info = await runtime.bus.request(LEDGER_INFO, Empty(), timeout=min(settings.rpc_timeout_s, 2.0))
+    except (ChainChatError, NatsError, OSError, TimeoutError):
+        return cached[1] if cached else None
+    origin = _origin(info.rpc_url_public)
+    state.web_rpc_origin = (time.monotonic(), origin)
+    return origin
+
+
+async def _index(request: Request) -> Response:
     index = _dist(request) / "index.html"
     if not index.is_file():
         return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
-    return FileResponse(index, media_type="text/html", headers=_INDEX_HEADERS)
+    rpc = await _rpc_origin(request)
+    csp = _CSP.format(rpc=f" {rpc}" if rpc else "")
+    return FileResponse(
+        index, media_type="text/html", headers={**_INDEX_HEADERS, "Content-Security-Policy": csp}
+    )
 
 
 @router.api_route("/assets/{path:path}", methods=["GET", "HEAD"])
@@ -82,7 +129,7 @@ async def asset(path: str, request: Request) -> Response:
 
 @router.api_route("/", methods=["GET", "HEAD"])
 async def index(request: Request) -> Response:
-    return _index(request)
+    return await _index(request)
 
 
 # Every method, so that an unknown API path is a 404 (not a 405 from this GET-only route).
@@ -95,12 +142,12 @@ async def client_route(path: str, request: Request) -> Response:
         if target is None:
             raise NotFound("Not Found", code="not_found")
         return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
-    return _index(request)
+    return await _index(request)
 
 
 async def _verify(request: Request, token: str = "") -> Response:
     if "text/html" in request.headers.get("accept", ""):
-        return _index(request)
+        return await _index(request)
     return await verify_page(request, token)
 
 
