@@ -43,6 +43,9 @@ MAX_SEND_BODY_BYTES = MAX_ENVELOPE_BYTES + BODY_OVERHEAD_BYTES
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
+# a user named in a request body: auth's user ids are at most 64 characters, so a longer one names
+# no user and must be refused here (422), not passed on to a directory that rejects it
+MemberId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class ChatSubject:
@@ -84,14 +87,14 @@ class _Body(BaseModel):
 
 
 class CreateConversationBody(_Body):
-    member_ids: list[Identifier] = Field(min_length=1, max_length=MAX_GROUP_MEMBERS)
+    member_ids: list[MemberId] = Field(min_length=1, max_length=MAX_GROUP_MEMBERS)
     title: Title | None = None
     # inferred when absent: one other member and no title is a direct conversation
     kind: ConversationKind | None = None
 
 
 class AddMembersBody(_Body):
-    user_ids: list[Identifier] = Field(min_length=1, max_length=MAX_GROUP_MEMBERS)
+    user_ids: list[MemberId] = Field(min_length=1, max_length=MAX_GROUP_MEMBERS)
 
 
 class PostMessageBody(_Body):

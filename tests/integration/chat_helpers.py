@@ -8,6 +8,10 @@ from typing import Any
 
 from chainchat.crypto import DeviceKeys, seal_envelope
 
+# Sealed into every body below (bodies may carry extra fields): tests/security/test_no_plaintext.py
+# checks, after the whole session, that it appears in no database, log, store or transaction.
+PLAINTEXT_CANARY = "chainchat-plaintext-canary-5f0b2d8e41c94a7fa3e1"
+
 
 @dataclass
 class ChatUser:
@@ -43,7 +47,7 @@ def seal(
 ) -> dict[str, Any]:
     """A text envelope from ``sender`` sealed to every member's device."""
     envelope = seal_envelope(
-        {"type": "text", "text": text, "sent_at": "2025-01-01T00:00:00.000Z"},
+        {"type": "text", "text": text, "sent_at": "2025-01-01T00:00:00.000Z", "canary": PLAINTEXT_CANARY},
         sender=sender.device,
         sender_id=sender.id,
         conversation_id=conversation_id,

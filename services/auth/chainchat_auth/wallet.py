@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import string
 import warnings
@@ -61,7 +62,8 @@ def verified_message(ctx: AuthContext, req: SiweRequest) -> SiweMessage:
 
 async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
     """Link the wallet to ``req.user_id`` if given, else log in the account linked to the wallet."""
-    message = verified_message(ctx, req)
+    # parsing is pure-Python CPU work: off the event loop, so other requests keep flowing
+    message = await asyncio.to_thread(verified_message, ctx, req)
     address = str(message.address)
     async with ctx.db.session() as session:
         used = await session.exec(

@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from pydantic import BaseModel, ValidationError
 
 from chainchat_gateway.deps import BusDep, SettingsDep
+from chainchat_gateway.openapi import errors
 from chainchat_gateway.ratelimit import client_ip
 from chainchat_gateway.security import AdminUser, CurrentUser, OptionalUser, TokenVerifier
 from chainchat_gateway.settings import GatewaySettings
@@ -75,18 +76,18 @@ async def proofs_for(bus: Bus, entries: list[LogEntry]) -> dict[str, ProofObject
 # --- accounts and sessions ------------------------------------------------------------------
 
 
-@router.post("/auth/register", status_code=201, response_model=p.RegisterReply)
+@router.post("/auth/register", status_code=201, response_model=p.RegisterReply, responses=errors(409, 429))
 async def register(body: p.RegisterBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
     req = p.RegisterRequest(**body.model_dump(), client_ip=_ip(request, settings))
     return await _call(bus, settings, p.AUTH_REGISTER, req)
 
 
-@router.post("/auth/verify", response_model=p.VerifyReply)
+@router.post("/auth/verify", response_model=p.VerifyReply, responses=errors(400, 409))
 async def verify(body: p.VerifyBody, bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_VERIFY, body)
 
 
-@router.post("/auth/verify/resend", status_code=202, response_model=Accepted)
+@router.post("/auth/verify/resend", status_code=202, response_model=Accepted, responses=errors(429))
 async def resend_verification(body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
     await _call(
         bus,
@@ -97,13 +98,13 @@ async def resend_verification(body: p.EmailBody, request: Request, bus: BusDep, 
     return Accepted()
 
 
-@router.post("/auth/login", response_model=p.TokenReply)
+@router.post("/auth/login", response_model=p.TokenReply, responses=errors(401, 403, 429))
 async def login(body: p.LoginBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
     req = p.LoginRequest(**body.model_dump(), client_ip=_ip(request, settings))
     return await _call(bus, settings, p.AUTH_LOGIN, req)
 
 
-@router.post("/auth/refresh", response_model=p.TokenReply)
+@router.post("/auth/refresh", response_model=p.TokenReply, responses=errors(401, 403, 429))
 async def refresh(body: p.RefreshBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
     req = p.RefreshRequest(refresh_token=body.refresh_token, client_ip=_ip(request, settings))
     return await _call(bus, settings, p.AUTH_REFRESH, req)
@@ -131,17 +132,17 @@ async def logout(
     return Response(status_code=204)
 
 
-@router.get("/auth/me", response_model=p.UserPublic)
+@router.get("/auth/me", response_model=p.UserPublic, responses=errors(404))
 async def me(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_ME, p.UserRef(user_id=user.user_id))
 
 
-@router.post("/auth/mfa/setup", response_model=p.MfaSetupReply)
+@router.post("/auth/mfa/setup", response_model=p.MfaSetupReply, responses=errors(404, 409))
 async def mfa_setup(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_MFA_SETUP, p.UserRef(user_id=user.user_id))
 
 
-@router.post("/auth/mfa/enable", response_model=p.MfaEnableReply)
+@router.post("/auth/mfa/enable", response_model=p.MfaEnableReply, responses=errors(404, 409, 429))
 async def mfa_enable(
     body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
@@ -149,7 +150,7 @@ async def mfa_enable(
     return await _call(bus, settings, p.AUTH_MFA_ENABLE, req)
 
 
-@router.post("/auth/mfa/disable", response_model=p.MfaStatusReply)
+@router.post("/auth/mfa/disable", response_model=p.MfaStatusReply, responses=errors(404, 409, 429))
 async def mfa_disable(
     body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
@@ -162,7 +163,7 @@ async def siwe_nonce(bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_SIWE_NONCE, Empty())
 
 
-@router.post("/auth/siwe", response_model=p.TokenReply)
+@router.post("/auth/siwe", response_model=p.TokenReply, responses=errors(403, 404, 409, 429))
 async def siwe(
     body: p.SiweBody, user: OptionalUser, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
@@ -172,7 +173,7 @@ async def siwe(
     return await _call(bus, settings, p.AUTH_SIWE, req)
 
 
-@router.post("/auth/password/reset-request", status_code=202, response_model=Accepted)
+@router.post("/auth/password/reset-request", status_code=202, response_model=Accepted, responses=errors(429))
 async def password_reset_request(
     body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
@@ -185,7 +186,7 @@ async def password_reset_request(
     return Accepted()
 
 
-@router.post("/auth/password/reset", status_code=204)
+@router.post("/auth/password/reset", status_code=204, responses=errors(400))
 async def password_reset(body: p.PasswordResetBody, bus: BusDep, settings: SettingsDep) -> Response:
     await _call(bus, settings, p.AUTH_RESET, body)
     return Response(status_code=204)
@@ -204,7 +205,9 @@ async def admin_users(
     return await _call(bus, settings, p.AUTH_ADMIN_USERS, p.AdminUsersRequest(status=status))
 
 
-@router.post("/admin/users/{user_id}/{action}", response_model=p.UserPublic, tags=["admin"])
+@router.post(
+    "/admin/users/{user_id}/{action}", response_model=p.UserPublic, tags=["admin"], responses=errors(409)
+)
 async def admin_action(
     user_id: UserIdPath,
     action: Literal["approve", "reject", "disable", "enable"],
@@ -219,7 +222,7 @@ async def admin_action(
     return await _call(bus, settings, p.AUTH_ADMIN_ACTION, req)
 
 
-@router.put("/admin/users/{user_id}/role", response_model=p.UserPublic, tags=["admin"])
+@router.put("/admin/users/{user_id}/role", response_model=p.UserPublic, tags=["admin"], responses=errors(409))
 async def admin_role(
     user_id: UserIdPath,
     body: p.RoleBody,
@@ -289,7 +292,7 @@ async def get_user(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings
     return p.UserHit(user_id=found.id, display_name=found.display_name)
 
 
-@router.put("/keys/me", response_model=p.PublishKeyReply, tags=["directory"])
+@router.put("/keys/me", response_model=p.PublishKeyReply, tags=["directory"], responses=errors(404, 409))
 async def publish_key(body: p.PublishKeyBody, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
     req = p.PublishKeyRequest(**body.model_dump(), user_id=user.user_id)
     return await _call(bus, settings, p.AUTH_KEYS_PUBLISH, req)

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from chainchat_gateway import ws
 from chainchat_gateway.deps import BusDep, SettingsDep
+from chainchat_gateway.openapi import errors
 from chainchat_gateway.security import CurrentUser
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import chat
@@ -69,6 +70,8 @@ def _message_id(message_id: str) -> str:
     status_code=201,
     response_model=ConversationPublic,
     summary="Start a conversation (an existing direct one is returned with 200)",
+    responses={200: {"model": ConversationPublic, "description": "The existing direct conversation"}}
+    | errors(403, 404, 409),
 )
 async def create_conversation(
     body: CreateConversationBody, user: CurrentUser, bus: BusDep, settings: SettingsDep
@@ -99,6 +102,7 @@ async def get_conversation(
     "/conversations/{conversation_id}/members",
     response_model=ConversationPublic,
     summary="Add members to a group (group admins)",
+    responses=errors(403, 409),
 )
 async def add_members(
     conversation_id: str, body: AddMembersBody, user: CurrentUser, bus: BusDep, settings: SettingsDep
@@ -113,6 +117,7 @@ async def add_members(
     "/conversations/{conversation_id}/members/{member_id}",
     status_code=204,
     summary="Remove a member (group admins), or leave (yourself)",
+    responses=errors(403, 409),
 )
 async def remove_member(
     conversation_id: str, member_id: str, user: CurrentUser, bus: BusDep, settings: SettingsDep
@@ -171,7 +176,8 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
     response_model=SendResult,
     summary="Send an encrypted envelope",
     openapi_extra=_SEND_BODY_DOC,
-    responses={413: {"description": "envelope_too_large"}, 422: {"description": "invalid envelope"}},
+    responses=errors(403, 409, 429)
+    | {413: {"description": "envelope_too_large"}, 422: {"description": "invalid envelope"}},
 )
 async def post_message(
     conversation_id: str, request: Request, user: CurrentUser, bus: BusDep, settings: SettingsDep
@@ -207,7 +213,10 @@ async def history(
 
 
 @router.delete(
-    "/messages/{message_id}", response_model=MessageRemoved, summary="Delete (tombstone) a message"
+    "/messages/{message_id}",
+    response_model=MessageRemoved,
+    summary="Delete (tombstone) a message",
+    responses=errors(403, 409),
 )
 async def delete_message(
     message_id: str, user: CurrentUser, bus: BusDep, settings: SettingsDep
