@@ -3,13 +3,16 @@
 What the gateway promises (``chainchat_gateway.ws``): bad authentication closes with 4001 and the
 error code as the reason (or refuses the upgrade with 401); a frame over the limit closes with
 1009; a client that floods without reading closes with 4008; a frame that is not a JSON object
-with a known ``type`` is answered by an ``error`` frame and the connection stays usable. Through
+with a known ``type`` is answered by an ``error`` frame and the connection stays usable, until a
+client sends more than ``WS_MAX_MALFORMED_FRAMES`` frames that are not even JSON objects with a
+string ``type`` (1008); a client sending faster than its frame budget is closed (1008). Through
 all of it the gateway stays healthy and another user's messages keep arriving live.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -30,6 +33,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 FRAMES = max(40, int(os.environ.get("CHAINCHAT_FUZZ_EXAMPLES", "15")) * 8)
 MAX_FRAME = 256 * 1024  # WS_MAX_FRAME_BYTES default
+MAX_MALFORMED = 50  # WS_MAX_MALFORMED_FRAMES default
+FRAME_BURST = 1000  # WS_FRAME_BURST default
 
 
 def _url(stack: Stack) -> str:
@@ -176,10 +181,16 @@ def test_hostile_frames_get_errors_and_the_connection_survives(
     async def scenario() -> list[dict[str, Any]]:
         ws = await _connect(running_stack, alice)
         answers: list[dict[str, Any]] = []
+        malformed = 0
         try:
             for start in range(0, len(frames), 20):
-                for frame in frames[start : start + 20]:
+                batch = frames[start : start + 20]
+                if malformed + sum(not isinstance(_frame_type(f), str) for f in batch) > MAX_MALFORMED:
+                    await ws.close()  # this connection's malformed budget is spent: a fresh one
+                    ws, malformed = await _connect(running_stack, alice), 0
+                for frame in batch:
                     await ws.send(frame)
+                    malformed += not isinstance(_frame_type(frame), str)
                 answers += await _pong_after(ws)
         finally:
             await ws.close()
@@ -192,6 +203,41 @@ def test_hostile_frames_get_errors_and_the_connection_survives(
     unknown = [f for f in frames if _frame_type(f) not in ("send", "typing", "auth")]
     assert len([e for e in errors if e["code"] == "invalid_frame"]) == len(unknown)
     assert not [a for a in answers if a["type"] in ("ack", "ready")], "a hostile frame was accepted"
+    _still_healthy(running_stack, accounts, pair)
+
+
+def test_a_client_speaking_another_protocol_is_closed(
+    running_stack: Stack, accounts: Accounts, pair: tuple[ChatUser, ChatUser, str]
+) -> None:
+    """Unknown types are answered and forgiven (a newer client); frames that are not even JSON
+    objects with a string type close the connection once past the budget."""
+
+    async def scenario() -> tuple[int, str, int]:
+        ws = await _connect(running_stack, pair[0])
+        for i in range(MAX_MALFORMED * 2):
+            await ws.send(json.dumps({"type": f"future_feature_{i}"}))
+        answered = len([f for f in await _pong_after(ws) if f.get("code") == "invalid_frame"])
+        for _ in range(MAX_MALFORMED + 1):
+            await ws.send("this is not json")
+        code, reason = await _closed(ws)
+        return code, reason, answered
+
+    assert asyncio.run(scenario()) == (1008, "too many malformed frames", MAX_MALFORMED * 2)
+    _still_healthy(running_stack, accounts, pair)
+
+
+def test_frames_beyond_the_budget_close_1008(
+    running_stack: Stack, accounts: Accounts, pair: tuple[ChatUser, ChatUser, str]
+) -> None:
+    async def scenario() -> tuple[int, str]:
+        ws = await _connect(running_stack, pair[0])
+        ping = json.dumps({"type": "ping"})
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(FRAME_BURST * 3):  # far more than the burst, faster than the refill
+                await ws.send(ping)
+        return await _closed(ws, timeout=30)
+
+    assert asyncio.run(scenario()) == (1008, "too many frames: slow down")
     _still_healthy(running_stack, accounts, pair)
 
 

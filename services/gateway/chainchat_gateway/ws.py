@@ -15,6 +15,12 @@ Back-pressure: each connection has a bounded queue of outgoing frames. A client 
 read fills it and is closed (4008) instead of holding memory or delaying others. A client that
 sends nothing (not even ``ping``) for ``idle_timeout_s`` is closed (4000). Sends from one
 connection are processed in order, one at a time, beside reading (so ``ping`` stays instant).
+
+Abuse: every frame costs a token from a per-connection bucket (``max_frames_per_s``, bursts up to
+``frame_burst``); a client that runs it dry is closed (1008, "too many frames"). A frame that is not
+a JSON object with a string ``type`` gets an ``invalid_frame`` error; after ``max_malformed_frames``
+of them the connection is closed (1008) — a client that speaks another protocol will not recover.
+An unknown ``type`` is answered the same way but not counted, so a newer client is not cut off.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ WS_PROTOCOL = "chainchat.v1"
 BEARER_PREFIX = "bearer."
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 CLOSE_IDLE = 4000
@@ -73,6 +80,9 @@ class HubSettings(BaseSettings):
     send_queue: int = 256
     pending_sends: int = 64
     max_frame_bytes: int = 256 * 1024
+    max_frames_per_s: float = 200.0
+    frame_burst: int = 1000
+    max_malformed_frames: int = 50
 
 
 class TokenVerifier(Protocol):
@@ -97,6 +107,21 @@ class Connection:
         # per-connection scratch space of the frame handlers (e.g. typing throttles)
         self.state: dict[str, Any] = {}
         self.expires_at: float | None = None  # unix time the access token ends; re-auth extends it
+        self.malformed = 0
+        self._rate = settings.max_frames_per_s
+        self._burst = float(settings.frame_burst)
+        self._tokens = self._burst
+        self._refilled = time.monotonic()
+
+    def take_frame_token(self) -> bool:
+        """One frame's worth of the token bucket; False when the client sends faster than allowed."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     @property
     def user_id(self) -> str:
@@ -307,7 +332,13 @@ class Hub:
             if len(text) > self.settings.max_frame_bytes:
                 conn.close(CLOSE_TOO_BIG, "frame too large")
                 return
+            if not conn.take_frame_token():
+                conn.close(CLOSE_POLICY, "too many frames: slow down")
+                return
             self._on_frame(conn, text)
+            if conn.malformed > self.settings.max_malformed_frames:
+                conn.close(CLOSE_POLICY, "too many malformed frames")
+                return
 
     def _on_frame(self, conn: Connection, text: str) -> None:
         try:
@@ -331,6 +362,8 @@ class Hub:
         elif isinstance(kind, str) and kind in self.handlers:
             _spawn(self._handle(conn, kind, frame))
         else:
+            if not isinstance(kind, str):
+                conn.malformed += 1
             error = ErrorFrame(code="invalid_frame", message='frames are JSON objects with a known "type"')
             conn.push(_frame(error))
 
