@@ -97,7 +97,7 @@ bench: install
 
 # every fault scenario, the long ones included (make test runs the fast subset)
 chaos: install
-	$(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos
+	CHAINCHAT_CHAOS_REPORT_DIR=$(CURDIR)/bench/results/chaos $(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos
 
 # the fuzz and security suite with many more generated examples than make test uses
 fuzz: install browser

@@ -13,18 +13,28 @@ from pathlib import Path
 
 from devstack import paths
 from devstack.process import LaunchError
-from devstack.stack import DEFAULT_PORTS, Stack, ports_from_env
+from devstack.stack import DATABASE_KINDS, DEFAULT_PORTS, SERVICES, Stack, ports_from_env
 
 PID_FILE = "stack.pid"
 
 
 def _banner(stack: Stack, took: float) -> str:
     mail, chain = stack.mail, stack.chain
+    more_gateways = [f"  gateway {i + 2:<10} {url}/" for i, url in enumerate(stack.gateway_urls[1:])]
+    scaled = [f"{name}={stack.instances_of(name)}" for name in SERVICES if stack.instances_of(name) > 1]
+    topology = []
+    if scaled:
+        topology.append(f"  instances          {', '.join(scaled)} (one each of the others)")
+    if stack.databases:
+        names = ", ".join(f"{svc}={db}" for svc, db in stack.databases.items())
+        topology.append(f"  PostgreSQL         {names} (fresh; dropped on stop)")
     return "\n".join(
         [
             "",
             f"ChainChat is up ({took:.1f}s).",
             f"  web client + API   {stack.gateway_url}/          (API docs {stack.gateway_url}/api/v1/docs)",
+            *more_gateways,
+            *topology,
             f"  readiness          {stack.gateway_url}/api/v1/readyz",
             f"  verification mail  {stack.mail.web_url}/        (maildev; SMTP 127.0.0.1:{mail.smtp_port})",
             f"  chain RPC          {chain.rpc_url}        (chain id {chain.chain_id}, {chain.kind})",
@@ -74,6 +84,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         ports=ports_from_env(DEFAULT_PORTS),
         echo=True,
         chain_kind=os.environ.get("CHAIN_KIND", "ganache"),
+        scale=args.scale,
+        database=args.database,
     )
     started = time.monotonic()
     pid_path.write_text(str(os.getpid()))
@@ -106,9 +118,10 @@ def _say(line: str) -> None:
 def cmd_up_detached(args: argparse.Namespace) -> int:
     log = paths.VAR / "log" / "stack.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "devstack.cli", "up", "--timeout", str(args.timeout), *_topology_args(args)]
     with open(log, "ab") as out:
         proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "devstack.cli", "up", "--timeout", str(args.timeout)],
+            argv,
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + args.timeout + 30
@@ -171,6 +184,21 @@ def load_dotenv(path: Path) -> None:
             os.environ.setdefault(key.strip(), value)
 
 
+def _scale_option(value: str) -> tuple[str, int]:
+    name, sep, count = value.partition("=")
+    if not sep or name not in SERVICES or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected SERVICE=N with SERVICE one of {', '.join(SERVICES)} and N >= 1, got {value!r}"
+        )
+    return name, int(count)
+
+
+def _topology_args(args: argparse.Namespace) -> list[str]:
+    """The scale and database options again, for the background process of --detach."""
+    out = [f"--scale={name}={count}" for name, count in args.scale.items()]
+    return [*out, "--database", args.database]
+
+
 def main(argv: list[str] | None = None) -> int:
     load_dotenv(paths.ROOT / ".env")
     parser = argparse.ArgumentParser(prog="chainchat-dev", description="Run ChainChat's local stack.")
@@ -178,9 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")
     up.add_argument("--timeout", type=float, default=120.0)
     up.add_argument("--detach", action="store_true", help="run in the background")
+    up.add_argument(
+        "--scale", type=_scale_option, action="append", default=[], metavar="SERVICE=N",
+        help="run N instances of a service side by side (repeatable), e.g. --scale chat=3 --scale gateway=2",
+    )  # fmt: skip
+    up.add_argument(
+        "--database", choices=DATABASE_KINDS, default="sqlite",
+        help="sqlite files under var/ (default) or a fresh PostgreSQL database per service",
+    )  # fmt: skip
+    up.add_argument(
+        "--postgres", dest="database", action="store_const", const="postgres",
+        help="same as --database postgres (the local server; CHAINCHAT_TEST_PG overrides its URL)",
+    )  # fmt: skip
     sub.add_parser("down", help="stop a stack started with --detach")
     args = parser.parse_args(argv)
     if args.command == "up":
+        args.scale = dict(args.scale)
         return cmd_up_detached(args) if args.detach else cmd_up(args)
     return cmd_down(args)
 

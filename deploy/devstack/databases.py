@@ -43,3 +43,55 @@ async def fresh_database(kind: str, tmp_path: Path, service: str) -> AsyncIterat
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+# ---------------------------------------------------------------- databases for a whole stack
+
+
+def database_url(name: str, base: str = PG_URL) -> str:
+    """The plain ``postgresql://`` URL of database ``name`` on the server of ``base``."""
+    scheme, rest = base.split("://", 1)
+    return f"{scheme}://{rest.rsplit('/', 1)[0]}/{name}"
+
+
+def _run_admin(statements: list[str], base: str) -> None:
+    """Run admin statements (CREATE/DROP DATABASE) on the server, from sync code, in a thread so a
+    running event loop in the caller's thread is never touched."""
+    import asyncio
+    import threading
+
+    import asyncpg
+
+    errors: list[BaseException] = []
+
+    async def run() -> None:
+        admin = await asyncpg.connect(base, timeout=5)
+        try:
+            for statement in statements:
+                await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="pg-admin")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def create_stack_databases(services: list[str], base: str = PG_URL) -> dict[str, str]:
+    """One fresh, empty database per service; returns service -> database name."""
+    tag = uuid.uuid4().hex[:10]
+    names = {service: f"chainchat_{tag}_{service}" for service in services}
+    _run_admin([f'CREATE DATABASE "{name}"' for name in names.values()], base)
+    return names
+
+
+def drop_stack_databases(names: list[str], base: str = PG_URL) -> None:
+    _run_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names], base)

@@ -17,21 +17,36 @@ from devstack.components import Chain, IpfsNode, MailDev, NatsServer
 from devstack.stack import Stack, free_ports
 
 
-@pytest.fixture(scope="session")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack on free ports in a temporary directory; nothing started until asked for."""
-    var_dir: Path = tmp_path_factory.mktemp("stack")
-    stack = Stack(
+def private_stack(
+    var_dir: Path,
+    *,
+    scale: dict[str, int] | None = None,
+    database: str = "sqlite",
+    extra_env: dict[str, str] | None = None,
+) -> Stack:
+    """A stack configured as the test fixtures configure theirs (free ports, ENVIRONMENT=test, fast
+    anchoring, no developer .env), not started; for tests that need a private one, e.g. scaled or
+    on PostgreSQL. The caller stops it."""
+    return Stack(
         var_dir=var_dir,
         ports=free_ports(),
         environment="test",
         chain_kind=os.environ.get("CHAIN_KIND", "ganache"),
+        scale=dict(scale or {}),
+        database=database,
         extra_env={
             "ANCHOR_INTERVAL_S": "1",
             "LOG_LEVEL": "INFO",
             "CHAINCHAT_ENV_FILE": str(var_dir / "no-such.env"),
+            **(extra_env or {}),
         },
     )
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack on free ports in a temporary directory; nothing started until asked for."""
+    stack = private_stack(tmp_path_factory.mktemp("stack"))
     yield stack
     stack.stop()
 

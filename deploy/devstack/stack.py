@@ -13,6 +13,9 @@ from devstack.components import Chain, Component, IpfsNode, MailDev, NatsServer
 from devstack.process import COLOURS, LaunchError, ManagedProcess, ensure_ports_free, free_port
 
 SERVICES = ("auth", "chat", "files", "ledger", "gateway")
+#: the services that keep state in a database (the gateway keeps none)
+DB_SERVICES = ("auth", "chat", "files", "ledger")
+DATABASE_KINDS = ("sqlite", "postgres")
 
 DEFAULT_PORTS = {
     "nats": 4223, "nats_monitor": 8222, "chain": 8545, "ipfs_api": 5001, "ipfs_gateway": 8081,
@@ -81,13 +84,28 @@ class Stack:
     chain_kind: str = "ganache"
     environment: str = "development"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: instances per service (default 1), e.g. ``{"chat": 3, "gateway": 2}``
+    scale: dict[str, int] = field(default_factory=dict)
+    #: "sqlite" (a file per service under var_dir) or "postgres" (a fresh database per service on the
+    #: local server, ``CHAINCHAT_TEST_PG``; dropped by ``stop()`` unless ``keep_databases``)
+    database: str = "sqlite"
+    keep_databases: bool = False
     nats: NatsServer = field(init=False)
     chain: Chain = field(init=False)
     ipfs: IpfsNode = field(init=False)
     mail: MailDev = field(init=False)
     services: dict[str, list[ServiceProcess]] = field(default_factory=dict, init=False)
+    #: service -> PostgreSQL database name, once created
+    databases: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        if self.database not in DATABASE_KINDS:
+            raise LaunchError(f"unknown database {self.database!r} (one of {', '.join(DATABASE_KINDS)})")
+        for name, count in self.scale.items():
+            if name not in SERVICES:
+                raise LaunchError(f"cannot scale {name!r}: the services are {', '.join(SERVICES)}")
+            if count < 1:
+                raise LaunchError(f"--scale {name}={count}: at least one instance is needed")
         p, v, e = self.ports, self.var_dir, self.echo
         self.nats = NatsServer(v / "nats", e, COLOURS[0], port=p["nats"], monitor_port=p["nats_monitor"])
         self.chain = Chain(v / "chain", e, COLOURS[1], port=p["chain"], kind=self.chain_kind)
@@ -104,6 +122,47 @@ class Stack:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['gateway']}"
 
+    @property
+    def gateway_urls(self) -> list[str]:
+        """Every gateway instance's URL (the first is ``gateway_url``)."""
+        return [svc.url for svc in self.services.get("gateway", [])] or [self.gateway_url]
+
+    def instances_of(self, name: str) -> int:
+        return self.scale.get(name, 1)
+
+    def database_url(self, name: str) -> str:
+        """What DATABASE_URL a service gets: ``<NAME>_DATABASE_URL`` from the environment wins, then
+        the stack's PostgreSQL database for it, else a SQLite file under var_dir."""
+        explicit = os.environ.get(f"{name.upper()}_DATABASE_URL")
+        if explicit:
+            return explicit
+        if name in self.databases:
+            from devstack.databases import database_url
+
+            return database_url(self.databases[name])
+        return f"sqlite:///{self.var_dir / f'{name}.db'}"
+
+    def prepare_databases(self) -> None:
+        """Create the fresh PostgreSQL databases (once) when the stack runs on PostgreSQL."""
+        if self.database != "postgres" or self.databases:
+            return
+        from devstack.databases import PG_URL, create_stack_databases
+
+        try:
+            self.databases = create_stack_databases(list(DB_SERVICES))
+        except (OSError, ImportError) as exc:
+            raise LaunchError(f"PostgreSQL at {PG_URL} does not answer: {exc}") from None
+        except Exception as exc:  # asyncpg.PostgresError and friends: one clear line
+            raise LaunchError(f"could not create the databases on {PG_URL}: {exc}") from None
+
+    def drop_databases(self) -> None:
+        if not self.databases or self.keep_databases:
+            return
+        from devstack.databases import drop_stack_databases
+
+        names, self.databases = list(self.databases.values()), {}
+        drop_stack_databases(names)
+
     def service_env(self, name: str) -> dict[str, str]:
         """Environment of one service process; explicit values in the caller's env win."""
         env = {
@@ -111,9 +170,7 @@ class Stack:
             "CHAINCHAT_VAR": str(self.var_dir),
             "NATS_URL": self.nats.url,
             "PUBLIC_URL": os.environ.get("PUBLIC_URL", self.gateway_url),
-            "DATABASE_URL": os.environ.get(
-                f"{name.upper()}_DATABASE_URL", f"sqlite:///{self.var_dir / f'{name}.db'}"
-            ),
+            "DATABASE_URL": self.database_url(name),
             "CHAIN_RPC_URL": self.chain.rpc_url,
             "CHAIN_ID": str(self.chain.chain_id),
             "RPC_URL_PUBLIC": os.environ.get("RPC_URL_PUBLIC", self.chain.rpc_url),
@@ -136,29 +193,58 @@ class Stack:
         self, name: str, port: int | None = None, env: dict[str, str] | None = None
     ) -> ServiceProcess:
         """Start one more instance of a service (tests run two side by side)."""
+        svc = self.new_instance(name, port, env)
+        svc.start()
+        return svc
+
+    def new_instance(
+        self, name: str, port: int | None = None, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        """Register one more instance of a service (its port chosen, not started yet)."""
         instances = self.services.setdefault(name, [])
         index = len(instances)  # appended below before start: no two threads share a name
+        base_env = self.service_env(name)
+        files = self.services.get("files", [])[: self.instances_of("files")]
+        if name == "gateway" and self.instances_of("files") > 1 and files:
+            # each gateway streams to one files instance, in turn (as a load balancer would spread)
+            base_env["FILES_HTTP_URL"] = files[index % len(files)].url
         svc = ServiceProcess(
             name=name,
             port=port or (self.ports[name] if index == 0 else free_port()),
-            env={**self.service_env(name), **(env or {})},
+            env={**base_env, **(env or {})},
             log_dir=self.var_dir / "log",
             echo=self.echo,
             colour=COLOURS[4 + SERVICES.index(name)],
             index=index,
         )
         instances.append(svc)
-        svc.start()
         return svc
 
     def start_services(self) -> None:
-        # services wait for their dependencies themselves, so they can start side by side
+        """Every service, ``scale[name]`` instances each (one by default).
+
+        Services wait for their dependencies themselves, so they start side by side; the first
+        instance of each comes up before its siblings, so that only one runs a fresh database's
+        migrations (and the ledger's first contract deployment).
+        """
         from concurrent.futures import ThreadPoolExecutor
 
+        self.prepare_databases()
         for name in SERVICES:
             self.services.setdefault(name, [])
-        with ThreadPoolExecutor(len(SERVICES)) as pool:
-            for future in [pool.submit(self.add_service, name) for name in SERVICES]:
+        first = {n: self.new_instance(n) for n in SERVICES if not self.services[n]}
+        missing = {n: self.instances_of(n) - len(self.services[n]) for n in SERVICES}
+        siblings = {n: [self.new_instance(n) for _ in range(missing[n])] for n in SERVICES}
+
+        def bring_up(name: str, pool: ThreadPoolExecutor) -> None:
+            if name in first:
+                first[name].start()
+            for future in [pool.submit(svc.start) for svc in siblings[name]]:
+                future.result()
+
+        total = len(first) + sum(missing.values())
+        with ThreadPoolExecutor(max(total, 1)) as pool, ThreadPoolExecutor(len(SERVICES)) as leads:
+            for future in [leads.submit(bring_up, name, pool) for name in SERVICES]:
                 future.result()
 
     def start(self) -> None:
@@ -181,6 +267,7 @@ class Stack:
                 svc.stop()
         for component in reversed(self.components):
             component.stop()
+        self.drop_databases()
 
     def wait_ready(self, timeout: float = 60.0) -> dict[str, object]:
         """Poll the gateway's aggregated readiness until every service is ready."""
