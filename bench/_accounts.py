@@ -24,7 +24,7 @@ def signup(http: httpx.Client, stack: Stack, prefix: str, admin: dict[str, Any] 
         http.post(f"/admin/users/{user_id}/approve", headers=headers).raise_for_status()
     login = http.post("/auth/login", json={"email": email, "password": PASSWORD})
     login.raise_for_status()
-    return {"id": user_id, "token": login.json()["access_token"]}
+    return {"id": user_id, "email": email, "token": login.json()["access_token"]}
 
 
 def mail_token(stack: Stack, email: str) -> str:

@@ -7,7 +7,7 @@ to; and the peak RSS of the gateway and files processes (psutil on their PIDs, s
 while 100 MiB go up and come back down.
 
 Run: ``.venv/bin/python bench/files_bench.py [--quick]``; results in
-``bench/results/files_bench.{json,png}``.
+``bench/results/<date>/files_bench.{json,png}``.
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@
   anchoring latency p50/p99, anchor transactions and gas per 1,000 entries;
 * sustained persisted append rate: a backlog published while the ledger is stopped, drained;
 * a large tree (prefilled through the ledger's own log code): restart load time, one catch-up
-  anchor, proof latency over the NATS API (``ledger.proof.get.v1``);
-* the original design (SEED.md: deploy a storage contract and store the plaintext, per message)
-  against ours for the same N messages on the same Ganache.
+  anchor, proof latency over the NATS API (``ledger.proof.get.v1``).
 
-Run: ``.venv/bin/python bench/ledger_bench.py [--quick]`` (writes results/ledger_bench.json/.png).
+The original design's per-message transactions against ChainChat's anchors, for the same workload
+end to end, are in ``original_design_bench.py``.
+
+Run: ``.venv/bin/python bench/ledger_bench.py [--quick]`` (writes results/<date>/ledger_bench.json/.png).
 """
 
 from __future__ import annotations
@@ -19,20 +20,17 @@ import hashlib
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `contracts` lives at the repo root
+from _report import bar_panels, write_report
 
-from _report import bar_panels, write_report  # noqa: E402
-
-from chainchat_ledger.app import MIGRATIONS  # noqa: E402
-from chainchat_ledger.log import TransparencyLog  # noqa: E402
-from chainchat_ledger.testing import (  # noqa: E402
+from chainchat_ledger.app import MIGRATIONS
+from chainchat_ledger.log import TransparencyLog
+from chainchat_ledger.testing import (
     IsolatedLedger,
     connect,
     ledger_info,
@@ -40,12 +38,11 @@ from chainchat_ledger.testing import (  # noqa: E402
     publish_entries,
     wait_anchored,
 )
-from chainchat_protocol.ledger import LEDGER_PROOF_GET, EntryRef, LedgerAnchored  # noqa: E402
-from chainchat_protocol.log_entry import LogEntry  # noqa: E402
-from chainchat_protocol.subjects import Subject  # noqa: E402
-from chainchat_service.bus import Bus  # noqa: E402
-from chainchat_service.db import Database  # noqa: E402
-from contracts import build  # noqa: E402
+from chainchat_protocol.ledger import LEDGER_PROOF_GET, EntryRef, LedgerAnchored
+from chainchat_protocol.log_entry import LogEntry
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.db import Database
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -53,9 +50,9 @@ with warnings.catch_warnings():
 
 PROFILES = {
     "quick": {"rates": [1000, 5000], "seconds": 3, "backlog": 10_000, "big_tree": 100_000,
-              "proofs": 300, "original_n": 20},
+              "proofs": 300},
     "full": {"rates": [1000, 5000], "seconds": 5, "backlog": 30_000, "big_tree": 200_000,
-             "proofs": 1000, "original_n": 50},
+             "proofs": 1000},
 }  # fmt: skip
 
 
@@ -252,39 +249,6 @@ async def large_tree(stack: IsolatedLedger, bus: Bus, leaves: int, samples: int)
     }
 
 
-async def original_design(w3: Web3, n: int) -> dict[str, Any]:
-    """SEED.md's design: per message, deploy a storage contract, then store the plaintext."""
-    t0 = time.perf_counter()
-    compiled = build.compile_contract(build.CONTRACTS / "OriginalMessageStore.sol", "OriginalMessageStore")
-    compile_s = time.perf_counter() - t0
-    sender = w3.eth.accounts[3]
-    factory = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
-    gas, t0 = 0, time.perf_counter()
-    for i in range(n):
-        deployed = w3.eth.wait_for_transaction_receipt(factory.constructor().transact({"from": sender}))
-        store = w3.eth.contract(address=deployed["contractAddress"], abi=compiled["abi"])
-        text = f"message {i}: meet me at the station at 9, bring the documents"  # plaintext on chain
-        stored = w3.eth.wait_for_transaction_receipt(store.functions.store(text).transact({"from": sender}))
-        gas += int(deployed["gasUsed"]) + int(stored["gasUsed"])
-    seconds = time.perf_counter() - t0
-    return {"messages": n, "txs": 2 * n, "gas": gas, "seconds": round(seconds, 2),
-            "compile_seconds_per_message": round(compile_s, 2),
-            "plaintext_on_chain": True}  # fmt: skip
-
-
-async def ours_for(bus: Bus, watch: AnchorWatch, w3: Web3, n: int) -> dict[str, Any]:
-    """The same N messages as ChainChat logs them: N log entries, one anchor transaction."""
-    heads_before = set(watch.txs)
-    entries = make_entries(n, prefix="seed-compare")
-    t0 = time.perf_counter()
-    await publish_entries(bus, entries)
-    await watch.wait_all([e.id for e in entries])
-    seconds = time.perf_counter() - t0
-    txs = [h for idx, h in watch.txs.items() if idx not in heads_before]
-    return {"messages": n, "txs": len(txs), "gas": gas_of(w3, txs), "seconds": round(seconds, 2),
-            "plaintext_on_chain": False}  # fmt: skip
-
-
 async def run(profile: dict[str, Any]) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     stack = IsolatedLedger(tmp, env={"ANCHOR_INTERVAL_S": "2", "LOG_LEVEL": "WARNING"}).start()
@@ -296,10 +260,6 @@ async def run(profile: dict[str, Any]) -> dict[str, Any]:
         await publish_entries(bus, make_entries(10, prefix="warmup"))
         await wait_anchored(bus, 10)  # contract deployed, first anchor made
         results: dict[str, Any] = {"anchor_interval_s": 2}
-        results["original_vs_ours"] = {
-            "original": await original_design(w3, profile["original_n"]),
-            "chainchat": await ours_for(bus, watch, w3, profile["original_n"]),
-        }
         results["offered_rates"] = [
             await offered_rate(bus, watch, w3, rate, profile["seconds"]) for rate in profile["rates"]
         ]
@@ -314,8 +274,6 @@ async def run(profile: dict[str, Any]) -> dict[str, Any]:
 
 def panels(results: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
     rates = results["offered_rates"]
-    cmp_ = results["original_vs_ours"]
-    n = cmp_["original"]["messages"]
     return [
         ("End-to-end throughput (publish -> anchored)", "entries/s",
          {f"offered {r['offered_rate']}/s": r["end_to_end_rate"] for r in rates}),
@@ -323,9 +281,6 @@ def panels(results: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
          {f"{q} @ {r['offered_rate']}/s": r[f"anchor_latency_{q}_s"] for r in rates for q in ("p50", "p99")}),
         ("ChainChat gas per 1,000 entries (one anchor per interval)", "thousand gas",
          {f"offered {r['offered_rate']}/s": r["gas_per_1000_entries"] / 1e3 for r in rates}),
-        (f"{n} messages on chain: original design vs ChainChat", "million gas",
-         {"original (deploy + plaintext store)": cmp_["original"]["gas"] / 1e6,
-          "ChainChat (one anchor)": cmp_["chainchat"]["gas"] / 1e6}),
         ("Persisted append rate (backlog drain) and prefill", "entries/s",
          {"service drain": results["sustained_append"]["persisted_append_rate"],
           "in-process log append": results["large_tree"]["prefill_append_rate"]}),
@@ -350,7 +305,7 @@ def main() -> None:
     print(f"wrote {path} in {results['seconds']} s")
     for rate in results["offered_rates"]:
         print(rate)
-    print(results["sustained_append"], results["large_tree"], results["original_vs_ours"], sep="\n")
+    print(results["sustained_append"], results["large_tree"], sep="\n")
 
 
 if __name__ == "__main__":
