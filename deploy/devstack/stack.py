@@ -204,10 +204,8 @@ class Stack:
         instances = self.services.setdefault(name, [])
         index = len(instances)  # appended below before start: no two threads share a name
         base_env = self.service_env(name)
-        files = self.services.get("files", [])[: self.instances_of("files")]
-        if name == "gateway" and self.instances_of("files") > 1 and files:
-            # each gateway streams to one files instance, in turn (as a load balancer would spread)
-            base_env["FILES_HTTP_URL"] = files[index % len(files)].url
+        if name == "gateway" and len(self.services.get("files", [])) > 1:
+            base_env["FILES_HTTP_URL"] = self._files_urls(index)
         svc = ServiceProcess(
             name=name,
             port=port or (self.ports[name] if index == 0 else free_port()),
@@ -219,6 +217,13 @@ class Stack:
         )
         instances.append(svc)
         return svc
+
+    def _files_urls(self, gateway_index: int) -> str:
+        """Every files instance, for a gateway: it spreads transfers over them in turn and moves on
+        from one it cannot reach; each gateway starts its turns with a different one."""
+        files = [f.url for f in self.services.get("files", [])]
+        start = gateway_index % len(files)
+        return ",".join(files[start:] + files[:start])
 
     def start_services(self) -> None:
         """Every service, ``scale[name]`` instances each (one by default).
@@ -235,6 +240,9 @@ class Stack:
         first = {n: self.new_instance(n) for n in SERVICES if not self.services[n]}
         missing = {n: self.instances_of(n) - len(self.services[n]) for n in SERVICES}
         siblings = {n: [self.new_instance(n) for _ in range(missing[n])] for n in SERVICES}
+        if len(self.services["files"]) > 1:  # every files instance is planned now: tell each gateway
+            for i, gateway in enumerate(self.services["gateway"]):
+                gateway.env["FILES_HTTP_URL"] = self._files_urls(i)
 
         def bring_up(name: str, pool: ThreadPoolExecutor) -> None:
             if name in first:

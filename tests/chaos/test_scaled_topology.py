@@ -47,8 +47,9 @@ def test_the_stack_runs_every_instance_on_its_own_postgres_database(stack: Stack
             assert svc.env["DATABASE_URL"].startswith("postgresql://")
     gateways = stack.services["gateway"]
     assert len({g.port for g in gateways}) == 2
-    # each gateway streams files to its own files instance
-    assert [g.env["FILES_HTTP_URL"] for g in gateways] == [f.url for f in stack.services["files"]]
+    # each gateway knows every files instance and starts its turns with a different one
+    files = [f.url for f in stack.services["files"]]
+    assert [g.env["FILES_HTTP_URL"] for g in gateways] == [",".join(files), ",".join(files[::-1])]
     for url in stack.gateway_urls:
         ready = httpx.get(f"{url}/api/v1/readyz", timeout=10)
         assert ready.status_code == 200, ready.text
@@ -153,18 +154,24 @@ async def test_users_on_different_gateways_talk_swap_files_and_every_message_is_
                     assert client.seqs(cid) == list(range(1, total + 1))
                 assert {f["message"]["message_id"] for f in ws_alice.frames} == set(acked.values())
 
-            # a file uploaded through each gateway is downloaded through the other one
-            for uploader, up, reader, down in ((alice, http_a, bob, http_b), (bob, http_b, alice, http_a)):
-                data = os.urandom(300_000)
-                put = await up.post(
-                    "/files", params={"conversation_id": cid}, content=data,
-                    headers={**uploader.headers, "Content-Type": "application/octet-stream"},
-                )  # fmt: skip
-                assert put.status_code == 201, put.text
-                assert put.json()["sha256"] == hashlib.sha256(data).hexdigest()
-                got = await down.get(f"/files/{put.json()['file_id']}", headers=reader.headers)
-                assert got.status_code == 200
-                assert got.content == data
+            # two files uploaded through each gateway (each gateway takes turns over the files
+            # instances, so both are used), each downloaded through the other gateway
+            pairs = ((alice, http_a, bob, http_b), (bob, http_b, alice, http_a))
+            for uploader, up, reader, down in pairs:
+                uploaded = []
+                for _ in range(2):
+                    data = os.urandom(300_000)
+                    put = await up.post(
+                        "/files", params={"conversation_id": cid}, content=data,
+                        headers={**uploader.headers, "Content-Type": "application/octet-stream"},
+                    )  # fmt: skip
+                    assert put.status_code == 201, put.text
+                    assert put.json()["sha256"] == hashlib.sha256(data).hexdigest()
+                    uploaded.append((put.json()["file_id"], data))
+                for file_id, data in uploaded:
+                    got = await down.get(f"/files/{file_id}", headers=reader.headers)
+                    assert got.status_code == 200
+                    assert got.content == data
 
         # exactly once: history gap-free, no message twice, every acknowledged one present
         result, stored = await asyncio.to_thread(

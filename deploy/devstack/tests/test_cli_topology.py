@@ -39,12 +39,13 @@ def test_bad_scale_is_one_clear_line(bad: str, capsys: pytest.CaptureFixture[str
     assert "expected SERVICE=N" in capsys.readouterr().err
 
 
-def test_a_scaled_stack_plans_ports_and_pairs_gateways_with_files(tmp_path: Path) -> None:
+def test_a_scaled_stack_plans_ports_and_gives_gateways_every_files_instance(tmp_path: Path) -> None:
     stack = Stack(var_dir=tmp_path, ports=free_ports(), scale={"gateway": 2, "files": 2, "chat": 3})
     planned = {name: [stack.new_instance(name) for _ in range(stack.instances_of(name))] for name in
                ("chat", "files", "gateway")}  # fmt: skip
     assert len({svc.port for instances in planned.values() for svc in instances}) == 7
-    assert [g.env["FILES_HTTP_URL"] for g in planned["gateway"]] == [f.url for f in planned["files"]]
+    files = [f.url for f in planned["files"]]  # every gateway knows both, each starts with its own
+    assert [g.env["FILES_HTTP_URL"] for g in planned["gateway"]] == [",".join(files), ",".join(files[::-1])]
     banner = cli._banner(stack, 1.0)
     for url in stack.gateway_urls:
         assert url in banner

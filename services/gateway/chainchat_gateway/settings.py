@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[3]
 class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     http_port: int = 8000
+    # the files service's internal HTTP API; several instances comma-separated (routes/files.py)
     files_http_url: str = "http://127.0.0.1:8103"
     web_dist_dir: Path = ROOT / "web" / "dist"
     rpc_timeout_s: float = 5.0

@@ -67,6 +67,42 @@ class UnsupportedMediaType(ChainChatError):
     default_code = "unsupported_media_type"
 
 
+class FailoverTransport(httpx.AsyncBaseTransport):
+    """Spreads requests over the files instances of ``FILES_HTTP_URL`` (comma-separated), in turn.
+
+    A connection that cannot be opened moves the request on to the next instance: nothing of the
+    request (nor of an upload's body) has been sent then, so the retry is safe. Any later failure
+    is the caller's to report — a transfer that started is never silently replayed elsewhere.
+    """
+
+    def __init__(self, upstreams: list[str], inner: httpx.AsyncBaseTransport | None = None) -> None:
+        if not upstreams:
+            raise ValueError("FILES_HTTP_URL names no files instance")
+        self.upstreams = [httpx.URL(u.rstrip("/")) for u in upstreams]
+        self.inner = inner or httpx.AsyncHTTPTransport(retries=1)
+        self._turn = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        start, self._turn = self._turn, (self._turn + 1) % len(self.upstreams)
+        failure: httpx.ConnectError | None = None
+        for step in range(len(self.upstreams)):
+            upstream = self.upstreams[(start + step) % len(self.upstreams)]
+            request.url = request.url.copy_with(
+                scheme=upstream.scheme, host=upstream.host, port=upstream.port
+            )
+            request.headers["Host"] = upstream.netloc.decode()
+            try:
+                return await self.inner.handle_async_request(request)
+            except httpx.ConnectError as exc:
+                log.warning("files_instance_unreachable", upstream=str(upstream), error=str(exc))
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class FilesProxy:
     """The HTTP client to the files service, and how a user's identity is presented to it."""
 
@@ -74,11 +110,12 @@ class FilesProxy:
         self, base_url: str, settings: FilesRouteSettings, transport: httpx.AsyncBaseTransport | None = None
     ):
         self.settings = settings
+        upstreams = [part.strip() for part in base_url.split(",") if part.strip()]
         self.http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=upstreams[0].rstrip("/") if upstreams else "",
             # no read timeout on bodies: a 100 MiB transfer may be slow; connect fails fast
             timeout=httpx.Timeout(connect=3.0, read=300.0, write=300.0, pool=10.0),
-            transport=transport or httpx.AsyncHTTPTransport(retries=1),
+            transport=FailoverTransport(upstreams, transport),
             headers={"Accept-Encoding": "identity"},
         )
 
