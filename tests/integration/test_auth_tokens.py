@@ -13,6 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from chainchat_auth.vault import DEV_DATA_KEY, SecretVault, signing_key_context
 from chainchat_protocol.b64 import b64d
 
 pytestmark = pytest.mark.integration
@@ -26,13 +27,16 @@ def _code(resp: Any) -> str:
 
 
 def _auth_signing_key(running_stack: Any) -> tuple[str, Ed25519PrivateKey]:
-    """The auth service's current signing key, read from its database (tests only)."""
+    """The auth service's current signing key, read from its database and unsealed with the data
+    key the test stack runs with (tests only: an attacker with the database alone gets nothing)."""
     path = running_stack.var_dir / "auth.db"
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         kid, raw = conn.execute(
             "SELECT kid, private_key FROM signing_key WHERE retired_at IS NULL ORDER BY created_at DESC"
         ).fetchone()
-    return kid, Ed25519PrivateKey.from_private_bytes(b64d(raw))
+    assert raw.startswith("v1."), "the signing key is stored sealed"
+    unsealed = SecretVault(DEV_DATA_KEY).open(raw, context=signing_key_context(kid))
+    return kid, Ed25519PrivateKey.from_private_bytes(b64d(unsealed))
 
 
 def _claims(member: Any, **overrides: Any) -> dict[str, Any]:
