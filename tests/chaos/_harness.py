@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from chainchat_ledger.testing import FAST_ENV  # fast fail-over: the ledger lease, redelivery, …
 from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, EntryRef, ProofBatchRequest
 from chainchat_protocol.proof import ProofObject, verify_proof_offline
 from devstack.databases import PG_URL, database_url
@@ -26,15 +27,6 @@ from devstack.stack import ServiceProcess, Stack
 from tests.integration.conftest import Accounts
 
 T = TypeVar("T")
-
-#: fast fail-over settings for every service of a chaos stack (the ledger's lease, redelivery, …)
-FAST_ENV = {
-    "ANCHOR_INTERVAL_S": "1",
-    "LEADER_TTL_S": "3",
-    "CONSUMER_ACK_WAIT_S": "3",
-    "ANCHOR_TX_TIMEOUT_S": "5",
-    "CHAIN_REQUEST_TIMEOUT_S": "3",
-}
 
 
 def require_postgres() -> None:

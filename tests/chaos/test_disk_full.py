@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack, free_ports
+from tests.chaos._harness import history as read_history
 from tests.chaos._report import record
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.timeout(300)]
@@ -170,7 +171,7 @@ def test_chat_refuses_sends_clearly_when_its_disk_is_full_and_recovers(
         again = send(send_body(a, cid, [a, b], "still full"))
         assert again.status_code == 503, again.text
         assert again.json()["error"]["code"] == "storage_full"
-        full_history = _history(http, cid, b.headers)
+        full_history = read_history(http, cid, b.headers)
         assert [m["message_id"] for m in full_history] == list(acked.values())
 
         # the operator frees space: the same send (same client_id) now goes through, no restart
@@ -192,7 +193,7 @@ def test_chat_refuses_sends_clearly_when_its_disk_is_full_and_recovers(
         assert set(refusals) == {503}
 
         # nothing corrupted: integrity check, every acknowledged message once, seq gap-free
-        history = _history(http, cid, b.headers)
+        history = read_history(http, cid, b.headers)
         ids = [m["message_id"] for m in history]
         assert len(ids) == len(set(ids)) == len(acked)
         assert set(ids) == set(acked.values())
@@ -214,19 +215,3 @@ def test_chat_refuses_sends_clearly_when_its_disk_is_full_and_recovers(
         )
     finally:
         accounts.close()
-
-
-def _history(http: httpx.Client, cid: str, headers: dict[str, str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for _ in range(50):
-        page = http.get(
-            f"/conversations/{cid}/messages",
-            params={"after_seq": out[-1]["seq"] if out else 0, "limit": 200},
-            headers=headers,
-        )
-        assert page.status_code == 200, page.text
-        batch = page.json()["messages"]
-        if not batch:
-            break
-        out += batch
-    return out

@@ -32,6 +32,7 @@ from chainchat_service.bus import Bus
 from chainchat_service.outbox import ensure_ledger_stream
 from devstack.nats_cluster import ClusterNode, NatsCluster
 from devstack.stack import SERVICES, Stack, free_ports
+from tests.chaos._harness import history as read_history
 from tests.chaos._report import record
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -367,7 +368,8 @@ async def test_stack_on_a_cluster_loses_nothing_when_a_node_is_killed(
         *_, (failover_s, catch_up_s) = await asyncio.gather(*(sender(i) for i in range(3)), fault())
 
         # history: every acknowledged message exactly once, the sequence gap-free
-        history = _history(stack.gateway_url, cid, reader.headers)
+        with httpx.Client(base_url=f"{stack.gateway_url}/api/v1", timeout=15) as http:
+            history = read_history(http, cid, reader.headers)
         ids = [m["message_id"] for m in history]
         acked_ids = {mid for mid, _ in acked.values()}
         lost = sorted(acked_ids - set(ids))
@@ -407,23 +409,6 @@ async def test_stack_on_a_cluster_loses_nothing_when_a_node_is_killed(
     finally:
         await admin.close()
         accounts.close()
-
-
-def _history(gateway: str, cid: str, headers: dict[str, str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    with httpx.Client(base_url=f"{gateway}/api/v1", timeout=15) as http:
-        for _ in range(100):
-            page = http.get(
-                f"/conversations/{cid}/messages",
-                params={"after_seq": out[-1]["seq"] if out else 0, "limit": 200},
-                headers=headers,
-            )
-            assert page.status_code == 200, page.text
-            batch = page.json()["messages"]
-            if not batch:
-                break
-            out += batch
-    return out
 
 
 async def _wait_all_anchored(
