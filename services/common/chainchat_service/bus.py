@@ -39,6 +39,9 @@ RPC_LATENCY = Histogram("chainchat_rpc_handler_seconds", "NATS handler latency",
 NATS_RECONNECTS = Counter("chainchat_nats_reconnects_total", "NATS reconnections")
 
 
+STREAM_ADMIN_TIMEOUT_S = 20.0
+
+
 class Bus:
     """One NATS connection per process, reconnecting for ever with bounded back-off.
 
@@ -66,6 +69,12 @@ class Bus:
     @property
     def js(self) -> JetStreamContext:
         return self.nc.jetstream()
+
+    @property
+    def _admin(self) -> JetStreamContext:
+        # creating or re-replicating a stream waits for a cluster-wide agreement: on a busy cluster
+        # that takes longer than the 5 s a publish or fetch may wait
+        return self.nc.jetstream(timeout=STREAM_ADMIN_TIMEOUT_S)
 
     @property
     def connected(self) -> bool:
@@ -118,7 +127,7 @@ class Bus:
         with fewer replicas is scaled up: after a move to a cluster no copy stays a single point of loss."""
         assert config.name is not None
         try:
-            return await self.js.add_stream(config.evolve(num_replicas=self.stream_replicas))
+            return await self._admin.add_stream(config.evolve(num_replicas=self.stream_replicas))
         except BadRequestError as exc:
             refused = exc
         try:
@@ -134,9 +143,11 @@ class Bus:
         return info
 
     async def ensure_key_value(self, config: KeyValueConfig) -> KeyValue:
-        """Create (or open) a KV bucket with this deployment's replica count, as ``ensure_stream``."""
+        """Create (or open) a KV bucket with this deployment's replica count, as ``ensure_stream``.
+        The bucket returned works with the normal timeouts (its puts and gets are not admin work)."""
         try:
-            return await self.js.create_key_value(config.evolve(replicas=self.stream_replicas))
+            await self._admin.create_key_value(config.evolve(replicas=self.stream_replicas))
+            return await self.js.key_value(config.bucket)
         except BadRequestError as exc:
             refused = exc
         try:
@@ -150,11 +161,11 @@ class Bus:
         return await self.js.key_value(config.bucket)
 
     async def _scale_up(self, stream: str) -> StreamInfo:
-        info = await self.js.stream_info(stream)
+        info = await self._admin.stream_info(stream)
         have = info.config.num_replicas or 1
         if have >= self.stream_replicas:
             return info
-        info = await self.js.update_stream(info.config.evolve(num_replicas=self.stream_replicas))
+        info = await self._admin.update_stream(info.config.evolve(num_replicas=self.stream_replicas))
         log.warning("stream_scaled_up", stream=stream, replicas_before=have, replicas=self.stream_replicas)
         return info
 
