@@ -25,7 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
+from nats.errors import NoRespondersError
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NoStreamResponseError
 
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
@@ -212,7 +214,15 @@ async def test_existing_single_replica_stream_and_bucket_are_scaled_to_three(clu
     await clustered.connect()
     try:
         assert (await single.ensure_stream(config)).config.num_replicas == 1  # an older deployment's
-        await single.js.publish(f"scale.{name}.a", b"kept")
+        # a new stream's subjects reach the other nodes' interest maps a moment after it exists
+        for attempt in range(50):
+            try:
+                await single.js.publish(f"scale.{name}.a", b"kept")
+                break
+            except (NoRespondersError, NoStreamResponseError):
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.2)
         info = await clustered.ensure_stream(config)
         assert info.config.num_replicas == 3
         await wait_for(lambda: replicas_agree(cluster, name), 30, "the scaled stream on every node")
