@@ -211,12 +211,16 @@ def test_register_approve_chat_files_proofs_and_key_change(web: Web, accounts: A
 
     # deletion reaches the other side
     doomed = alice.locator("li.message.mine", has_text=text)
+    doomed_id = doomed.get_attribute("data-message-id")  # before: once deleted, the text is gone
     alice.once("dialog", lambda d: d.accept())
     doomed.hover()
     doomed.get_by_role("button", name="Delete this message").click()
-    expect(
-        bob.locator(f"li.message[data-message-id='{doomed.get_attribute('data-message-id')}'] .deleted")
-    ).to_have_text("This message was deleted.")
+    expect(bob.locator(f"li.message[data-message-id='{doomed_id}'] .deleted")).to_have_text(
+        "This message was deleted."
+    )
+    expect(alice.locator(f"li.message[data-message-id='{doomed_id}'] .deleted")).to_have_text(
+        "This message was deleted."
+    )
 
     # B rotates keys: A is warned in the open conversation; B still reads the older history
     bob.get_by_role("link", name="Settings").click()
