@@ -4,7 +4,7 @@ Workload: user A sends N text messages to user B, one at a time, then uploads on
 retrieves (three times; the median is reported). Both designs run against the same Ganache node
 (the local stack's), one after the other, on the same machine.
 
-(a) The original design, re-created from ``/work/shared/SEED.md`` (its facts only, none of its code):
+(a) The original design, re-created from ``../shared/SEED.md`` (its facts only, none of its code):
     a threaded HTTP app with SQLite (the original was one Flask app). Per message the server
     compiles the storage contract with solc-js, deploys a new instance on Ganache, then sends a
     second transaction that stores the message in plaintext. A file is encrypted with Blowfish-ECB
