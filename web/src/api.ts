@@ -34,7 +34,21 @@ export interface TokenReply {
   token_type: "bearer";
   expires_in: number;
   user: UserPublic;
+  /** Set by a login: the new session starts recently authenticated (SPEC §11). */
+  reauth_token?: string | null;
 }
+
+/** What `POST /auth/reauth` takes: the password (or a wallet signature) and TOTP when it is on. */
+export interface ReauthBody {
+  password?: string;
+  totp_code?: string;
+  siwe_message?: string;
+  signature?: string;
+}
+
+const REAUTH_HEADER = "X-Reauth-Token";
+const REAUTH_LIFETIME_MS = 300_000;
+const REAUTH_MARGIN_MS = 10_000;
 
 interface StoredSession {
   access_token: string;
@@ -69,6 +83,8 @@ export class ApiClient {
   private session: StoredSession | null = null;
   private refreshing: Promise<void> | null = null;
   private listeners = new Set<Listener>();
+  // recent authentication of this session: in memory only, gone with the page
+  private recentAuth: { token: string; expiresAt: number } | null = null;
 
   constructor(private readonly storage: Storage = localStorage) {
     try {
@@ -93,6 +109,7 @@ export class ApiClient {
   }
 
   private setSession(session: StoredSession | null): void {
+    if (!session) this.recentAuth = null;
     this.session = session;
     if (session) this.storage.setItem(SESSION_KEY, JSON.stringify(session));
     else this.storage.removeItem(SESSION_KEY);
@@ -100,6 +117,7 @@ export class ApiClient {
   }
 
   adoptTokens(reply: TokenReply): void {
+    if (reply.reauth_token) this.recentAuth = { token: reply.reauth_token, expiresAt: Date.now() + REAUTH_LIFETIME_MS };
     this.setSession({
       access_token: reply.access_token,
       refresh_token: reply.refresh_token,
@@ -114,6 +132,17 @@ export class ApiClient {
 
   clear(): void {
     this.setSession(null);
+  }
+
+  /** Whether a reauth token of this session is at hand (sent with every changing request). */
+  get recentlyAuthenticated(): boolean {
+    return this.recentAuth !== null && this.recentAuth.expiresAt - Date.now() > REAUTH_MARGIN_MS;
+  }
+
+  /** Give the credentials again (`POST /auth/reauth`); the token is kept for five minutes. */
+  async reauth(body: ReauthBody): Promise<void> {
+    const reply = await this.post<{ reauth_token: string; expires_in: number }>("/auth/reauth", body);
+    this.recentAuth = { token: reply.reauth_token, expiresAt: Date.now() + reply.expires_in * 1000 };
   }
 
   /** A fresh-enough access token (refreshed when it expires within 30 s). */
@@ -150,6 +179,7 @@ export class ApiClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (auth) headers["Authorization"] = `Bearer ${await this.accessToken()}`;
+    if (auth && method !== "GET" && this.recentlyAuthenticated) headers[REAUTH_HEADER] = this.recentAuth!.token;
     try {
       return await fetch(`${API}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch {

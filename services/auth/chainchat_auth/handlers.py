@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from chainchat_auth import accounts, admin, audit, directory, mfa, sessions, wallet
+from chainchat_auth import accounts, admin, audit, directory, mfa, reauth, sessions, wallet
 from chainchat_auth.context import AuthContext
 from chainchat_protocol import auth as p
 from chainchat_protocol.rpc import Empty, Rpc
@@ -42,6 +42,9 @@ def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
         (p.AUTH_SIWE, lambda r: wallet.sign_in(ctx, r)),
         (p.AUTH_RESET_REQUEST, lambda r: _empty(accounts.request_password_reset(ctx, r))),
         (p.AUTH_RESET, lambda r: _empty(accounts.reset_password(ctx, r))),
+        (p.AUTH_PASSWORD_CHANGE, lambda r: _empty(reauth.change_password(ctx, r))),
+        (p.AUTH_REAUTH, lambda r: reauth.reauthenticate(ctx, r)),
+        (p.AUTH_SIWE_UNLINK, lambda r: wallet.unlink(ctx, r)),
         (p.AUTH_JWKS, lambda _: ctx.signer.jwks()),
         (p.AUTH_JWKS_ROTATE, lambda r: admin.rotate_signing_key(ctx, r)),
         (p.AUTH_REVOKED_LIST, lambda _: sessions.revoked_list(ctx)),
@@ -54,6 +57,7 @@ def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
         (p.AUTH_KEYS_PUBLISH, lambda r: directory.publish_key(ctx, r)),
         (p.AUTH_KEYS_REVOKE, lambda r: _empty(directory.revoke_key(ctx, r))),
         (p.AUTH_KEYS_GET, lambda r: directory.user_keys(ctx, r.user_id)),
+        (p.AUTH_KEYS_MINE, lambda r: directory.own_devices(ctx, r.user_id)),
         (p.AUTH_KEYS_DEVICES, lambda r: directory.devices(ctx, r.user_ids)),
     ]
 

@@ -4,6 +4,9 @@ import type { Messenger } from "../messenger";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
 import { qrSvg } from "./qr";
+import { withRecentAuth } from "./reauth";
+
+const FOR_MFA = "Changing two-factor authentication needs your password.";
 
 export async function settingsView(root: HTMLElement, api: ApiClient, messenger: Messenger): Promise<void> {
   const mfa = h("section", { class: "panel", "aria-labelledby": "set-mfa" });
@@ -30,7 +33,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
               type: "button",
               onclick: async () => {
                 try {
-                  const reply = await signInWithEthereum(api, true);
+                  const reply = await withRecentAuth(api, "Linking a wallet needs your password.", () => signInWithEthereum(api, true));
                   api.adoptTokens(reply);
                   renderWallet(reply.user);
                 } catch (ex) {
@@ -62,7 +65,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
             onsubmit: async (e: Event) => {
               e.preventDefault();
               try {
-                await api.post("/auth/mfa/disable", { code: code.value.trim() });
+                await withRecentAuth(api, FOR_MFA, () => api.post("/auth/mfa/disable", { code: code.value.trim() }));
                 await renderMfa();
               } catch (ex) {
                 err.show(messageOf(ex));
@@ -88,7 +91,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
           class: "primary",
           onclick: async () => {
             try {
-              const setup: { secret: string; otpauth_uri: string } = await api.post("/auth/mfa/setup");
+              const setup: { secret: string; otpauth_uri: string } = await withRecentAuth(api, FOR_MFA, () => api.post("/auth/mfa/setup"));
               const code = h("input", { type: "text", inputmode: "numeric", autocomplete: "one-time-code" });
               const err2 = errorBox();
               clear(
@@ -104,7 +107,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
                     onsubmit: async (e: Event) => {
                       e.preventDefault();
                       try {
-                        const res: { recovery_codes?: string[] } = await api.post("/auth/mfa/enable", { code: code.value.trim() });
+                        const res: { recovery_codes?: string[] } = await withRecentAuth(api, FOR_MFA, () => api.post("/auth/mfa/enable", { code: code.value.trim() }));
                         clear(
                           mfa,
                           title,
@@ -160,7 +163,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
               button.disabled = true;
               rotateErr.show(null);
               try {
-                await messenger.rotateKeys();
+                await withRecentAuth(api, "New keys for this device need your password.", () => messenger.rotateKeys());
                 await renderDevice();
               } catch (ex) {
                 rotateErr.show(messageOf(ex));

@@ -21,10 +21,17 @@ from pydantic import BaseModel, ValidationError
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.openapi import errors
 from chainchat_gateway.ratelimit import client_ip
-from chainchat_gateway.security import AdminUser, CurrentUser, OptionalUser, TokenVerifier
+from chainchat_gateway.security import (
+    AdminUser,
+    CurrentUser,
+    OptionalUser,
+    ReauthHeader,
+    RecentUser,
+    TokenVerifier,
+)
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import auth as p
-from chainchat_protocol.errors import ChainChatError, NotFound, Unauthorized
+from chainchat_protocol.errors import ChainChatError, Unauthorized
 from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, MAX_PROOF_BATCH, EntryRef, ProofBatchRequest
 from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.proof import ProofObject
@@ -137,22 +144,55 @@ async def me(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_ME, p.UserRef(user_id=user.user_id))
 
 
+@router.post("/auth/reauth", response_model=p.ReauthReply, responses=errors(403, 429))
+async def reauth(
+    body: p.ReauthBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+) -> Any:
+    """Give the credentials again (password, or the linked wallet's signature; plus TOTP when on)
+    for a reauth token: send it as ``X-Reauth-Token`` to the routes that change the account."""
+    req = p.ReauthRequest(
+        **body.model_dump(),
+        user_id=user.user_id,
+        session_id=user.session_id,
+        client_ip=_ip(request, settings),
+    )
+    return await _call(bus, settings, p.AUTH_REAUTH, req)
+
+
+@router.post("/auth/password/change", status_code=204, responses=errors(404, 422))
+async def password_change(
+    body: p.PasswordChangeBody, user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep
+) -> Response:
+    """Set a new password; every other session of the account ends."""
+    req = p.PasswordChangeRequest(
+        password=body.password,
+        user_id=user.user_id,
+        session_id=user.session_id,
+        client_ip=_ip(request, settings),
+    )
+    await _call(bus, settings, p.AUTH_PASSWORD_CHANGE, req)
+    return Response(status_code=204)
+
+
 @router.post("/auth/mfa/setup", response_model=p.MfaSetupReply, responses=errors(404, 409))
-async def mfa_setup(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
+async def mfa_setup(user: RecentUser, bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_MFA_SETUP, p.UserRef(user_id=user.user_id))
 
 
 @router.post("/auth/mfa/enable", response_model=p.MfaEnableReply, responses=errors(404, 409, 429))
 async def mfa_enable(
-    body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+    body: p.MfaCodeBody, user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
-    req = p.MfaCodeRequest(code=body.code, user_id=user.user_id, client_ip=_ip(request, settings))
+    """Turn TOTP on; every other session of the account ends."""
+    req = p.MfaCodeRequest(
+        code=body.code, user_id=user.user_id, session_id=user.session_id, client_ip=_ip(request, settings)
+    )
     return await _call(bus, settings, p.AUTH_MFA_ENABLE, req)
 
 
 @router.post("/auth/mfa/disable", response_model=p.MfaStatusReply, responses=errors(404, 409, 429))
 async def mfa_disable(
-    body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+    body: p.MfaCodeBody, user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
     req = p.MfaCodeRequest(code=body.code, user_id=user.user_id, client_ip=_ip(request, settings))
     return await _call(bus, settings, p.AUTH_MFA_DISABLE, req)
@@ -165,12 +205,27 @@ async def siwe_nonce(bus: BusDep, settings: SettingsDep) -> Any:
 
 @router.post("/auth/siwe", response_model=p.TokenReply, responses=errors(403, 404, 409, 429))
 async def siwe(
-    body: p.SiweBody, user: OptionalUser, request: Request, bus: BusDep, settings: SettingsDep
+    body: p.SiweBody,
+    user: OptionalUser,
+    request: Request,
+    bus: BusDep,
+    settings: SettingsDep,
+    reauth_token: ReauthHeader = None,
 ) -> Any:
+    """Log in with a linked wallet; with a bearer token (and a reauth token), link the wallet."""
+    if user is not None:
+        await request.app.state.token_verifier.verify_reauth(reauth_token or "", user)
     req = p.SiweRequest(
         **body.model_dump(), user_id=user.user_id if user else None, client_ip=_ip(request, settings)
     )
     return await _call(bus, settings, p.AUTH_SIWE, req)
+
+
+@router.delete("/auth/siwe", response_model=p.UserPublic, responses=errors(404, 409))
+async def siwe_unlink(user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+    """Unlink the account's wallet: it no longer logs in."""
+    req = p.SessionRef(user_id=user.user_id, session_id=user.session_id, client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_SIWE_UNLINK, req)
 
 
 @router.post("/auth/password/reset-request", status_code=202, response_model=Accepted, responses=errors(429))
@@ -262,53 +317,6 @@ async def admin_audit(
             for e in events.events
         ]
     )
-
-
-# --- directory -------------------------------------------------------------------------------
-
-
-@router.get("/users", response_model=list[p.UserHit], tags=["directory"])
-async def search_users(
-    user: CurrentUser,
-    bus: BusDep,
-    settings: SettingsDep,
-    q: Annotated[str, Query(min_length=1, max_length=100)],
-) -> Any:
-    reply: p.UserSearchReply = await _call(bus, settings, p.AUTH_USERS_SEARCH, p.UserSearchRequest(q=q))
-    return reply.users
-
-
-@router.get("/users/{user_id}", response_model=p.UserHit, tags=["directory"])
-async def get_user(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
-    """Display name of an active user (what clients show for a peer); 404 for anyone else."""
-    try:
-        request = p.UsersGetRequest(user_ids=[user_id])
-    except ValidationError:
-        raise NotFound("no such user", code="user_not_found") from None
-    reply: p.UsersGetReply = await _call(bus, settings, p.AUTH_USERS_GET, request)
-    found = next((u for u in reply.users if u.id == user_id and u.status == "active"), None)
-    if found is None:
-        raise NotFound("no such user", code="user_not_found")
-    return p.UserHit(user_id=found.id, display_name=found.display_name)
-
-
-@router.put("/keys/me", response_model=p.PublishKeyReply, tags=["directory"], responses=errors(404, 409))
-async def publish_key(body: p.PublishKeyBody, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
-    req = p.PublishKeyRequest(**body.model_dump(), user_id=user.user_id)
-    return await _call(bus, settings, p.AUTH_KEYS_PUBLISH, req)
-
-
-@router.delete("/keys/me/{key_id}", status_code=204, tags=["directory"])
-async def revoke_key(key_id: KeyIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Response:
-    await _call(bus, settings, p.AUTH_KEYS_REVOKE, p.RevokeKeyRequest(user_id=user.user_id, key_id=key_id))
-    return Response(status_code=204)
-
-
-@router.get("/keys/{user_id}", response_model=p.PublicKeysReply, tags=["directory"])
-async def user_keys(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
-    reply: p.UserKeysReply = await _call(bus, settings, p.AUTH_KEYS_GET, p.UserRef(user_id=user_id))
-    proofs = await proofs_for(bus, list(reply.entries.values()))
-    return p.PublicKeysReply(user_id=reply.user_id, keys=reply.keys, proofs=proofs)
 
 
 # --- the e-mail link page --------------------------------------------------------------------
