@@ -170,7 +170,8 @@ class LoginRequest(LoginBody):
 
 class TokenReply(BaseModel):
     access_token: str
-    refresh_token: str
+    # null in the answer to a refresh that came by cookie: the new one is in the cookie only
+    refresh_token: str | None
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
     user: UserPublic

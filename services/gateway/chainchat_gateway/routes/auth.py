@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from nats.aio.msg import Msg
 from pydantic import BaseModel, ValidationError
 
+from chainchat_gateway.cookies import clear_refresh_cookie, refresh_cookie, set_refresh_cookie
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.openapi import errors
 from chainchat_gateway.ratelimit import client_ip
@@ -106,22 +107,52 @@ async def resend_verification(body: p.EmailBody, request: Request, bus: BusDep, 
 
 
 @router.post("/auth/login", response_model=p.TokenReply, responses=errors(401, 403, 429))
-async def login(body: p.LoginBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+async def login(
+    body: p.LoginBody, request: Request, response: Response, bus: BusDep, settings: SettingsDep
+) -> Any:
     req = p.LoginRequest(**body.model_dump(), client_ip=_ip(request, settings))
-    return await _call(bus, settings, p.AUTH_LOGIN, req)
+    return _with_cookie(await _call(bus, settings, p.AUTH_LOGIN, req), response, settings)
+
+
+def _with_cookie(reply: p.TokenReply, response: Response, settings: GatewaySettings) -> p.TokenReply:
+    """Also hand the refresh token to a browser as its HttpOnly cookie (cookies.py)."""
+    if reply.refresh_token:
+        set_refresh_cookie(response, reply.refresh_token, settings)
+    return reply
 
 
 @router.post("/auth/refresh", response_model=p.TokenReply, responses=errors(401, 403, 429))
-async def refresh(body: p.RefreshBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
-    req = p.RefreshRequest(refresh_token=body.refresh_token, client_ip=_ip(request, settings))
-    return await _call(bus, settings, p.AUTH_REFRESH, req)
+async def refresh(
+    request: Request,
+    response: Response,
+    bus: BusDep,
+    settings: SettingsDep,
+    body: p.RefreshBody | None = None,
+) -> Any:
+    """Rotate the refresh token from the JSON body (SDK, CLI) or else the cookie (web client)."""
+    token = body.refresh_token if body else refresh_cookie(request)
+    if token is None:
+        raise Unauthorized("send a refresh token", code="missing_token")
+    try:
+        req = p.RefreshRequest(refresh_token=token, client_ip=_ip(request, settings))
+    except ValidationError:
+        raise Unauthorized("the refresh token is not valid", code="invalid_refresh_token") from None
+    try:
+        reply: p.TokenReply = await _call(bus, settings, p.AUTH_REFRESH, req)
+    except Unauthorized:
+        if body is None:
+            clear_refresh_cookie(response, settings)  # a dead cookie is not sent again
+        raise
+    _with_cookie(reply, response, settings)
+    return reply if body else reply.model_copy(update={"refresh_token": None})
 
 
 @router.post("/auth/logout", status_code=204)
 async def logout(
     user: OptionalUser, request: Request, bus: BusDep, settings: SettingsDep, body: p.LogoutBody | None = None
 ) -> Response:
-    refresh_token = body.refresh_token if body else None
+    """End the bearer's session, else the one of the refresh token (body, else cookie)."""
+    refresh_token = (body.refresh_token if body else None) or _cookie_token(request)
     if user is None and refresh_token is None:
         raise Unauthorized("send a bearer token or a refresh token", code="missing_token")
     req = p.LogoutRequest(
@@ -136,7 +167,18 @@ async def logout(
         request.app.state.token_verifier.revoke(
             [p.RevokedSession(session_id=user.session_id, expires_at=until)]
         )
-    return Response(status_code=204)
+    done = Response(status_code=204)
+    clear_refresh_cookie(done, settings)
+    return done
+
+
+def _cookie_token(request: Request) -> str | None:
+    """The cookie's refresh token when it is well-formed (a mangled cookie is just absent)."""
+    token = refresh_cookie(request)
+    try:
+        return p.LogoutBody(refresh_token=token).refresh_token if token else None
+    except ValidationError:
+        return None
 
 
 @router.get("/auth/me", response_model=p.UserPublic, responses=errors(404))
@@ -208,6 +250,7 @@ async def siwe(
     body: p.SiweBody,
     user: OptionalUser,
     request: Request,
+    response: Response,
     bus: BusDep,
     settings: SettingsDep,
     reauth_token: ReauthHeader = None,
@@ -218,7 +261,7 @@ async def siwe(
     req = p.SiweRequest(
         **body.model_dump(), user_id=user.user_id if user else None, client_ip=_ip(request, settings)
     )
-    return await _call(bus, settings, p.AUTH_SIWE, req)
+    return _with_cookie(await _call(bus, settings, p.AUTH_SIWE, req), response, settings)
 
 
 @router.delete("/auth/siwe", response_model=p.UserPublic, responses=errors(404, 409))
