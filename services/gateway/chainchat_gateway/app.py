@@ -40,7 +40,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         setup=_setup,
         teardown=_teardown,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # routes/web.py serves Swagger UI from the web build (no CDN script)
         redoc_url=None,
     )
     api = APIRouter(prefix=API_PREFIX)

@@ -2,11 +2,19 @@
 import type { ApiClient, UserPublic } from "../api";
 import type { Messenger } from "../messenger";
 import { signInWithEthereum, walletAvailable } from "../siwe";
-import { clear, errorBox, field, h, messageOf } from "./dom";
+import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
 import { qrSvg } from "./qr";
 import { withRecentAuth } from "./reauth";
 
 const FOR_MFA = "Changing two-factor authentication needs your password.";
+
+/** One of the account's devices as `GET /keys/me` lists it. */
+interface OwnDevice {
+  key_id: string;
+  label: string | null;
+  created_at: string;
+  revoked_at: string | null;
+}
 
 export async function settingsView(root: HTMLElement, api: ApiClient, messenger: Messenger): Promise<void> {
   const mfa = h("section", { class: "panel", "aria-labelledby": "set-mfa" });
@@ -136,21 +144,20 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
   };
 
   const renderDevice = async (): Promise<void> => {
-    const title = h("h2", { id: "set-device" }, "This device");
+    const title = h("h2", { id: "set-device" }, "Devices");
     const rotateErr = errorBox();
     try {
-      const entry = await messenger.keysOf(messenger.me.id, true);
+      const [entry, mine] = await Promise.all([messenger.keysOf(messenger.me.id, true), api.get<{ devices: OwnDevice[] }>("/keys/me")]);
+      const live = mine.devices.filter((d) => !d.revoked_at);
       clear(
         device,
         title,
-        h("p", null, "Your private keys were generated in this browser and cannot be exported from it."),
+        h("p", null, "Your private keys were generated in this browser and cannot be exported from it. Every device listed here can read the messages sent to you: revoke any you do not know."),
         h("dl", { class: "proof" }, h("dt", null, "Key id"), h("dd", { class: "mono" }, messenger.device.keyId), h("dt", null, "Published devices"), h("dd", null, String(entry.keys.length))),
         h(
           "ul",
-          { class: "devices" },
-          entry.keys.map((k) =>
-            h("li", { class: "mono small" }, k.keyId, k.keyId === messenger.device.keyId ? " (this device)" : "", ` · ${entry.logStatus.get(k.keyId) === "logged" ? "in the transparency log ✓" : (entry.logStatus.get(k.keyId) ?? "")}`),
-          ),
+          { class: "devices", "aria-label": "Your devices" },
+          live.map((d) => deviceRow(d, entry.logStatus.get(d.key_id))),
         ),
         rotateErr,
         h(
@@ -177,6 +184,43 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
     } catch (ex) {
       clear(device, title, h("p", { class: "error" }, messageOf(ex)));
     }
+  };
+
+  const deviceRow = (d: OwnDevice, logStatus: string | undefined): HTMLElement => {
+    const here = d.key_id === messenger.device.keyId;
+    const err = errorBox();
+    const name = d.label ?? "Unnamed device";
+    return h(
+      "li",
+      { class: "small" },
+      h("span", null, name, here ? " (this device)" : ""),
+      " · ",
+      h("span", { class: "mono" }, d.key_id),
+      ` · added ${formatTime(d.created_at)}`,
+      logStatus ? ` · ${logStatus === "logged" ? "in the transparency log ✓" : logStatus}` : "",
+      here
+        ? null
+        : h(
+            "button",
+            {
+              type: "button",
+              class: "danger small",
+              "aria-label": `Revoke ${name} (${d.key_id})`,
+              onclick: async () => {
+                if (!confirm(`Revoke ${name}? It will no longer receive your messages.`)) return;
+                try {
+                  await withRecentAuth(api, "Revoking a device needs your password.", () => api.delete(`/keys/me/${encodeURIComponent(d.key_id)}`));
+                  messenger.forgetKeys(messenger.me.id);
+                  await renderDevice();
+                } catch (ex) {
+                  err.show(messageOf(ex));
+                }
+              },
+            },
+            "Revoke",
+          ),
+      err,
+    );
   };
   await Promise.all([renderMfa().catch((ex) => clear(mfa, h("p", { class: "error" }, messageOf(ex)))), renderDevice()]);
 }
