@@ -160,7 +160,8 @@ def test_nats_devices_users_and_key_changed_event(accounts: Any, member: Any, ru
     assert device["_key_id"] in [k.key_id for k in devices.devices[member.user_id]]
     assert devices.devices["00000000-0000-0000-0000-000000000000"] == []
     assert [(u.id, u.status, u.role) for u in users.users] == [(member.user_id, "active", "member")]
-    added = [e for e in seen if (e.user_id, e.key_id, e.revoked) == (member.user_id, device["_key_id"], False)]
+    published = (member.user_id, device["_key_id"], False)
+    added = [e for e in seen if (e.user_id, e.key_id, e.revoked) == published]
     assert len(added) == 1
     assert added[0].at is not None  # what the owner's devices are shown in ``device_added``
 
