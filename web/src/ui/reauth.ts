@@ -59,3 +59,29 @@ export async function withRecentAuth<T>(api: ApiClient, reason: string, action: 
   await askForPassword(api, reason);
   return action();
 }
+
+/** Ask for the authenticator code (wallet login of an account with TOTP on). */
+export function askForCode(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const code = h("input", { type: "text", inputmode: "numeric", autocomplete: "one-time-code", required: true });
+    let done = false;
+    const form = h(
+      "form",
+      {
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          done = true;
+          dialog.close();
+          resolve(code.value.trim());
+        },
+      },
+      field("Authentication code", code, "Six digits from your authenticator app, or a recovery code."),
+      h("button", { type: "submit", class: "primary" }, "Log in"),
+    );
+    const dialog = modal("Two-factor authentication", form);
+    dialog.addEventListener("close", () => {
+      if (!done) reject(new Error("Cancelled: the authentication code is needed to log in."));
+    });
+    code.focus();
+  });
+}
