@@ -23,8 +23,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from nats.errors import Error as NatsError
 
-from chainchat_gateway.routes.auth import verify_page
 from chainchat_gateway.settings import GatewaySettings
+from chainchat_gateway.verify_page import verify_page
 from chainchat_protocol.errors import ChainChatError, NotFound
 from chainchat_protocol.ledger import LEDGER_INFO
 from chainchat_protocol.rpc import Empty
