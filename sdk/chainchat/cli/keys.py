@@ -57,9 +57,11 @@ async def init(
     if ctx.profile.has_keys():
         raise CliError(f"keys already exist ({ctx.profile.key_path}); use `chainchat keys rotate`")
     keys = DeviceKeys.generate()
-    ctx.profile.save_keys(keys, _passphrase(passphrase))
+    sealing = _passphrase(passphrase)
     async with ctx.client() as client:
+        # published first: a refused publication (wrong password) leaves no unpublished keys here
         result = await _publish(client, keys, label or _default_label())
+    ctx.profile.save_keys(keys, sealing)
     ctx.emit(result, lambda: ctx.out.print(f"Device keys created and published: key id {keys.key_id}"))
 
 
