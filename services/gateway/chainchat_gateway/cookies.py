@@ -54,6 +54,13 @@ def clear_refresh_cookie(response: Response, settings: GatewaySettings) -> None:
     )
 
 
+def clearing_header(settings: GatewaySettings) -> str:
+    """The ``Set-Cookie`` value that drops the cookie (for error answers, built apart)."""
+    scratch = Response()
+    clear_refresh_cookie(scratch, settings)
+    return scratch.headers["set-cookie"]
+
+
 def refresh_cookie(request: Request) -> str | None:
     """The refresh token the browser sent as a cookie, if any."""
     return request.cookies.get(REFRESH_COOKIE) or None

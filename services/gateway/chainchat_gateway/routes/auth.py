@@ -16,7 +16,12 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from nats.aio.msg import Msg
 from pydantic import BaseModel, ValidationError
 
-from chainchat_gateway.cookies import clear_refresh_cookie, refresh_cookie, set_refresh_cookie
+from chainchat_gateway.cookies import (
+    clear_refresh_cookie,
+    clearing_header,
+    refresh_cookie,
+    set_refresh_cookie,
+)
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.openapi import errors
 from chainchat_gateway.ratelimit import client_ip
@@ -140,9 +145,9 @@ async def refresh(
         raise Unauthorized("the refresh token is not valid", code="invalid_refresh_token") from None
     try:
         reply: p.TokenReply = await _call(bus, settings, p.AUTH_REFRESH, req)
-    except Unauthorized:
+    except Unauthorized as exc:
         if body is None:
-            clear_refresh_cookie(response, settings)  # a dead cookie is not sent again
+            exc.headers["Set-Cookie"] = clearing_header(settings)  # a dead cookie is not sent again
         raise
     _with_cookie(reply, response, settings)
     return reply if body else reply.model_copy(update={"refresh_token": None})
