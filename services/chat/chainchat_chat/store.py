@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chainchat_chat.models import Conversation, Member, Message, OutboxMessage, utc
 from chainchat_protocol.chat import ChatSubject, MessagePosted, PostMessageRequest, SendResult
 from chainchat_protocol.log_entry import LogEntry, format_timestamp
-from chainchat_service.outbox import log_entry_message, outbox_message
+from chainchat_service.outbox import log_entry_row, outbox_row
 
 _conversation = Conversation.__table__  # type: ignore[attr-defined]
 _member = Member.__table__  # type: ignore[attr-defined]
@@ -154,8 +155,7 @@ async def insert_message(
         "client_id": req.client_id, "envelope": text, "digest": digest, "file_ids": json.dumps(req.file_ids),
         "created_at": now, "deleted_at": None, "deleted_by": None,
     })  # fmt: skip
-    rows = _outbox_rows(req, message_id, seq, digest, now)
-    await conn.execute(INSERT_OUTBOX, [row.model_dump(exclude={"id"}) for row in rows])
+    await conn.execute(INSERT_OUTBOX, _outbox_rows(req, message_id, seq, digest, now))
     await conn.execute(SENDER_READ, {"cid": req.conversation_id, "uid": req.user_id, "upto": seq})
     return SendResult(
         message_id=message_id, conversation_id=req.conversation_id, seq=seq, digest=digest,
@@ -184,7 +184,7 @@ async def insert_messages(
         "file_ids": json.dumps(r.req.file_ids), "created_at": now, "deleted_at": None, "deleted_by": None,
     } for r in rows])  # fmt: skip
     outbox = [row for r in rows for row in _outbox_rows(r.req, r.message_id, r.seq, r.digest, now)]
-    await conn.execute(INSERT_OUTBOX, [row.model_dump(exclude={"id"}) for row in outbox])
+    await conn.execute(INSERT_OUTBOX, outbox)
     read_upto: dict[tuple[str, str], int] = {}
     for r in rows:
         read_upto[(r.req.conversation_id, r.req.user_id)] = r.seq  # rows ascend per conversation
@@ -204,13 +204,13 @@ async def insert_messages(
 
 def _outbox_rows(
     req: PostMessageRequest, message_id: str, seq: int, digest: str, now: datetime
-) -> list[OutboxMessage]:
+) -> list[dict[str, Any]]:
     """The ``message`` log entry, and the attachment event when the message has files."""
-    rows = [log_entry_message(LogEntry.create("message", message_id, digest, now))]
+    rows = [log_entry_row(LogEntry.create("message", message_id, digest, now))]
     if req.file_ids:
         posted = MessagePosted(
             message_id=message_id, conversation_id=req.conversation_id, sender_id=req.user_id, seq=seq,
             file_ids=req.file_ids, created_at=format_timestamp(now),
         )  # fmt: skip
-        rows.append(outbox_message(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{message_id}"))
+        rows.append(outbox_row(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{message_id}"))
     return rows

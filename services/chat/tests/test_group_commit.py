@@ -21,7 +21,9 @@ async def conversations(chat) -> list[str]:
         chat.directory.add_user(user)
     ids = []
     for other in ("bob", "carol"):
-        created = await chat.conversations.create(CreateConversationRequest(user_id="alice", member_ids=[other]))
+        created = await chat.conversations.create(
+            CreateConversationRequest(user_id="alice", member_ids=[other])
+        )
         ids.append(created.conversation_id)
     group = await chat.conversations.create(
         CreateConversationRequest(user_id="alice", member_ids=["bob", "carol", "dave"], title="g")
@@ -46,7 +48,9 @@ async def test_concurrent_sends_share_transactions_and_stay_gap_free(
     plan = [(conversations[n % 3], f"c{n}") for n in range(60)]
     reqs = [
         PostMessageRequest(
-            user_id="alice", conversation_id=cid, client_id=client_id,
+            user_id="alice",
+            conversation_id=cid,
+            client_id=client_id,
             envelope=envelope_for(cid, "alice", _members(cid, conversations)),
         )  # fmt: skip
         for cid, client_id in plan
@@ -105,4 +109,5 @@ async def test_a_removed_member_in_a_batch_is_refused_and_the_rest_stored(
         return_exceptions=True,
     )  # fmt: skip
     assert isinstance(outcomes[0], NotFound)
-    assert not isinstance(outcomes[1], BaseException) and outcomes[1].seq == 2
+    assert not isinstance(outcomes[1], BaseException)
+    assert outcomes[1].seq == 2
