@@ -112,6 +112,7 @@ class Client:
         self.arrivals: dict[str, float] = {}
         self.acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.answered: dict[str, tuple[float, str]] = {}  # client_id → when its ack/error arrived
+        self.acked_ids: set[str] = set()
         self.server_closes: dict[str, int] = {}  # close code → times the server dropped us
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -135,6 +136,8 @@ class Client:
                     elif frame["type"] in ("ack", "error"):
                         if frame.get("client_id"):
                             self.answered[frame["client_id"]] = (time.perf_counter(), frame["type"])
+                        if frame["type"] == "ack":
+                            self.acked_ids.add(frame["message_id"])
                         self.acks.put_nowait(frame)
             except websockets.ConnectionClosed:
                 pass
@@ -226,6 +229,82 @@ async def run_phase(pairs: list[Pair], phase: Phase, duration: float, probe: Pro
     # throughput over the time it took to deliver, backlog included, not just the sending window
     phase.seconds = max(phase.seconds, last - started)
     return phase
+
+
+async def run_overload(
+    pairs: list[Pair], gateway: str, rate: float, duration: float, probe: Probe | None = None
+) -> dict[str, Any]:
+    """``rate`` (above capacity) for ``duration``, then at once a light 50/s for a few seconds:
+    how fast refusals come, what latency the accepted sends see, whether anything acknowledged is
+    missing from the history, and how soon after the burst latency is back under 50 ms."""
+    recovery_rate, recovery_s = 50.0, 5.0
+    per_pair = int((rate * duration + recovery_rate * recovery_s) / len(pairs) * 1.2) + 10
+    await asyncio.gather(*(asyncio.to_thread(p.seal, per_pair) for p in pairs))
+    for p in pairs:
+        p.sent_at.clear()
+        p.sent_cid.clear()
+        p.receiver.arrivals.clear()
+        p.sender.answered.clear()
+        p.sender.acked_ids.clear()
+    over = Phase(f"overload {int(rate)}/s", 1, rate)
+    after = Phase("after overload 50/s", 1, recovery_rate)
+    if probe is not None:
+        probe.start(over, duration)
+    started = time.perf_counter()
+    await _open_loop(pairs, over, duration)
+    ended = time.perf_counter()
+    await _open_loop(pairs, after, recovery_s)
+    both = Phase("both", 1, None, sent=over.sent + after.sent)
+    await _drain(pairs, both)
+    if probe is not None:
+        over.cpu_s = probe.stop()
+    windows: dict[int, list[float]] = {}
+    for p in pairs:
+        for client_id, t_sent in p.sent_cid.items():
+            if client_id in p.sender.answered:
+                t_answer, kind = p.sender.answered[client_id]
+                phase = over if t_sent < ended else after
+                (phase.ack_ms if kind == "ack" else phase.refusal_ms).append((t_answer - t_sent) * 1000)
+        for nonce, t_sent in p.sent_at.items():
+            if nonce in p.receiver.arrivals:
+                latency = (p.receiver.arrivals[nonce] - t_sent) * 1000
+                (over if t_sent < ended else after).latencies_ms.append(latency)
+                if t_sent >= ended:
+                    windows.setdefault(int((t_sent - ended) / 0.5), []).append(latency)
+    over.seconds, after.seconds = ended - started, recovery_s
+    p99s = {w: _percentiles(sorted(v))["p99"] for w, v in sorted(windows.items())}
+    late = [w for w, p99 in p99s.items() if p99 >= 50]
+    return {
+        "overload": over.summary() | {"acked": len(over.ack_ms), "errors": len(over.refusal_ms)},
+        "after": after.summary() | {"acked": len(after.ack_ms), "errors": len(after.refusal_ms)},
+        "after_p99_ms_by_half_second": {f"{w / 2:.1f}s": v for w, v in p99s.items()},
+        # seconds after the burst from which every half-second window has p99 < 50 ms
+        "recovered_after_s": (max(late) + 1) / 2 if late else 0.0,
+        "acknowledged_missing_from_history": await _missing_acked(pairs, gateway),
+    }
+
+
+async def _missing_acked(pairs: list[Pair], gateway: str) -> int:
+    """Acknowledged message ids that the history does not hold (must be 0)."""
+    missing = 0
+    async with httpx.AsyncClient(base_url=f"{gateway}/api/v1", timeout=30) as http:
+        for p in pairs:
+            headers = {"Authorization": f"Bearer {p.sender.user['token']}"}
+            stored: set[str] = set()
+            after_seq = 0
+            while True:
+                resp = await http.get(
+                    f"/conversations/{p.conversation_id}/messages",
+                    params={"after_seq": after_seq, "limit": 200},
+                    headers=headers,
+                )
+                page = resp.json()["messages"]
+                if not page:
+                    break
+                stored |= {m["message_id"] for m in page}
+                after_seq = page[-1]["seq"]
+            missing += len(p.sender.acked_ids - stored)
+    return missing
 
 
 _COMPONENTS = ("nats", "chain", "ipfs", "maildev")
@@ -366,12 +445,24 @@ async def bench_stack(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             await _settle(stack)
             phases.append(phase.summary())
             print(json.dumps(phases[-1]), flush=True)
+    overload = None
+    capacity = max((p["delivered_per_s"] for p in phases if p["target_msgs_per_s"] is None), default=0.0)
+    if args.overload and capacity and time_left() > args.duration + 60:
+        overload = await run_overload(pairs, stack.gateway_url, 2 * capacity, args.duration, probe)
+        overload["capacity_msgs_per_s"] = capacity
+        await _settle(stack)
+        print(json.dumps(overload), flush=True)
     closes: dict[str, int] = {}
     for c in clients:
         await c.close()
         for code, n in c.server_closes.items():
             closes[code] = closes.get(code, 0) + n
-    result: dict[str, Any] = {"phases": phases, "server_closed_sockets": closes, "history": None}
+    result: dict[str, Any] = {
+        "phases": phases,
+        "overload": overload,
+        "server_closed_sockets": closes,
+        "history": None,
+    }
     # filling a million rows takes 20 s on an idle machine and minutes on a busy one
     size = args.history_size if time_left() > 200 else min(args.history_size, 100_000)
     if args.history_size and time_left() > 45:
@@ -396,6 +487,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds per phase")
     parser.add_argument("--pairs", type=int, help="sender/receiver pairs (one conversation each)")
     parser.add_argument("--history-size", type=int, help="messages of the history conversation (0: skip)")
+    parser.add_argument(
+        "--no-overload",
+        dest="overload",
+        action="store_false",
+        help="skip the burst at twice the closed-loop rate",
+    )
     parser.add_argument("--profile", type=Path, help="record py-spy flame graphs of every service here")
     args = parser.parse_args()
     pairs, duration = (8, 3.0) if args.quick else (25, 10.0)
