@@ -2,7 +2,8 @@
 (HPKE by pyhpke) against v2 (HPKE by cryptography) for issue 18's goal (seal + open <= 0.2 ms in
 Python), the same cases in the web client's code (``web/bench/envelope_cases.ts``) under vitest in
 Node and in headless Chromium via Playwright, the original design's Blowfish-ECB as an insecure
-reference line, and STREAM file encryption throughput and peak memory. Run: ``.venv/bin/python bench/crypto_bench.py [--quick]``.
+reference line, and STREAM file encryption throughput and peak memory.
+Run: ``.venv/bin/python bench/crypto_bench.py [--quick]``.
 
 Envelope figures come as wall time and as this process's CPU time per operation: on a shared
 machine the CPU time is the cost of the operation, the wall time also counts waiting for a core."""
