@@ -52,7 +52,7 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     directory = NatsDirectory(bus, ttl_s=settings.device_cache_ttl_s)
     notifier = NatsNotifier(bus)
     handlers = ChatHandlers(
-        ConversationService(db, directory, notifier),
+        ConversationService(db, directory, notifier, settings.conversation_create_limit()),
         MessageService(db, directory, notifier, on_commit=relay.wake),
         directory,
         FanOut(db, notifier),
