@@ -231,6 +231,15 @@ GOALS: list[Goal] = [
         "ms",
     ),
     Goal(
+        "issue 18 (envelope)",
+        "envelope v2 seal + open, 1 KiB to 2 devices, Python, CPU time",
+        "crypto_bench",
+        lambda d: d["envelope_goal"]["v2_seal_open_cpu_us"] / 1000,
+        "<=",
+        0.2,
+        "ms",
+    ),
+    Goal(
         "SEED (original's claim: login 1.2 s average)",
         "login mean, 20 concurrent clients",
         "auth_bench",
@@ -532,12 +541,38 @@ def crypto(data: dict[str, Any]) -> tuple[list[str], list[Table]]:
     rows = [[suite, v["seal_us"], v["open_us"]] for suite, v in env.items()]
     stream = [[k, v] for k, v in data.get("stream", {}).items()]
     default = env.get("hpke-x25519-aes256gcm", {})
+    goal = data.get("envelope_goal", {})
     key = [
         f"envelope seal {fmt(default.get('seal_us'))} µs / open {fmt(default.get('open_us'))} µs; "
-        f"file encrypt {fmt(dig(data, 'stream', 'encrypt_MBps'))} MB/s"
+        f"file encrypt {fmt(dig(data, 'stream', 'encrypt_MBps'))} MB/s",
     ]
+    if goal:
+        key.append(
+            f"envelope v2 seal + open {fmt(goal.get('v2_seal_open_cpu_us'))} µs CPU (v1 "
+            f"{fmt(goal.get('v1_seal_open_cpu_us'))} µs; public-key floor "
+            f"{fmt(goal.get('floor_seal_open_cpu_us'))} µs): goal ≤ {fmt(goal.get('goal_us'))} µs "
+            f"{'met' if goal.get('met') else 'missed'}"
+        )
+    versions = [
+        [f"Python {name}", v["seal_open_us"], v["seal_open_cpu_us"]]
+        for name, v in data.get("envelope_versions", {}).items()
+    ]
+    web = data.get("web", {})
+    versions += [
+        [f"web client, {web.get('runtime', 'Node')}: {name}", v["seal_open_us"], v["seal_open_cpu_us"]]
+        for name, v in web.get("results", {}).items()
+    ]
+    if "error" in web:
+        versions.append(["web client: did not run", None, None])
+    floor = [[k, v] for k, v in data.get("primitives", {}).items()]
     return key, [
         ("Envelopes (1 KiB body, 2 recipient devices)", ["suite", "seal µs", "open µs"], rows),
+        (
+            "Envelope v1 (pyhpke) vs v2 (cryptography): seal + open, 1 KiB to 2 devices",
+            ["implementation", "wall µs", "CPU µs"],
+            versions,
+        ),
+        ("Public-key operations of one seal + open (CPU µs)", ["operation", "CPU µs"], floor),
         ("File STREAM", ["figure", "value"], stream),
     ]
 
