@@ -97,12 +97,16 @@ async def test_siwe_link_then_login(ctx: AuthContext, h: Any) -> None:
     with pytest.raises(Unauthorized) as err:
         await wallet.sign_in(ctx, _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth))
     assert err.value.code == "wallet_not_linked"
-    link = _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth).model_copy(update={"user_id": user.id})
+    link = _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth).model_copy(
+        update={"user_id": user.id}
+    )
     assert (await wallet.sign_in(ctx, link)).user.wallet_address == eth.address
     with pytest.raises(Unauthorized) as err:
         await wallet.sign_in(ctx, link)
     assert err.value.code == "invalid_nonce"
-    reply = await wallet.sign_in(ctx, _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth))
+    reply = await wallet.sign_in(
+        ctx, _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth)
+    )
     assert reply.user.id == user.id
 
 
@@ -115,7 +119,9 @@ async def test_siwe_link_then_login(ctx: AuthContext, h: Any) -> None:
     ],
 )
 async def test_siwe_rejects(ctx: AuthContext, fields: dict[str, Any], code: str) -> None:
-    request = _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, EthAccount.create(), **fields)
+    request = _signed(
+        ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, EthAccount.create(), **fields
+    )
     with pytest.raises(Unauthorized) as err:
         await wallet.sign_in(ctx, request)
     assert err.value.code == code
@@ -141,7 +147,6 @@ async def test_guessing_codes_is_rate_limited(ctx: AuthContext, h: Any) -> None:
             await mfa.enable(ctx, MfaCodeRequest(user_id=user.id, code="000000"))
     with pytest.raises(RateLimited):
         await mfa.enable(ctx, MfaCodeRequest(user_id=user.id, code="000000"))
-
 
 
 async def test_siwe_nonces_are_limited_per_ip_and_purged_once_expired(ctx: AuthContext) -> None:

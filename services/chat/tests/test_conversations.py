@@ -217,6 +217,7 @@ async def test_conversation_list_pages_by_cursor_and_fits_one_reply(chat) -> Non
     from chainchat_protocol.chat import ConversationList
     from chainchat_protocol.rpc import MAX_REPLY_BYTES
 
+    chat.conversations.create_limit = (1000, 60)  # one creator makes them all here
     others = [f"member-{i:03d}-{'x' * 50}" for i in range(255)]  # 255 ids of 61 characters
     for user in ["alice", *others]:
         chat.directory.add_user(user)

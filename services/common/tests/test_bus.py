@@ -48,6 +48,7 @@ async def bus(nats_server: NatsServer) -> Bus:
 
     await bus.serve(PING, ping, queue="t")
     await bus.serve(BROKEN, broken, queue="t")
+
     async def huge(req: Ping) -> Blob:
         return Blob(data="x" * req.n)
 
