@@ -18,7 +18,14 @@ from playwright.sync_api import Page, expect
 from chainchat.crypto import DeviceKeys, PublicDeviceKey, open_envelope, seal_envelope
 from chainchat.messenger import envelope_fields
 from devstack.stack import Stack
-from tests.integration.web_helpers import Web, no_horizontal_overflow, origin, unique, web_harness
+from tests.integration.web_helpers import (
+    Web,
+    guarded_test,
+    no_horizontal_overflow,
+    origin,
+    unique,
+    web_harness,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -45,9 +52,7 @@ def web(running_stack: Stack, accounts: Any) -> Iterator[Web]:
 
 @pytest.fixture(autouse=True)
 def _no_console_errors_no_foreign_requests(web: Web) -> Iterator[None]:
-    web.reset()
-    yield
-    web.check()
+    yield from guarded_test(web)
 
 
 def _assert_contrast(page: Page, selectors: list[str]) -> None:
