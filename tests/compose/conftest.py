@@ -11,27 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from devstack.compose import ComposeError, ComposeProject, bases_mode, ensure_engine
+from devstack.compose import ComposeError, bases_mode, ensure_engine
 from devstack.process import free_port
+from tests.compose._stack import SCALE, StackUnderTest
 from tests.integration.conftest import Accounts
 
-SCALE = {"chat": 3, "gateway": 2}
-TEST_OVERRIDE = Path(__file__).with_name("compose.test.yaml")
 LOG_DIR = Path(__file__).resolve().parents[2] / "test-artifacts" / "compose"
-
-
-class StackUnderTest(ComposeProject):
-    """The project with the chain's RPC published on a free port (compose.test.yaml)."""
-
-    chain_port: int = 0
-
-    @property
-    def files(self) -> list[Path]:
-        return [*super().files, TEST_OVERRIDE]
-
-    @property
-    def chain_rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.chain_port}"
 
 
 def _required() -> bool:

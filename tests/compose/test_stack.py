@@ -27,7 +27,7 @@ from chainchat.messenger import Messenger
 from chainchat.proof import verify_proof_onchain
 from chainchat_protocol.b64 import b64d, b64e
 from tests.chaos._load import Lane, MessageLoad
-from tests.compose.conftest import SCALE, StackUnderTest
+from tests.compose._stack import SCALE, StackUnderTest
 from tests.integration.chat_helpers import ChatUser, chat_user, seal
 from tests.integration.conftest import Accounts
 from tests.integration.test_chat_e2e import Socket, read_text

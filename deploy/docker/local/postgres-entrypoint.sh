@@ -20,16 +20,16 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     rm -f "$pwfile"
     printf 'host all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
     # initialise over the socket only, so nothing connects before the databases exist
-    pg_ctl --pgdata="$PGDATA" --silent --wait -o "-c listen_addresses= -c unix_socket_directories=/tmp" start
+    pg_ctl --pgdata="$PGDATA" --silent --wait -o "-c listen_addresses=" start
     if [ "$POSTGRES_DB" != "postgres" ]; then
-        psql -v ON_ERROR_STOP=1 -h /tmp -U "$POSTGRES_USER" -d postgres -q \
+        psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -q \
             -c "CREATE DATABASE \"$POSTGRES_DB\""
     fi
     for script in /docker-entrypoint-initdb.d/*.sql; do
         [ -e "$script" ] || continue
         echo "postgres: running $script"
-        psql -v ON_ERROR_STOP=1 -h /tmp -U "$POSTGRES_USER" -d "$POSTGRES_DB" -q -f "$script"
+        psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -q -f "$script"
     done
     pg_ctl --pgdata="$PGDATA" --silent --wait -m fast stop
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/tmp "$@"
+exec postgres -D "$PGDATA" -c listen_addresses="*" "$@"

@@ -15,8 +15,8 @@ RUN groupadd --system --gid 999 postgres \
     && apt-get update \
     && apt-get install -y --no-install-recommends postgresql-15 \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/lib/postgresql/15 /etc/postgresql/15 \
-    && mkdir -p /var/lib/postgresql/data /docker-entrypoint-initdb.d \
-    && chown -R postgres:postgres /var/lib/postgresql \
+    && mkdir -p /var/lib/postgresql/data /docker-entrypoint-initdb.d /var/run/postgresql \
+    && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \
     && chmod 700 /var/lib/postgresql/data
 COPY deploy/docker/local/postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 USER 999:999
