@@ -16,8 +16,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chainchat.client import JSON, ApiError, Client
-from chainchat.crypto import DeviceKeys, EnvelopeError, PublicDeviceKey, open_envelope, seal_envelope
-from chainchat_protocol.envelope import SUITE_AES256GCM
+from chainchat.crypto import (
+    DeviceKeys,
+    EnvelopeError,
+    OpenedEnvelope,
+    PublicDeviceKey,
+    open_envelope_detailed,
+    seal_envelope,
+)
+from chainchat_protocol.envelope import ENVELOPE_FIELDS, SUITE_AES256GCM
 
 KeyChangeListener = Callable[[str, set[str], set[str]], None]
 
@@ -102,9 +109,13 @@ class Messenger:
 
     async def open(self, message: JSON) -> JSON:
         """Verify and decrypt a stored/delivered message; raises ``EnvelopeError`` on any failure."""
+        return (await self.open_detailed(message)).body
+
+    async def open_detailed(self, message: JSON) -> OpenedEnvelope:
+        """:meth:`open`, also telling the envelope version and whether it was key-committing (v2)."""
         sender_id = message["sender_id"]
         sender = await self._sender_key(sender_id, message["sender_key_id"])
-        return open_envelope(
+        return open_envelope_detailed(
             envelope_fields(message), device=self.device, user_id=self.user_id, sender=sender
         )
 
@@ -116,12 +127,6 @@ class Messenger:
                 if key.key_id == key_id:
                     return key
         raise EnvelopeError("bad_signature", "the sender's key is not in the directory")
-
-
-ENVELOPE_FIELDS = (
-    "v", "suite", "conversation_id", "sender_id", "sender_key_id",
-    "nonce", "ciphertext", "recipients", "signature",
-)  # fmt: skip
 
 
 def envelope_fields(message: JSON) -> dict[str, Any]:
