@@ -417,6 +417,8 @@ class ErrorFrame(BaseModel):
     code: str
     message: str
     client_id: str | None = None
+    # seconds to wait before sending again (``rate_limited``)
+    retry_after: float | None = None
 
 
 class ReadyFrame(BaseModel):
