@@ -53,6 +53,8 @@ class AuthSettings(ServiceSettings):
     rate_reset_email: str = "3/3600"
     # wrong passwords / codes at POST /auth/reauth, per account: a stolen token buys few guesses
     rate_reauth_fail: str = "5/900"
+    # every nonce is a row an unauthenticated caller makes us write
+    rate_siwe_nonce_ip: str = "30/60"
     # The test harness drives every user from 127.0.0.1; per-IP sign-up limits would stop the
     # suite, so ENVIRONMENT=test multiplies them (per-account and per-e-mail limits stay exact).
     test_ip_limit_factor: int = 100

@@ -26,6 +26,7 @@ from chainchat_protocol.auth import (
     PasswordChangeRequest,
     PasswordResetBody,
     ReauthRequest,
+    SiweNonceRequest,
     SiweRequest,
 )
 from chainchat_protocol.errors import Forbidden, RateLimited, Unauthorized
@@ -50,7 +51,7 @@ async def _session_ids(ctx: AuthContext, user_id: str) -> tuple[set[str], set[st
 
 
 async def _signed(ctx: AuthContext, eth: Any) -> tuple[str, str]:
-    nonce = (await wallet.new_nonce(ctx)).nonce
+    nonce = (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce
     text = SiweMessage(
         domain=ctx.settings.siwe_domain,
         address=eth.address,
