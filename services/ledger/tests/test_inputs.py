@@ -79,6 +79,7 @@ def test_production_refuses_the_public_dev_key() -> None:
     with pytest.raises(ValidationError, match="public development key"):
         LedgerSettings(environment="production")
     key = "0x" + "11" * 32
-    assert LedgerSettings(environment="production", ledger_private_key=key).ledger_private_key == key
+    bus = {"nats_user": "ledger", "nats_password": "p" * 43}
+    assert LedgerSettings(environment="production", ledger_private_key=key, **bus).ledger_private_key == key
     with pytest.raises(ValidationError):
         LedgerSettings(ledger_contract_address="0x1234")
