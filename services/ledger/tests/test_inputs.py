@@ -76,10 +76,10 @@ def test_anchored_ids_are_split_into_small_events() -> None:
 
 
 def test_production_refuses_the_public_dev_key() -> None:
-    with pytest.raises(ValidationError, match="public development key"):
-        LedgerSettings(environment="production")
-    key = "0x" + "11" * 32
     bus = {"nats_user": "ledger", "nats_password": "p" * 43}
+    with pytest.raises(ValidationError, match="public development key"):
+        LedgerSettings(environment="production", **bus)
+    key = "0x" + "11" * 32
     assert LedgerSettings(environment="production", ledger_private_key=key, **bus).ledger_private_key == key
     with pytest.raises(ValidationError):
         LedgerSettings(ledger_contract_address="0x1234")
