@@ -38,6 +38,7 @@ from _report import RESULTS, plt, time_left, write_report
 
 from chainchat.crypto import DeviceKeys, seal_envelope
 from chainchat_protocol.envelope import envelope_bytes, envelope_digest
+from devstack.process import LaunchError
 from devstack.stack import Stack, free_ports
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -510,10 +511,8 @@ def main() -> None:
         if pg_url:
             os.environ["CHAT_DATABASE_URL"] = pg_url
         scale = {"gateway": args.gateways} if args.gateways > 1 else {}
-        stack = Stack(var_dir=Path(tmp), ports=free_ports(), environment="test", extra_env=env, scale=scale)
+        stack = start_stack(Path(tmp), env, scale)
         try:
-            stack.start()
-            stack.wait_ready(timeout=120)
             data = asyncio.run(bench_stack(stack, args))
         finally:
             stack.stop()
@@ -533,6 +532,23 @@ def main() -> None:
 
 
 # --- setup: users, a large conversation, an optional PostgreSQL database ------------------------
+
+
+def start_stack(var_dir: Path, env: dict[str, str], scale: dict[str, int], attempts: int = 3) -> Stack:
+    """The stack, ready; on a crowded machine a service may miss its start-up deadline: try again."""
+    for attempt in range(1, attempts + 1):
+        where = var_dir / f"try{attempt}"
+        stack = Stack(var_dir=where, ports=free_ports(), environment="test", extra_env=env, scale=scale)
+        try:
+            stack.start()
+            stack.wait_ready(timeout=120)
+            return stack
+        except LaunchError as exc:
+            stack.stop()
+            if attempt == attempts:
+                raise
+            print(f"stack start failed ({exc}); trying again", flush=True)
+    raise AssertionError("unreachable")
 
 
 def make_users(stack: Stack, count: int) -> list[dict[str, Any]]:
