@@ -238,7 +238,7 @@ async def run_overload(
     """``rate`` (above capacity) for ``duration``, then at once a light 50/s for a few seconds:
     how fast refusals come, what latency the accepted sends see, whether anything acknowledged is
     missing from the history, and how soon after the burst latency is back under 50 ms."""
-    recovery_rate, recovery_s = 50.0, 5.0
+    recovery_rate, recovery_s = min(50.0, rate / 8), 5.0  # light: a quarter of the capacity at most
     per_pair = int((rate * duration + recovery_rate * recovery_s) / len(pairs) * 1.2) + 10
     await asyncio.gather(*(asyncio.to_thread(p.seal, per_pair) for p in pairs))
     for p in pairs:
@@ -248,7 +248,7 @@ async def run_overload(
         p.sender.answered.clear()
         p.sender.acked_ids.clear()
     over = Phase(f"overload {int(rate)}/s", 1, rate)
-    after = Phase("after overload 50/s", 1, recovery_rate)
+    after = Phase(f"after overload {recovery_rate:g}/s", 1, recovery_rate)
     if probe is not None:
         probe.start(over, duration)
     started = time.perf_counter()
