@@ -329,7 +329,7 @@ class Probe:
         self._meter = CpuMeter(procs)
         self._meter.start()
         if self.profile_dir is not None:
-            label = f"{phase.name.replace('/', 'per')}-x{phase.chat_instances}"
+            label = f"{phase.name.replace('/', 'per').replace(' ', '-')}-x{phase.chat_instances}"
             services = {n: pid for n, pid in procs.items() if n not in _COMPONENTS}
             self._profiler = Profiler(self.profile_dir, services, label)
             self._profiler.start(duration)
