@@ -1,8 +1,9 @@
 """Crypto benchmarks: envelope seal/open per suite (1 KiB body, 2 recipient devices), envelope v1
 (HPKE by pyhpke) against v2 (HPKE by cryptography) for issue 18's goal (seal + open <= 0.2 ms in
-Python), the same in the web client's code (vitest in Node: ``web/bench/envelope.bench.ts``), the
-original design's Blowfish-ECB as an insecure reference line, and STREAM file encryption
-throughput and peak memory. Run: ``.venv/bin/python bench/crypto_bench.py [--quick]``.
+Python), the same cases in the web client's code (``web/bench/envelope_cases.ts``) under vitest in
+Node and in headless Chromium via Playwright, the original design's Blowfish-ECB as an insecure
+reference line, and STREAM file encryption throughput and peak memory.
+Run: ``.venv/bin/python bench/crypto_bench.py [--quick]``.
 
 Envelope figures come as wall time and as this process's CPU time per operation: on a shared
 machine the CPU time is the cost of the operation, the wall time also counts waiting for a core."""
@@ -17,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,55 @@ def bench_web(iterations: int) -> dict[str, Any]:
             return {"error": (done.stdout + done.stderr)[-500:]}
         result: dict[str, Any] = json.loads(out.read_text())
         return result
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def bench_chromium(iterations: int) -> dict[str, Any]:
+    """The same cases in Chromium (Playwright, Debian's browser): the web client's envelope code
+    bundled by ``web/bench/vite.browser.config.ts`` and loaded from a 127.0.0.1 page. Wall time
+    only (a page has no CPU clock); ``error`` if it cannot run."""
+    from functools import partial
+    from http.server import ThreadingHTTPServer
+
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    from devstack.browser import chromium_path, chromium_version
+
+    executable = chromium_path()
+    if executable is None:
+        return {"error": "no Chromium installed"}
+    npx = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "npx"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PATH": f"{npx.parent}:{os.environ.get('PATH', '')}"}
+        argv = [str(npx), "vite", "build", "--config", "bench/vite.browser.config.ts", "--outDir", tmp]
+        try:
+            built = subprocess.run(argv, cwd=WEB, env=env, capture_output=True, text=True, timeout=180)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        if built.returncode != 0:
+            return {"error": (built.stdout + built.stderr)[-500:]}
+        Path(tmp, "index.html").write_text('<!doctype html><script src="envelope-bench.js"></script>')
+        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=tmp))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+                try:
+                    page = browser.new_page()
+                    page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+                    results = page.evaluate("n => ChainChatBench.run(n)", iterations)
+                finally:
+                    browser.close()
+        except PlaywrightError as exc:
+            return {"error": str(exc)[-500:]}
+        finally:
+            server.shutdown()
+    return {"runtime": chromium_version(executable) + " (headless, Playwright)", "results": results}
 
 
 def envelope_goal(versions: dict[str, Any], floor: dict[str, float]) -> dict[str, Any]:
@@ -225,6 +276,7 @@ def main() -> None:
     floor = bench_primitives(n)
     goal = envelope_goal(versions, floor)
     web = bench_web(30 if args.quick else 300)
+    chromium = bench_chromium(30 if args.quick else 300)
     stream = bench_stream(total)
     data = {
         "quick": args.quick,
@@ -234,6 +286,7 @@ def main() -> None:
         "primitives": floor,
         "envelope_goal": goal,
         "web": web,
+        "chromium": chromium,
         "stream": stream,
     }
     path = write_report("crypto_bench", data)
@@ -259,6 +312,14 @@ def main() -> None:
                 },
             ),
             (
+                "seal + open, 1 KiB to 2 devices, wall time",
+                "µs / op",
+                {
+                    **{f"Python {k}": v["seal_open_us"] for k, v in versions.items()},
+                    **{f"Chromium {k}": v["seal_open_us"] for k, v in chromium.get("results", {}).items()},
+                },
+            ),
+            (
                 f"STREAM AES-256-GCM, {total // MIB} MiB",
                 "MiB/s",
                 {k: v for k, v in stream.items() if k.endswith("MBps")},
@@ -272,8 +333,11 @@ def main() -> None:
     for k, v in web.get("results", {}).items():
         wall, cpu = v["seal_open_us"], v["seal_open_cpu_us"]
         print(f"{'web ' + k:>70}: seal+open {wall:8.1f} µs wall, {cpu:8.1f} µs CPU")
-    if "error" in web:
-        print(f"web benchmark did not run: {web['error']}")
+    for k, v in chromium.get("results", {}).items():
+        print(f"{'Chromium ' + k:>70}: seal+open {v['seal_open_us']:8.1f} µs wall")
+    for name, result in (("web (Node)", web), ("Chromium", chromium)):
+        if "error" in result:
+            print(f"{name} benchmark did not run: {result['error']}")
     floor_us = floor["floor_seal_open_cpu_us"]
     print(f"{'primitive floor (2 wraps, unwrap, sign, verify)':>70}: {floor_us:8.1f} µs CPU")
     print(f"{'goal: v2 seal+open <= 200 µs CPU':>70}: {'met' if goal['met'] else 'missed'}")

@@ -689,8 +689,14 @@ def crypto(data: dict[str, Any]) -> tuple[list[str], list[Table]]:
         [f"web client, {web.get('runtime', 'Node')}: {name}", v["seal_open_us"], v["seal_open_cpu_us"]]
         for name, v in web.get("results", {}).items()
     ]
-    if "error" in web:
-        versions.append(["web client: did not run", None, None])
+    chromium = data.get("chromium", {})
+    versions += [
+        [f"web client, {chromium.get('runtime', 'Chromium')}: {name}", v["seal_open_us"], None]
+        for name, v in chromium.get("results", {}).items()
+    ]
+    for name, result in (("web client in Node", web), ("web client in Chromium", chromium)):
+        if "error" in result:
+            versions.append([f"{name}: did not run", None, None])
     floor = [[k, v] for k, v in data.get("primitives", {}).items()]
     return key, [
         ("Envelopes (1 KiB body, 2 recipient devices)", ["suite", "seal µs", "open µs"], rows),

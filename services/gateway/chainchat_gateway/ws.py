@@ -405,7 +405,7 @@ class Hub:
     def _on_frame(self, conn: Connection, text: str) -> None:
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a frame nested thousands deep
             frame = None
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "ping":
