@@ -4,7 +4,7 @@ open what arrives, pin peers' keys and report key changes.
     messenger = Messenger(client, user_id, device_keys, pins)
     sent = await messenger.send_text(conversation_id, "hello")
     for message in await client.history(conversation_id):
-        body = await messenger.open(message)
+        body = await messenger.open(message, conversation_id=conversation_id)
 """
 
 from __future__ import annotations
@@ -16,8 +16,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chainchat.client import JSON, ApiError, Client
-from chainchat.crypto import DeviceKeys, EnvelopeError, PublicDeviceKey, open_envelope, seal_envelope
+from chainchat.crypto import (
+    CryptoError,
+    DeviceKeys,
+    EnvelopeError,
+    PublicDeviceKey,
+    open_envelope,
+    seal_envelope,
+)
 from chainchat_protocol.envelope import SUITE_AES256GCM
+
+
+class WrongConversation(CryptoError):
+    """A message whose signed header names another conversation than the one it is shown in."""
+
+    code = "wrong_conversation"
+
 
 KeyChangeListener = Callable[[str, set[str], set[str]], None]
 
@@ -100,8 +114,17 @@ class Messenger:
     async def send_text(self, conversation_id: str, text: str) -> JSON:
         return await self.send(conversation_id, {"type": "text", "text": text, "sent_at": _now()})
 
-    async def open(self, message: JSON) -> JSON:
-        """Verify and decrypt a stored/delivered message; raises ``EnvelopeError`` on any failure."""
+    async def open(self, message: JSON, *, conversation_id: str) -> JSON:
+        """Verify and decrypt a stored/delivered message shown in ``conversation_id``.
+
+        Raises ``WrongConversation`` when the signed header names another conversation (a message
+        spliced in from elsewhere), ``EnvelopeError`` on any other failure.
+        """
+        if message.get("conversation_id") != conversation_id:
+            raise WrongConversation(
+                f"this message belongs to conversation {message.get('conversation_id')!r}, "
+                f"not to {conversation_id!r}: it was moved here"
+            )
         sender_id = message["sender_id"]
         sender = await self._sender_key(sender_id, message["sender_key_id"])
         return open_envelope(

@@ -396,12 +396,14 @@ export class Messenger {
     throw new EnvelopeError("bad_signature", "the sender's key is not in the directory");
   }
 
-  /** Verify and decrypt one stored or delivered message. Never throws: failures are shown. */
-  async open(view: MessageView): Promise<ChatMessage> {
+  /** Verify and decrypt one stored or delivered message shown in `conversationId`. Never
+   *  throws: failures are shown. A message whose signed header names another conversation was
+   *  moved here (spliced in by the server) and is shown as invalid, never opened. */
+  async open(view: MessageView, conversationId: string): Promise<ChatMessage> {
     const msg: ChatMessage = {
       id: view.message_id,
       seq: view.seq,
-      conversationId: view.conversation_id,
+      conversationId,
       senderId: view.sender_id,
       createdAt: view.created_at,
       deleted: Boolean(view.deleted),
@@ -413,6 +415,11 @@ export class Messenger {
     };
     if (msg.deleted) return msg;
     const envelope = pickEnvelope(view);
+    if (envelope.conversation_id !== conversationId) {
+      msg.errorCode = "wrong_conversation";
+      msg.error = "This message was signed for another conversation and moved here by the server: it is not shown.";
+      return msg;
+    }
     msg.envelope = envelope;
     if (envelope.suite !== undefined && !SUITES.includes(envelope.suite)) {
       msg.errorCode = "unsupported_suite";
@@ -444,6 +451,10 @@ export class Messenger {
     const proof: ProofObject = await this.api.get(`/messages/${encodeURIComponent(msg.id)}/proof`);
     const digest = msg.envelope ? await envelopeDigest(msg.envelope) : null;
     const check = await verifyProof(proof, digest ?? undefined);
+    // A tombstone's entry carries the deleted message's digest: the digest alone is not enough.
+    if (check.ok && (proof.entry.kind !== "message" || proof.entry.id !== msg.id)) {
+      return { proof, check: { ok: false, leafHash: check.leafHash, reason: `this is the proof of ${proof.entry.kind} ${proof.entry.id}, not of message ${msg.id}` }, digest };
+    }
     return { proof, check, digest };
   }
 

@@ -18,7 +18,10 @@ from rich.markup import escape
 from chainchat.cli.config import Config, Profile
 from chainchat.client import ApiError, Client, Session
 from chainchat.crypto import CryptoError
+from chainchat.heads import HeadTracker
+from chainchat.ledger_pin import LedgerPin
 from chainchat.messenger import Messenger
+from chainchat.verifier import LedgerVerifier
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,6 +39,8 @@ class Ctx:
     debug: bool
     out: Console
     err: Console
+    ledger_option: str | None = None
+    rpc_option: str | None = None
 
     def client(self) -> Client:
         async def persist(session: Session | None) -> None:
@@ -64,6 +69,44 @@ class Ctx:
         assert self.profile.user_id is not None
         return Messenger(client, self.profile.user_id, self.profile.load_keys(), pins, on_key_change=warn)
 
+    async def ledger_pin(self, client: Client) -> LedgerPin:
+        """The pinned ledger: ``--ledger``/``CHAINCHAT_LEDGER``, else the profile's, else the server's
+        on first use (saved, and said on stderr)."""
+        state = self.profile.ledger_state()
+        saved = LedgerPin.from_dict(state["pin"]) if state.get("pin") else None
+        if self.ledger_option:
+            pin = LedgerPin.parse(self.ledger_option)
+            if saved != pin:
+                self.profile.save_ledger_state({"pin": pin.to_dict()})  # another ledger: heads restart
+            return pin
+        if saved is not None:
+            return saved
+        info = await client.ledger_info()
+        if not info.get("contract_address") or not info.get("chain_id"):
+            raise CliError("the server names no ledger contract yet; pass --ledger <chain_id>:<address>")
+        pin = LedgerPin(int(info["chain_id"]), str(info["contract_address"]), "first_use")
+        self.profile.save_ledger_state({**state, "pin": pin.to_dict()})
+        self.err.print(
+            f"[dim]pinned ledger {pin} (first use; `chainchat ledger info` shows it, --ledger changes it)[/]"
+        )
+        return pin
+
+    async def rpc_url(self, client: Client) -> str:
+        """The chain RPC: ``--rpc``/``CHAINCHAT_RPC_URL``, else the server's public one, else localhost."""
+        if self.rpc_option:
+            return self.rpc_option
+        try:
+            public = (await client.ledger_info()).get("rpc_url_public")
+        except ApiError:
+            public = None
+        return str(public or DEFAULT_RPC_URL)
+
+    async def verifier(self, client: Client, rpc_url: str | None = None) -> LedgerVerifier:
+        """Checks proofs against the pinned ledger and the heads seen before (saved on exit)."""
+        pin = await self.ledger_pin(client)
+        state = _SavedState(self.profile)
+        return LedgerVerifier(pin, rpc_url or await self.rpc_url(client), HeadTracker(state))
+
     def save_pins(self, messenger: Messenger) -> None:
         self.profile.save_pins(dict(messenger.pins))
 
@@ -74,6 +117,21 @@ class Ctx:
             sys.stdout.flush()
         else:
             human()
+
+
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+
+
+class _SavedState(dict[str, Any]):
+    """The profile's ledger.json as a dict that writes itself back on every change."""
+
+    def __init__(self, profile: Profile) -> None:
+        super().__init__(profile.ledger_state())
+        self._profile = profile
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._profile.save_ledger_state(dict(self))
 
 
 _current: list[Ctx] = []

@@ -83,7 +83,7 @@ async def _find_file_message(conversation: str, message_id: str) -> JSON:
             page = await client.history(conversation, before_seq=before, limit=200)
             for message in page:
                 if message["message_id"] == message_id:
-                    body = await messenger.open(message)
+                    body = await messenger.open(message, conversation_id=conversation)
                     if body.get("type") != "file":
                         raise CliError("that message carries no file")
                     file_info: JSON = body.get("file", body)

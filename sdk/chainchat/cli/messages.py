@@ -76,15 +76,15 @@ async def send(
     ctx.emit(result, lambda: ctx.out.print(f"sent #{result['seq']} ({result['message_id']})"))
 
 
-async def render(ctx: Ctx, messenger: Messenger, message: JSON) -> JSON:
-    """Decrypt one message for display; failures are shown, never hidden."""
+async def render(ctx: Ctx, messenger: Messenger, message: JSON, conversation_id: str) -> JSON:
+    """Decrypt one message shown in ``conversation_id``; failures are shown, never hidden."""
     view: dict[str, Any] = {k: message.get(k) for k in ("message_id", "seq", "sender_id", "created_at")}
     view["sender"] = await _display_name(messenger, str(message.get("sender_id")))
     if message.get("deleted"):
         view["deleted"] = True
     else:
         try:
-            view["body"] = await messenger.open(message)
+            view["body"] = await messenger.open(message, conversation_id=conversation_id)
         except CryptoError as exc:
             view["error"] = exc.code
     return view
@@ -131,7 +131,7 @@ async def history(
     async with ctx.client() as client:
         messenger = ctx.messenger(client)
         messages = await client.history(conversation, after_seq=after_seq, before_seq=before_seq, limit=limit)
-        views = [await render(ctx, messenger, m) for m in messages]
+        views = [await render(ctx, messenger, m, conversation) for m in messages]
         ctx.save_pins(messenger)
 
     def human() -> None:
@@ -207,7 +207,7 @@ class _Watcher:
         async for raw in ws:
             frame = json.loads(raw)
             if frame.get("type") == "message":
-                await self._show(frame["message"])
+                await self._show(frame["message"], str(frame.get("conversation_id")))
             elif frame.get("type") == "error":
                 self.ctx.err.print(f"server: {frame.get('message') or frame}", markup=False)
             elif frame.get("type") == "key_changed":
@@ -225,15 +225,15 @@ class _Watcher:
                 self.cursors[cid] = conv.get("last_seq", 0)
                 continue
             for message in await self.messenger.client.history(cid, after_seq=after, limit=200):
-                await self._show(message)
+                await self._show(message, cid)
 
-    async def _show(self, message: JSON) -> None:
-        cid = message["conversation_id"]
+    async def _show(self, message: JSON, cid: str) -> None:
+        """Show a message delivered for (or listed in) conversation ``cid``."""
         if self.only and cid != self.only:
             return
         if message["seq"] <= self.cursors.get(cid, 0):
             return  # already shown (a catch-up and a live delivery may overlap)
-        view = await render(self.ctx, self.messenger, message)
+        view = await render(self.ctx, self.messenger, message, cid)
         view["conversation_id"] = cid
         self.cursors[cid] = message["seq"]
         self.ctx.profile.save_cursors(self.cursors)

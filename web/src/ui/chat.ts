@@ -146,7 +146,7 @@ export class ChatScreen {
         }
         try {
           const [view] = await this.messenger.history(st.summary.conversation_id, { before_seq: last + 1, limit: 1 });
-          if (view) this.setPreview(st, await this.messenger.open({ ...view, conversation_id: st.summary.conversation_id }));
+          if (view) this.setPreview(st, await this.messenger.open(view, st.summary.conversation_id));
         } catch {
           /* no preview: the list still works */
         }
@@ -160,6 +160,7 @@ export class ChatScreen {
   private previewText(m: ChatMessage): string {
     const who = m.senderId === this.messenger.me.id ? "You: " : "";
     if (m.deleted) return `${who}message deleted`;
+    if (m.errorCode === "wrong_conversation" || m.errorCode === "bad_signature") return `${who}invalid message`;
     if (m.error) return `${who}encrypted message (cannot be read on this device)`;
     if (m.body?.type === "text") return `${who}${String(m.body.text ?? "").replace(/\s+/g, " ").slice(0, 120)}`;
     if (m.body?.type === "file") return `${who}file ${String(((m.body.file ?? m.body) as FileInfo).name ?? "")}`;
@@ -404,7 +405,7 @@ export class ChatScreen {
 
   private async ingest(st: ConvState, views: MessageView[]): Promise<ChatMessage[]> {
     const fresh = views.filter((v) => !st.byId.has(v.message_id));
-    const opened = await Promise.all(fresh.map((v) => this.messenger.open({ ...v, conversation_id: v.conversation_id ?? st.summary.conversation_id })));
+    const opened = await Promise.all(fresh.map((v) => this.messenger.open(v, st.summary.conversation_id)));
     const added: ChatMessage[] = [];
     for (const m of opened) {
       if (st.byId.has(m.id)) continue;
@@ -904,11 +905,11 @@ export class ChatScreen {
     const active = conversationId === this.activeId;
     if (!st.loaded && !active) {
       if (view.sender_id !== this.messenger.me.id) st.unread += 1;
-      this.setPreview(st, await this.messenger.open({ ...view, conversation_id: conversationId }));
+      this.setPreview(st, await this.messenger.open(view, conversationId));
       this.renderSidebar();
       return;
     }
-    const [m] = await this.ingest(st, [{ ...view, conversation_id: conversationId }]);
+    const [m] = await this.ingest(st, [view]);
     if (!m) return;
     this.clearTyping(st, m.senderId);
     if (active) {
