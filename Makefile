@@ -55,7 +55,8 @@ install: $(VENV)/.synced $(NODE_TOOLS)/node_modules/.installed $(IPFS_NODE)/node
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
 		if [ "$$(id -u)" = "0" ]; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+			reinstall=$$(dpkg-query -W -f='$${Status}' chromium 2>/dev/null | grep -q "install ok installed" && echo --reinstall); \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$reinstall chromium) >/dev/null; \
 		else echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; fi; \
 	fi
 
@@ -87,6 +88,7 @@ typecheck: lint
 test: install browser compose-tool lint
 	cd $(IPFS_NODE) && PATH=$(CURDIR)/$(BIN):$$PATH ../../$(NPM) test --silent
 	cd $(WEB) && PATH=$(CURDIR)/$(BIN):$$PATH ../$(NPM) test --silent
+	@echo "browser: $$(/usr/bin/chromium --version 2>/dev/null)"
 	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
 
 test-fast: install

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench.report import ORDER, write_report
+from devstack.browser import chromium_version
 
 HERE = Path(__file__).resolve().parent
 RESULTS_ROOT = HERE / "results"
@@ -67,6 +68,7 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "BENCH_RESULTS_DIR": str(directory)}
     extra = ["--quick"] if os.environ.get("BENCH_QUICK") else []
     load_before = os.getloadavg()[0]
+    print(f"browser: {chromium_version()}", flush=True)
     started = time.monotonic()
     record: dict[str, dict[str, object]] = {}
     for name, script, args in plan(set(argv)):

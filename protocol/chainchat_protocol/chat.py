@@ -272,6 +272,7 @@ class MessageView(BaseModel):
     v: int | None = None
     suite: str | None = None
     sender_key_id: str | None = None
+    key_commit: str | None = None  # envelope v2
     nonce: str | None = None
     ciphertext: str | None = None
     recipients: list[RecipientView] | None = None

@@ -1,10 +1,14 @@
-"""Message envelope v1 (SPEC §5): the model, structural validation, and the byte strings that are
-authenticated (header AAD, signature input, digest).
+"""Message envelopes v1 (SPEC §5) and v2 (``docs/envelope.md``): the model, structural validation,
+and the byte strings that are authenticated (header AAD, HPKE info, signature input, digest).
+
+v2 differs from v1 in two places only: it carries ``key_commit`` (32 bytes, signed like every
+other field; recipients check it against the content key they unwrapped), and its HPKE key wraps
+bind the header through the HPKE ``info`` (:func:`wrap_info`) instead of the HPKE ``aad``.
 
 The chat server validates envelopes with :class:`Envelope` without being able to decrypt them:
 version, known suite, canonical base64url with exact sizes for every fixed-size field, key ids,
-identifiers, non-empty recipients without duplicates, and the 64 KiB size limit. Sealing and
-opening live in the SDK (``chainchat.crypto.envelope``).
+identifiers, non-empty recipients without duplicates, ``key_commit`` present exactly in v2, and the
+64 KiB size limit. Sealing and opening live in the SDK (``chainchat.crypto.envelope``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
+    model_serializer,
     model_validator,
 )
 
@@ -29,7 +35,10 @@ __all__ = [
     "AES_GCM_NONCE_SIZE",
     "BLOWFISH_NONCE_SIZE",
     "ENC_SIZE",
+    "ENVELOPE_FIELDS",
+    "ENVELOPE_VERSIONS",
     "HMAC_TAG_SIZE",
+    "KEY_COMMIT_SIZE",
     "MAX_ENVELOPE_BYTES",
     "SIGNATURE_SIZE",
     "SUITES",
@@ -44,6 +53,7 @@ __all__ = [
     "header_aad",
     "signing_digest",
     "signing_input",
+    "wrap_info",
 ]
 
 SUITE_AES256GCM: Final = "hpke-x25519-aes256gcm"
@@ -58,12 +68,20 @@ HMAC_TAG_SIZE: Final = 32
 ENC_SIZE: Final = 32  # DHKEM(X25519) encapsulated key
 WRAPPED_KEY_SIZE: Final = 32 + 16  # content key + AES-GCM tag
 SIGNATURE_SIZE: Final = 64
+KEY_COMMIT_SIZE: Final = 32  # HMAC-SHA256
+ENVELOPE_VERSIONS: Final = (1, 2)
 MAX_ENVELOPE_BYTES: Final = 64 * 1024
 MAX_RECIPIENTS: Final = 1024
 
 _NONCE_SIZE = {SUITE_AES256GCM: AES_GCM_NONCE_SIZE, SUITE_BLOWFISH: BLOWFISH_NONCE_SIZE}
 _MIN_CIPHERTEXT = {SUITE_AES256GCM: AES_GCM_TAG_SIZE, SUITE_BLOWFISH: HMAC_TAG_SIZE}
 _HEADER_FIELDS = ("v", "suite", "conversation_id", "sender_id", "sender_key_id")
+# every field of an envelope, in wire order (``key_commit`` only in v2)
+ENVELOPE_FIELDS: Final = (
+    *_HEADER_FIELDS, "key_commit", "nonce", "ciphertext", "recipients", "signature",
+)  # fmt: skip
+_WRAP_INFO_V1: Final = b"chainchat/v1/wrap"
+_WRAP_INFO_V2: Final = b"chainchat/v2/wrap"
 
 
 def _b64(value: str) -> str:
@@ -106,15 +124,17 @@ class Recipient(BaseModel):
 
 
 class Envelope(BaseModel):
-    """Message envelope v1, structurally validated (no key material needed)."""
+    """Message envelope v1 or v2, structurally validated (no key material needed)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1]
+    v: Literal[1, 2]
     suite: Suite
     conversation_id: Identifier
     sender_id: Identifier
     sender_key_id: KeyId
+    # v2 only: HMAC-SHA256(K, "chainchat/v1/commit" || nonce); absent (not null) on the wire in v1
+    key_commit: Annotated[str, _b64_sized(KEY_COMMIT_SIZE)] | None = None
     nonce: B64
     ciphertext: B64
     recipients: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS)
@@ -122,6 +142,9 @@ class Envelope(BaseModel):
 
     @model_validator(mode="after")
     def _suite_sizes_and_limits(self) -> Envelope:
+        absent = self.key_commit is None
+        if absent != (self.v == 1) or (absent and "key_commit" in self.model_fields_set):
+            raise ValueError("key_commit is required in envelope v2 and not allowed in v1")
         if len(b64d(self.nonce)) != _NONCE_SIZE[self.suite]:
             raise ValueError(f"nonce must be {_NONCE_SIZE[self.suite]} bytes for {self.suite}")
         if len(b64d(self.ciphertext)) < _MIN_CIPHERTEXT[self.suite]:
@@ -133,6 +156,15 @@ class Envelope(BaseModel):
             raise ValueError(f"envelope larger than {MAX_ENVELOPE_BYTES} bytes")
         return self
 
+    @model_serializer(mode="wrap")
+    def _omit_absent_key_commit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a v1 envelope serialises exactly as before v2 existed: its signature and digest cover
+        # the fields without "key_commit"
+        data: dict[str, Any] = handler(self)
+        if data.get("key_commit", 0) is None:
+            del data["key_commit"]
+        return data
+
     def header(self) -> dict[str, Any]:
         """The authenticated header: ``v, suite, conversation_id, sender_id, sender_key_id``."""
         return {name: getattr(self, name) for name in _HEADER_FIELDS}
@@ -143,10 +175,21 @@ class Envelope(BaseModel):
 
 
 def header_aad(header: Envelope | dict[str, Any]) -> bytes:
-    """Associated data of the content AEAD and of every HPKE key wrap: RFC 8785 canonical JSON of
+    """Associated data of the content AEAD (v1 and v2) and of every v1 HPKE key wrap; in v2 it is
+    the tail of :func:`wrap_info`. RFC 8785 canonical JSON of
     ``{v, suite, conversation_id, sender_id, sender_key_id}``."""
     fields = header.header() if isinstance(header, Envelope) else header
     return canonical_json({name: fields[name] for name in _HEADER_FIELDS})
+
+
+def wrap_info(header: Envelope | dict[str, Any]) -> bytes:
+    """HPKE ``info`` of every key wrap: ``"chainchat/v1/wrap"`` in v1 (whose wraps carry the header
+    as HPKE ``aad``); ``"chainchat/v2/wrap" || header_aad`` in v2 (whose wraps have an empty
+    ``aad``). The label has a fixed length, so the concatenation is unambiguous."""
+    version = header.v if isinstance(header, Envelope) else header["v"]
+    if version == 1:
+        return _WRAP_INFO_V1
+    return _WRAP_INFO_V2 + header_aad(header)
 
 
 def signing_input(unsigned: Envelope | dict[str, Any]) -> bytes:

@@ -7,8 +7,10 @@ Encoding choices:
 * ``tx_hash``: ``0x`` + 64 hex, and ``contract_address``: ``0x`` + 40 hex (EIP-55 mixed case kept
   as given), as Ethereum JSON-RPC spells them.
 * A ``pending`` proof is one whose entry is not yet covered by an anchored head: the chain fields
-  are null, and the tree fields are null too if the ledger has not appended the entry yet.
-  An ``anchored`` proof has every field.
+  are null, and the tree fields are null too if the ledger has not appended the entry yet; then
+  ``entry`` is null as well when the ledger has not received it (the object exists, its owning
+  service let the caller see it, and its entry is still on its way). An ``anchored`` proof has
+  every field.
 
 :func:`verify_proof_offline` checks what needs no chain: the entry hashes to the leaf and the
 inclusion proof reaches ``root_hash`` at ``tree_size``. The caller then checks on chain that head
@@ -55,7 +57,7 @@ class ProofObject(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: Literal["pending", "anchored"]
-    entry: LogEntry
+    entry: LogEntry | None
     leaf_index: int | None = Field(default=None, ge=0)
     tree_size: int | None = Field(default=None, ge=1)
     root_hash: str | None = Field(default=None, pattern=HEX_SHA256_PATTERN)
@@ -82,7 +84,14 @@ class ProofObject(BaseModel):
             raise ValueError("an anchored proof needs every tree and chain field")
         if self.status == "pending" and any(v is not None for v in chain):
             raise ValueError("a pending proof has no chain fields")
+        if self.entry is None and (self.status != "pending" or self.leaf_index is not None):
+            raise ValueError("only a pending proof without tree fields may lack its entry")
         return self
+
+    @classmethod
+    def not_yet_logged(cls) -> ProofObject:
+        """The proof of an object that exists but whose entry the ledger has not received yet."""
+        return cls(status="pending", entry=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +106,10 @@ class OfflineCheck:
 
 def verify_proof_offline(proof: ProofObject) -> OfflineCheck:
     """Check a proof object without a chain: recompute the leaf hash from ``entry`` and run RFC 9162
-    inclusion verification to ``root_hash``. A pending proof without tree fields is not ``ok``."""
+    inclusion verification to ``root_hash``. A pending proof without tree fields is not ``ok``
+    (and without its entry, ``leaf_hash`` is empty)."""
+    if proof.entry is None:
+        return OfflineCheck(False, "", "entry not yet in the log")
     lh = leaf_hash(proof.entry)
     if (
         proof.leaf_index is None

@@ -220,22 +220,29 @@ def _log_entry() -> dict[str, Any]:
 # ----- vectors produced with the SDK ----------------------------------------------------------
 
 
-def _envelope(suite: str) -> dict[str, Any]:
-    from chainchat.crypto.envelope import SealRandomness, blowfish_keys, seal_envelope
+def _vector_devices() -> tuple[dict[str, dict[str, str]], dict[str, Any]]:
     from chainchat.crypto.keys import DeviceKeys
-    from chainchat_protocol.envelope import header_aad, signing_digest, signing_input
 
     devices = {lbl: _device(lbl) for lbl in ("alice/phone", "alice/laptop", "bob/phone")}
     keys = {
         lbl: DeviceKeys(bytes.fromhex(d["x25519_private_hex"]), bytes.fromhex(d["ed25519_private_hex"]))
         for lbl, d in devices.items()
     }
+    return devices, keys
+
+
+def _envelope(suite: str, version: int = 1) -> dict[str, Any]:
+    from chainchat.crypto.envelope import SealRandomness, blowfish_keys, key_commitment, seal_envelope
+    from chainchat_protocol.envelope import header_aad, signing_digest, signing_input, wrap_info
+
+    devices, keys = _vector_devices()
     recipients = [keys[lbl].public(lbl.split("/")[0]) for lbl in ("bob/phone", "alice/laptop")]
-    nonce = seed(f"{suite}/nonce")[:12] if suite.endswith("gcm") else seed(f"{suite}/nonce")[:4]
+    label = suite if version == 1 else f"v{version}/{suite}"  # v1 labels predate v2
+    nonce = seed(f"{label}/nonce")[:12] if suite.endswith("gcm") else seed(f"{label}/nonce")[:4]
     rnd = SealRandomness(
-        content_key=seed(f"{suite}/content_key"),
+        content_key=seed(f"{label}/content_key"),
         nonce=nonce if suite.endswith("gcm") else nonce + bytes(4),
-        ephemeral_ikm=[seed(f"{suite}/ephemeral/{i}") for i in range(len(recipients))],
+        ephemeral_ikm=[seed(f"{label}/ephemeral/{i}") for i in range(len(recipients))],
     )
     body = {"type": "text", "text": "Hello, Bob! Grüße 👋", "sent_at": "2025-01-01T12:00:00.000Z"}
     env = seal_envelope(
@@ -245,13 +252,11 @@ def _envelope(suite: str) -> dict[str, Any]:
         conversation_id="conv-1",
         recipients=recipients,
         suite=suite,
+        version=version,
         randomness=rnd,
     )
-    return {
-        "description": f"Message envelope v1, suite {suite}: sealing with these inputs must give "
-        "`envelope` byte for byte; each recipient device must open it to `body`. HPKE base mode, "
-        "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, info 'chainchat/v1/wrap', "
-        "aad = header_aad; ephemeral key = DeriveKeyPair(ephemeral_ikm)",
+    out: dict[str, Any] = {
+        "description": _ENVELOPE_DESCRIPTIONS[version].format(suite=suite),
         "suite": suite,
         "sender": {"user_id": "alice", "device": devices["alice/phone"]},
         "recipients": [
@@ -260,7 +265,7 @@ def _envelope(suite: str) -> dict[str, Any]:
                 "device": devices[f"{r.user_id}/" + lbl],
                 "ephemeral_ikm_hex": ikm.hex(),
             }
-            for r, lbl, ikm in zip(recipients, ("phone", "laptop"), rnd.ephemeral_ikm, strict=True)
+            for r, lbl, ikm in zip(recipients, ("phone", "laptop"), rnd.ephemeral_ikm or (), strict=True)
         ],
         "content_key_hex": rnd.content_key.hex(),
         "nonce_hex": rnd.nonce.hex(),
@@ -273,6 +278,48 @@ def _envelope(suite: str) -> dict[str, Any]:
         "signing_input": signing_input(env).decode(),
         "signing_digest_hex": signing_digest(env).hex(),
         "envelope": env.model_dump(mode="json"),
+    }
+    if version >= 2:
+        out["wrap_info_hex"] = wrap_info(env).hex()
+        out["key_commit_hex"] = key_commitment(rnd.content_key, rnd.nonce).hex()
+        out["salamander"] = _salamander(env.model_dump(mode="json"), label, keys, devices)
+    return out
+
+
+_ENVELOPE_DESCRIPTIONS = {
+    1: "Message envelope v1, suite {suite}: sealing with these inputs must give "
+    "`envelope` byte for byte; each recipient device must open it to `body`. HPKE base mode, "
+    "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, info 'chainchat/v1/wrap', "
+    "aad = header_aad; ephemeral key = DeriveKeyPair(ephemeral_ikm)",
+    2: "Message envelope v2 (docs/envelope.md), suite {suite}: sealing with these inputs must give "
+    "`envelope` byte for byte; each recipient device must open it to `body` and report it "
+    "key-committing. HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, info = "
+    "'chainchat/v2/wrap' || header_aad (`wrap_info_hex`), empty aad; ephemeral key = "
+    "DeriveKeyPair(ephemeral_ikm); key_commit = HMAC-SHA256(content key, 'chainchat/v1/commit' || "
+    "nonce). `salamander`: the same envelope with bob's wrapped key replaced by a wrap of "
+    "`other_key_hex` and signed again by alice: bob must reject it with `bad_key_commit`, alice "
+    "still opens it",
+}
+
+
+def _salamander(
+    envelope: dict[str, Any], label: str, keys: dict[str, Any], devices: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """A validly signed envelope whose recipients unwrap different content keys."""
+    from chainchat.crypto.envelope import wrap_key
+    from chainchat_protocol.envelope import signing_digest
+
+    other_key, ikm = seed(f"{label}/salamander/other_key"), seed(f"{label}/salamander/ephemeral")
+    bob = keys["bob/phone"].public("bob")
+    forged = {k: v for k, v in envelope.items() if k != "signature"}
+    forged["recipients"] = [wrap_key(bob, other_key, envelope, ikm).model_dump(), *envelope["recipients"][1:]]
+    forged["signature"] = b64e(keys["alice/phone"].sign(signing_digest(forged)))
+    return {
+        "other_key_hex": other_key.hex(),
+        "ephemeral_ikm_hex": ikm.hex(),
+        "envelope": forged,
+        "rejected_by": {"user_id": "bob", "key_id": devices["bob/phone"]["key_id"], "code": "bad_key_commit"},
+        "opened_by": {"user_id": "alice", "key_id": devices["alice/laptop"]["key_id"]},
     }
 
 
@@ -346,6 +393,8 @@ _BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "log_entry": _log_entry,
     "envelope_aes256gcm": lambda: _envelope("hpke-x25519-aes256gcm"),
     "envelope_blowfish": lambda: _envelope("hpke-x25519-blowfish"),
+    "envelope_v2_aes256gcm": lambda: _envelope("hpke-x25519-aes256gcm", 2),
+    "envelope_v2_blowfish": lambda: _envelope("hpke-x25519-blowfish", 2),
     "stream": _stream,
     "safety_numbers": _safety,
 }

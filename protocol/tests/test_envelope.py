@@ -17,6 +17,7 @@ from chainchat_protocol.envelope import (
     header_aad,
     signing_digest,
     signing_input,
+    wrap_info,
 )
 from chainchat_protocol.vectors import load
 
@@ -26,7 +27,7 @@ def _raw(suite: str = "aes256gcm") -> dict[str, Any]:
     return env
 
 
-@pytest.mark.parametrize("suite", ["aes256gcm", "blowfish"])
+@pytest.mark.parametrize("suite", ["aes256gcm", "blowfish", "v2_aes256gcm", "v2_blowfish"])
 def test_vector_envelopes_are_valid(suite: str) -> None:
     vector = load(f"envelope_{suite}")
     env = Envelope.model_validate(vector["envelope"])
@@ -35,6 +36,12 @@ def test_vector_envelopes_are_valid(suite: str) -> None:
     assert signing_digest(env).hex() == vector["signing_digest_hex"]
     assert envelope_bytes(env) == canonical_json(vector["envelope"])
     assert len(envelope_digest(env)) == 64
+    assert ("key_commit" in env.model_dump(mode="json")) == (env.v == 2)
+    if env.v == 2:
+        assert wrap_info(env).hex() == vector["wrap_info_hex"]
+        assert wrap_info(env) == b"chainchat/v2/wrap" + header_aad(env)
+    else:
+        assert wrap_info(env) == b"chainchat/v1/wrap"
 
 
 def test_header_aad_is_canonical_header() -> None:
@@ -45,7 +52,10 @@ def test_header_aad_is_canonical_header() -> None:
 
 def _mutations() -> list[tuple[str, Any]]:
     return [
-        ("v", 2),
+        ("v", 2),  # a v2 envelope needs key_commit
+        ("v", 3),
+        ("key_commit", b64e(b"\x00" * 32)),  # v1 has none
+        ("key_commit", None),  # not even a null one
         ("suite", "hpke-x25519-chacha"),
         ("suite", "hpke-x25519-blowfish"),  # nonce size no longer fits the suite
         ("nonce", b64e(b"\x00" * 8)),
@@ -93,3 +103,13 @@ def test_rejects_oversize() -> None:
     raw["ciphertext"] = b64e(b"\x00" * (MAX_ENVELOPE_BYTES * 3 // 4))
     with pytest.raises(ValidationError, match="larger than"):
         Envelope.model_validate(raw)
+
+
+def test_v2_key_commit_is_required_and_sized() -> None:
+    raw = _raw("v2_aes256gcm")
+    Envelope.model_validate(raw)
+    for value in (None, b64e(b"\x00" * 31), "not base64!"):
+        with pytest.raises(ValidationError):
+            Envelope.model_validate({**raw, "key_commit": value})
+    with pytest.raises(ValidationError, match="key_commit"):
+        Envelope.model_validate({k: v for k, v in raw.items() if k != "key_commit"})

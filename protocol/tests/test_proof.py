@@ -77,6 +77,20 @@ def test_model_rejects(changes: dict[str, Any]) -> None:
         ProofObject.model_validate({**_vector_proof(), **changes})
 
 
+def test_pending_proof_of_an_entry_not_yet_received() -> None:
+    proof = ProofObject.model_validate({"status": "pending", "entry": None})
+    assert proof == ProofObject.not_yet_logged()
+    assert verify_proof_offline(proof).reason == "entry not yet in the log"
+    assert not verify_proof_offline(proof).ok
+    with pytest.raises(ValidationError, match="may lack its entry"):
+        ProofObject.model_validate({**_vector_proof(), "entry": None})
+    pending_with_tree = {**_vector_proof(), "status": "pending", "entry": None}
+    for key in ("head_index", "tx_hash", "block_number", "chain_id", "contract_address"):
+        pending_with_tree[key] = None
+    with pytest.raises(ValidationError, match="may lack its entry"):
+        ProofObject.model_validate(pending_with_tree)
+
+
 def test_partial_tree_fields_rejected() -> None:
     raw = {"status": "pending", "entry": _vector_proof()["entry"], "leaf_index": 3}
     with pytest.raises(ValidationError, match="all or none"):

@@ -20,11 +20,12 @@ from chainchat.crypto import (
     CryptoError,
     DeviceKeys,
     EnvelopeError,
+    OpenedEnvelope,
     PublicDeviceKey,
-    open_envelope,
+    open_envelope_detailed,
     seal_envelope,
 )
-from chainchat_protocol.envelope import SUITE_AES256GCM
+from chainchat_protocol.envelope import ENVELOPE_FIELDS, SUITE_AES256GCM
 
 
 class WrongConversation(CryptoError):
@@ -120,6 +121,10 @@ class Messenger:
         Raises ``WrongConversation`` when the signed header names another conversation (a message
         spliced in from elsewhere), ``EnvelopeError`` on any other failure.
         """
+        return (await self.open_detailed(message, conversation_id=conversation_id)).body
+
+    async def open_detailed(self, message: JSON, *, conversation_id: str) -> OpenedEnvelope:
+        """:meth:`open`, also telling the envelope version and whether it was key-committing (v2)."""
         if message.get("conversation_id") != conversation_id:
             raise WrongConversation(
                 f"this message belongs to conversation {message.get('conversation_id')!r}, "
@@ -127,7 +132,7 @@ class Messenger:
             )
         sender_id = message["sender_id"]
         sender = await self._sender_key(sender_id, message["sender_key_id"])
-        return open_envelope(
+        return open_envelope_detailed(
             envelope_fields(message), device=self.device, user_id=self.user_id, sender=sender
         )
 
@@ -139,12 +144,6 @@ class Messenger:
                 if key.key_id == key_id:
                     return key
         raise EnvelopeError("bad_signature", "the sender's key is not in the directory")
-
-
-ENVELOPE_FIELDS = (
-    "v", "suite", "conversation_id", "sender_id", "sender_key_id",
-    "nonce", "ciphertext", "recipients", "signature",
-)  # fmt: skip
 
 
 def envelope_fields(message: JSON) -> dict[str, Any]:

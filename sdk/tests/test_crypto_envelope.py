@@ -4,7 +4,12 @@ from typing import Any
 
 import pytest
 
-from chainchat.crypto.envelope import SealRandomness, open_envelope, seal_envelope
+from chainchat.crypto.envelope import (
+    SealRandomness,
+    open_envelope,
+    open_envelope_detailed,
+    seal_envelope,
+)
 from chainchat.crypto.errors import CryptoError, EnvelopeError
 from chainchat.crypto.keys import DeviceKeys, PublicDeviceKey
 from chainchat_protocol.b64 import b64d, b64e
@@ -18,9 +23,12 @@ def _dev(d: dict[str, str]) -> DeviceKeys:
     return DeviceKeys(bytes.fromhex(d["x25519_private_hex"]), bytes.fromhex(d["ed25519_private_hex"]))
 
 
-@pytest.mark.parametrize("name", ["envelope_aes256gcm", "envelope_blowfish"])
+@pytest.mark.parametrize(
+    "name", ["envelope_aes256gcm", "envelope_blowfish", "envelope_v2_aes256gcm", "envelope_v2_blowfish"]
+)
 def test_vector_seal_is_deterministic_and_opens(name: str) -> None:
     v = load(name)
+    version = v["envelope"]["v"]
     sender = _dev(v["sender"]["device"])
     recips = [(r["user_id"], _dev(r["device"])) for r in v["recipients"]]
     rnd = SealRandomness(
@@ -30,13 +38,15 @@ def test_vector_seal_is_deterministic_and_opens(name: str) -> None:
     )
     env = seal_envelope(
         v["body"], sender=sender, sender_id="alice", conversation_id="conv-1",
-        recipients=[k.public(u) for u, k in recips], suite=v["suite"], randomness=rnd,
+        recipients=[k.public(u) for u, k in recips], suite=v["suite"], version=version,
+        randomness=rnd,
     )  # fmt: skip
     assert env.model_dump(mode="json") == v["envelope"]
     for user, keys in recips:
-        opened = open_envelope(v["envelope"], device=keys, user_id=user,
-                               sender=sender.public("alice"))  # fmt: skip
-        assert opened == v["body"]
+        opened = open_envelope_detailed(v["envelope"], device=keys, user_id=user,
+                                        sender=sender.public("alice"))  # fmt: skip
+        assert opened.body == v["body"]
+        assert (opened.version, opened.key_committing) == (version, version == 2)
 
 
 class Party:
@@ -104,7 +114,8 @@ def test_failures_have_codes(alice: Party, bob: Party, suite: str) -> None:
     assert _code(_tampered(env, ciphertext=_flip_b64(env.ciphertext)), bob, alice) == "bad_signature"
     assert _code(_tampered(env, signature=_flip_b64(env.signature)), bob, alice) == "bad_signature"
     assert _code(_tampered(env, suite="hpke-x25519-rot13"), bob, alice) == "unsupported_suite"
-    assert _code(_tampered(env, v=2), bob, alice) == "unsupported_suite"
+    assert _code(_tampered(env, v=3), bob, alice) == "unsupported_suite"
+    assert _code(_tampered(env, v=1), bob, alice) == "malformed_envelope"  # v1 has no key_commit
     assert _code(_tampered(env, nonce="!!"), bob, alice) == "malformed_envelope"
     assert _code(b"not json", bob, alice) == "malformed_envelope"
     assert _code(b"[1]", bob, alice) == "malformed_envelope"

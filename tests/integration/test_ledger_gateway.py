@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,8 +17,10 @@ from chainchat.client import Client
 from chainchat.crypto import DeviceKeys
 from chainchat.messenger import Messenger
 from chainchat.proof import verify_proof_onchain
+from chainchat_ledger.testing import connect
 from chainchat_protocol.envelope import SUITES
 from chainchat_protocol.proof import ConsistencyProof, ProofObject, verify_consistency_offline
+from chainchat_protocol.subjects import Subject
 from devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -104,3 +107,35 @@ async def _file_proof_for_members_only(
     assert proof["entry"]["kind"] == "file"
     assert hidden.status_code == 404
     assert (await verify_proof_onchain(proof, stack.chain.rpc_url)).valid
+
+
+async def test_proof_of_a_message_the_ledger_has_not_received_is_pending_not_404(
+    running_stack: Stack, accounts: Any
+) -> None:
+    """SPEC §11: while the entry is still on its way (here: the ledger's consumer is paused), a
+    member gets 200 ``pending`` with a null entry; a non-member still gets 404."""
+    alice, bob, carol = (accounts.create_active(n) for n in ("alice", "bob", "carol"))
+    sender = await _messenger(running_stack.gateway_url, alice)
+    bus = await connect(running_stack.nats.url)
+    until = (datetime.now(UTC) + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
+    await bus.js.pause_consumer(Subject.LEDGER_STREAM, "ledger", until)
+    try:
+        conversation = await sender.client.create_conversation([bob.user_id])
+        sent = await sender.send_text(conversation["conversation_id"], "not logged yet")
+        path = f"/api/v1/messages/{sent['message_id']}/proof"
+        async with httpx.AsyncClient(base_url=running_stack.gateway_url, timeout=15) as http:
+            pending = await http.get(path, headers=alice.headers)
+            hidden = await http.get(path, headers=carol.headers)
+            await bus.js.resume_consumer(Subject.LEDGER_STREAM, "ledger")
+            anchored = await _wait_proof(http, path, alice.headers)
+        assert pending.status_code == 200, pending.text
+        body = pending.json()
+        assert body["status"] == "pending"
+        assert body["entry"] is None
+        assert all(v is None for k, v in body.items() if k != "status")
+        assert hidden.status_code == 404
+        assert anchored["entry"]["id"] == sent["message_id"]
+    finally:
+        await bus.js.resume_consumer(Subject.LEDGER_STREAM, "ledger")
+        await bus.close()
+        await sender.client.aclose()

@@ -29,7 +29,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from devstack.stack import Stack
-from tests.integration.web_helpers import ANCHOR_TIMEOUT_MS, Web, unique, web_harness
+from tests.integration.web_helpers import (
+    ANCHOR_TIMEOUT_MS,
+    CuttableProxy,
+    Web,
+    guarded_test,
+    unique,
+    web_harness,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -57,9 +64,7 @@ def web(running_stack: Stack, accounts: Any) -> Iterator[Web]:
 
 @pytest.fixture(autouse=True)
 def _no_console_errors_no_foreign_requests(web: Web) -> Iterator[None]:
-    web.reset()
-    yield
-    web.check()
+    yield from guarded_test(web)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -240,45 +245,52 @@ def test_register_approve_chat_files_proofs_and_key_change(web: Web, accounts: A
     bob.context.close()
 
 
-def test_reconnect_catches_up_and_failed_send_can_be_retried(web: Web, accounts: Any) -> None:
+@pytest.fixture
+def outage(running_stack: Stack, web: Web) -> Iterator[CuttableProxy]:
+    """A proxy in front of the gateway that the test cuts like a real outage (any Chromium)."""
+    proxy = CuttableProxy(running_stack.ports["gateway"])
+    web.allow_origin(proxy.url)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def test_reconnect_catches_up_and_failed_send_can_be_retried(
+    web: Web, accounts: Any, outage: CuttableProxy
+) -> None:
     a = accounts.create_active("web-a", name=unique("Ada"))
     b = accounts.create_active("web-b", name=unique("Ben"))
     pa, pb = web.page(), web.page()
-    # test instrumentation: keep a handle on the page's sockets, to drop them like a network would
-    pb.context.add_init_script(
-        "window.__sockets = []; const Native = window.WebSocket;"
-        " window.WebSocket = class extends Native {"
-        " constructor(...a) { super(...a); window.__sockets.push(this); } };"
-    )
     web.login(pa, a)
-    web.login(pb, b)
+    web.login(pb, b, base=outage.url)  # B reaches the gateway only through the proxy
     web.open_chat_with(pa, b.display_name)
     web.send(pa, "before the outage")
     pb.locator("a.conv").first.click()
     expect(pb.locator("li.message", has_text="before the outage")).to_be_visible()
 
-    # B goes offline: the network is cut and the open socket drops; A writes meanwhile
-    web.allow_console(r"ERR_INTERNET_DISCONNECTED|WebSocket connection to .* failed")
-    pb.context.set_offline(True)
-    pb.evaluate("window.__sockets.forEach((s) => s.close())")
+    # the gateway goes away for B: its socket is reset and new connections are refused
+    web.allow_console(r"ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|WebSocket connection to .* failed")
+    outage.cut()
     expect(pb.get_by_role("status", name=re.compile("Connection: (Offline|Connecting)"))).to_be_visible()
     for i in range(3):
         web.send(pa, f"while you were away {i}")
-    # a message typed offline shows at once, then says it was not sent, and can be retried
+    # a message typed during the outage shows at once, then says it was not sent, and can be retried
     pb.get_by_label("Message", exact=True).fill("typed offline")
     pb.get_by_label("Message", exact=True).press("Enter")
     failed = pb.locator("li.message.failed", has_text="typed offline")
     expect(failed.get_by_role("alert")).to_contain_text("Not sent")
+    expect(pb.get_by_role("status", name=re.compile("Connection: (Offline|Connecting)"))).to_be_visible()
 
-    pb.context.set_offline(False)
+    outage.restore()
     expect(pb.get_by_role("status", name="Connection: Live")).to_be_visible(timeout=30_000)
-    for i in range(3):
-        expect(pb.locator("li.message", has_text=f"while you were away {i}")).to_be_visible()
+    for i in range(3):  # caught up, each exactly once
+        expect(pb.locator("li.message", has_text=f"while you were away {i}")).to_have_count(1)
+    expect(pb.locator("li.message", has_text="before the outage")).to_have_count(1)
     failed.get_by_role("button", name="Retry").click()
-    expect(pa.locator("li.message", has_text="typed offline")).to_be_visible()
+    expect(pa.locator("li.message", has_text="typed offline")).to_have_count(1)
     expect(pb.locator("li.message.failed")).to_have_count(0)
-    pa.context.close()
-    pb.context.close()
+    expect(pb.locator("li.message", has_text="typed offline")).to_have_count(1)
 
 
 def test_group_conversation(web: Web, accounts: Any) -> None:

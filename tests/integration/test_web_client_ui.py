@@ -15,10 +15,17 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from chainchat.crypto import DeviceKeys, PublicDeviceKey, open_envelope, seal_envelope
+from chainchat.crypto import DeviceKeys, PublicDeviceKey, open_envelope_detailed, seal_envelope
 from chainchat.messenger import envelope_fields
 from devstack.stack import Stack
-from tests.integration.web_helpers import Web, no_horizontal_overflow, origin, unique, web_harness
+from tests.integration.web_helpers import (
+    Web,
+    guarded_test,
+    no_horizontal_overflow,
+    origin,
+    unique,
+    web_harness,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -45,9 +52,7 @@ def web(running_stack: Stack, accounts: Any) -> Iterator[Web]:
 
 @pytest.fixture(autouse=True)
 def _no_console_errors_no_foreign_requests(web: Web) -> Iterator[None]:
-    web.reset()
-    yield
-    web.check()
+    yield from guarded_test(web)
 
 
 def _assert_contrast(page: Page, selectors: list[str]) -> None:
@@ -274,25 +279,29 @@ def test_python_sdk_and_browser_read_each_other(web: Web, accounts: Any, suite: 
     ]
     recipients.append(device.public(py.user_id))
     text = f"sealed in Python with {suite}"
-    envelope = seal_envelope(
-        {"type": "text", "text": text, "sent_at": "2025-01-01T00:00:00.000Z"},
-        sender=device, sender_id=py.user_id, conversation_id=cid, recipients=recipients, suite=suite,
-    )  # fmt: skip
-    sent = accounts.http.post(
-        f"/conversations/{cid}/messages",
-        json={"envelope": envelope.model_dump(mode="json")},
-        headers=py.headers,
-    )
-    assert sent.status_code == 201, sent.text
+    for version, words in ((1, "an old v1 envelope"), (2, text)):
+        envelope = seal_envelope(
+            {"type": "text", "text": words, "sent_at": "2025-01-01T00:00:00.000Z"}, sender=device,
+            sender_id=py.user_id, conversation_id=cid, recipients=recipients, suite=suite, version=version,
+        )  # fmt: skip
+        sent = accounts.http.post(
+            f"/conversations/{cid}/messages",
+            json={"envelope": envelope.model_dump(mode="json")},
+            headers=py.headers,
+        )
+        assert sent.status_code == 201, sent.text
 
     page.locator("a.conv").first.click()
     expect(page.locator("li.message", has_text=text)).to_be_visible()
+    expect(page.locator("li.message", has_text=text).locator(".legacy-envelope")).to_have_count(0)
+    old = page.locator("li.message", has_text="an old v1 envelope")
+    expect(old.locator(".legacy-envelope")).to_have_text("not key-committing")
     web.send(page, "sealed in the browser")
     history = accounts.http.get(f"/conversations/{cid}/messages", headers=py.headers).json()["messages"]
     mine = [m for m in history if m["sender_id"] == browser_user.user_id]
     assert mine, history
     sender_key = next(k for k in keys if k["key_id"] == mine[0]["sender_key_id"])
-    body = open_envelope(
+    opened = open_envelope_detailed(
         envelope_fields(mine[0]),
         device=device,
         user_id=py.user_id,
@@ -300,7 +309,9 @@ def test_python_sdk_and_browser_read_each_other(web: Web, accounts: Any, suite: 
             browser_user.user_id, sender_key["x25519_public"], sender_key["ed25519_public"]
         ),
     )
+    body = opened.body
     assert body == {"type": "text", "text": "sealed in the browser", "sent_at": body["sent_at"]}
+    assert (mine[0]["v"], opened.key_committing) == (2, True)  # the browser seals v2
     page.context.close()
 
 

@@ -8,9 +8,11 @@ origin the CSP allows). ``Web.check()`` fails the test on any of them. Screensho
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-import shutil
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from devstack.browser import chromium_path
 from devstack.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,11 +42,80 @@ ANCHOR_TIMEOUT_MS = 45_000
 _HTTP_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 
 
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
+class CuttableProxy:
+    """A loopback TCP proxy in front of the gateway that a test can cut and restore.
+
+    A real outage, not an emulated one: ``cut()`` stops listening and aborts every open connection
+    (the page's WebSocket and any request in flight), so connections are refused until
+    ``restore()`` listens again on the same port. The browser's own network stack sees exactly what
+    it would see if the server went away, on any Chromium version.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cuttable-proxy", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._thread.start()
+        self.restore()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            client_w.close()
+            return
+        pair = {client_w, upstream_w}
+        self._writers |= pair
+        try:
+            await asyncio.gather(self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w))
+        finally:
+            self._writers -= pair
+
+    async def _listen(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()  # a reset, as when the server goes away
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self._call(self._listen())
+
+    def cut(self) -> None:
+        self._call(self._cut())
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
 
 def origin(url: str) -> str:
@@ -59,6 +131,7 @@ class Web:
         self.base = base_url
         self.accounts = accounts
         self.allowed_origins = {origin(base_url)} | ({origin(rpc_url)} if rpc_url else set())
+        self.contexts: list[BrowserContext] = []
         self.reset()
 
     def reset(self) -> None:
@@ -90,7 +163,22 @@ class Web:
         options.setdefault("viewport", {"width": 1280, "height": 800})
         context = self.browser.new_context(accept_downloads=True, **options)
         context.on("request", self._record_origin)
+        self.contexts.append(context)
         return context
+
+    def close_contexts(self) -> None:
+        """Close every context a test opened, failed tests included, so no page of one test (an
+        outage it caused, a socket retrying) can report into the next test's checks."""
+        contexts, self.contexts = self.contexts, []
+        for context in contexts:
+            try:
+                context.close()
+            except Exception:  # noqa: BLE001 - already closed with its browser, or by the test
+                pass
+
+    def allow_origin(self, url: str) -> None:
+        """A test-only origin the pages may use (e.g. a ``CuttableProxy`` in front of the gateway)."""
+        self.allowed_origins.add(origin(url))
 
     def page(self, context: BrowserContext | None = None, **options: Any) -> Page:
         page = (context or self.context(**options)).new_page()
@@ -112,8 +200,10 @@ class Web:
         self.reset()
         assert not problems, "\n".join(problems)
 
-    def login(self, page: Page, account: Any, *, totp_code: str | None = None) -> None:
-        page.goto(f"{self.base}/login")
+    def login(
+        self, page: Page, account: Any, *, totp_code: str | None = None, base: str | None = None
+    ) -> None:
+        page.goto(f"{base or self.base}/login")
         page.get_by_label("E-mail").fill(account.email)
         page.get_by_label("Password").fill(account.password)
         page.get_by_role("button", name="Log in", exact=True).click()
@@ -172,6 +262,18 @@ def conversation_of(page: Page) -> str:
     match = re.search(r"/c/([^/?#]+)", page.url)
     assert match, page.url
     return match.group(1)
+
+
+def guarded_test(web: Web) -> Iterator[None]:
+    """Body of each web module's autouse fixture: a clean slate before the test; after it, every
+    context the test opened is closed (even when it failed), then console errors, page errors and
+    foreign requests fail the test."""
+    web.reset()
+    try:
+        yield
+    finally:
+        web.close_contexts()
+    web.check()
 
 
 def web_harness(running_stack: Stack, accounts: Any) -> Iterator[Web]:

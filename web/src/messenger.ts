@@ -8,7 +8,7 @@ import { b64d, b64e } from "./crypto/b64";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { sha256, toHex, type Bytes } from "./crypto/bytes";
 import { canonicalJson } from "./crypto/canonical";
-import { EnvelopeError, envelopeDigest, openEnvelope, pickEnvelope, sealEnvelope, type Envelope, type MessageBody } from "./crypto/envelope";
+import { EnvelopeError, envelopeDigest, openEnvelopeDetailed, pickEnvelope, sealEnvelope, type Envelope, type MessageBody } from "./crypto/envelope";
 import { SUITES, SUITE_AES256GCM, generateDeviceKeys, publicKeyFromDirectory, publishBody, type DeviceKeys, type PublicDeviceKey } from "./crypto/keys";
 import { verifyProof, type ProofCheck, type ProofObject } from "./crypto/proof";
 import { safetyNumber } from "./crypto/safety";
@@ -70,6 +70,8 @@ export interface ChatMessage {
   errorCode: string | null;
   envelope: Envelope | null;
   anchor: AnchorState;
+  /** False for v1 envelopes: recipients cannot prove they all decrypted the same text. */
+  keyCommitting: boolean;
 }
 
 export interface FileInfo {
@@ -383,6 +385,7 @@ export class Messenger {
       errorCode: null,
       envelope: sent.envelope,
       anchor: "pending",
+      keyCommitting: sent.envelope.v !== 1,
     };
   }
 
@@ -412,6 +415,7 @@ export class Messenger {
       errorCode: null,
       envelope: null,
       anchor: "pending",
+      keyCommitting: false,
     };
     if (msg.deleted) return msg;
     const envelope = pickEnvelope(view);
@@ -430,7 +434,9 @@ export class Messenger {
       const sender = await this.senderKey(envelope.sender_id, envelope.sender_key_id);
       const sealedTo = envelope.recipients.find((r) => r.user_id === this.me.id && this.ownKey(r.key_id));
       const device = (sealedTo && this.ownKey(sealedTo.key_id)) ?? this.device;
-      msg.body = await openEnvelope(envelope, { device, userId: this.me.id, sender });
+      const opened = await openEnvelopeDetailed(envelope, { device, userId: this.me.id, sender });
+      msg.body = opened.body;
+      msg.keyCommitting = opened.keyCommitting;
     } catch (err) {
       msg.errorCode = err instanceof EnvelopeError ? err.code : "error";
       msg.error =
@@ -440,6 +446,8 @@ export class Messenger {
             ? "The signature of this message does not verify: it may have been forged or altered."
             : msg.errorCode === "decryption_failed"
               ? "This message could not be decrypted."
+              : msg.errorCode === "bad_key_commit"
+                ? "This message was not shown: its sender gave this device a different key than the one the message commits to (other recipients may see another text)."
               : `This message cannot be read: ${err instanceof Error ? err.message : String(err)}`;
     }
     return msg;

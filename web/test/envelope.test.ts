@@ -7,8 +7,10 @@ import {
   envelopeDigest,
   headerAad,
   openEnvelope,
+  openEnvelopeDetailed,
   sealEnvelope,
   signingDigest,
+  wrapInfo,
   type Envelope,
 } from "../src/crypto/envelope";
 import { generateDeviceKeys, importDeviceKeys, type DeviceKeys, type PublicDeviceKey } from "../src/crypto/keys";
@@ -30,7 +32,9 @@ const pub = (userId: string, d: Device): PublicDeviceKey => ({
   ed25519Public: fromHex(d.ed25519_public_hex),
 });
 
-for (const file of ["envelope_aes256gcm.json", "envelope_blowfish.json"]) {
+const FILES = ["envelope_aes256gcm.json", "envelope_blowfish.json", "envelope_v2_aes256gcm.json", "envelope_v2_blowfish.json"];
+
+for (const file of FILES) {
   describe(`Python-sealed envelope (${file})`, () => {
     const v = vector(file);
     const envelope = v.envelope as Envelope;
@@ -47,13 +51,14 @@ for (const file of ["envelope_aes256gcm.json", "envelope_blowfish.json"]) {
         const [enc, mac] = await blowfishKeys(fromHex(v.content_key_hex));
         expect([toHex(enc), toHex(mac)]).toEqual(v.blowfish_keys_hex);
       }
+      if (envelope.v === 2) expect(toHex(wrapInfo(envelope))).toBe(v.wrap_info_hex);
     });
 
-    it("opens for every recipient device", async () => {
+    it("opens for every recipient device, key-committing exactly in v2", async () => {
       for (const r of v.recipients) {
         const device = await load(r.device);
-        const body = await openEnvelope(envelope, { device, userId: r.user_id, sender });
-        expect(body).toEqual(v.body);
+        const opened = await openEnvelopeDetailed(envelope, { device, userId: r.user_id, sender });
+        expect(opened).toEqual({ body: v.body, version: envelope.v, keyCommitting: envelope.v === 2 });
       }
     });
 
@@ -64,6 +69,7 @@ for (const file of ["envelope_aes256gcm.json", "envelope_blowfish.json"]) {
         conversationId: envelope.conversation_id,
         recipients: v.recipients.map((r: any) => pub(r.user_id, r.device)),
         suite: v.suite,
+        version: envelope.v,
         randomness: {
           contentKey: fromHex(v.content_key_hex),
           nonce: fromHex(v.nonce_hex),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, toHex } from "../src/crypto/bytes";
 import { leafHash, merkleRoot, verifyConsistency, verifyInclusion } from "../src/crypto/merkle";
-import { entryLeaf, entryLeafHash, verifyProof, type ProofObject } from "../src/crypto/proof";
+import { entryLeaf, entryLeafHash, verifyProof, type LogEntry, type ProofObject } from "../src/crypto/proof";
 import { vector } from "./vectors";
 
 const m = vector("merkle.json");
@@ -49,7 +49,7 @@ describe("log entries and proof objects (log_entry.json)", () => {
   });
 
   it("verifies the proof object offline and rejects a changed entry", async () => {
-    const proof = v.proof as ProofObject;
+    const proof = v.proof as ProofObject & { entry: LogEntry };
     expect(await verifyProof(proof)).toMatchObject({ ok: true });
     expect(await verifyProof(proof, proof.entry.digest)).toMatchObject({ ok: true });
     expect((await verifyProof(proof, "0".repeat(64))).ok).toBe(false);
@@ -57,5 +57,7 @@ describe("log entries and proof objects (log_entry.json)", () => {
     expect((await verifyProof(changed)).ok).toBe(false);
     const pending = { ...proof, status: "pending" as const, leaf_index: null, tree_size: null, root_hash: null, inclusion_proof: null };
     expect(await verifyProof(pending)).toMatchObject({ ok: false, reason: "entry not yet in the log" });
+    const notReceived: ProofObject = { ...pending, entry: null };
+    expect(await verifyProof(notReceived, proof.entry.digest)).toMatchObject({ ok: false, reason: "entry not yet in the log" });
   });
 });

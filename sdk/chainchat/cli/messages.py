@@ -84,7 +84,8 @@ async def render(ctx: Ctx, messenger: Messenger, message: JSON, conversation_id:
         view["deleted"] = True
     else:
         try:
-            view["body"] = await messenger.open(message, conversation_id=conversation_id)
+            opened = await messenger.open_detailed(message, conversation_id=conversation_id)
+            view["body"], view["key_committing"] = opened.body, opened.key_committing
         except CryptoError as exc:
             view["error"] = exc.code
     return view
@@ -113,10 +114,13 @@ def _line(view: JSON) -> str:
     if "error" in view:
         return f"#{view['seq']} {who}: [cannot open: {view['error']}]"
     body = view["body"]
+    # v1 envelopes: recipients cannot prove they all read the same text (issue 21)
+    mark = "" if view.get("key_committing", True) else " [not key-committing]"
     if body.get("type") == "file":
         f = body.get("file", body)
-        return f"#{view['seq']} {who}: [file {f.get('name')} {f.get('size')} bytes, id {f.get('file_id')}]"
-    return f"#{view['seq']} {who}: {body.get('text', '')}"
+        name, size, file_id = f.get("name"), f.get("size"), f.get("file_id")
+        return f"#{view['seq']} {who}: [file {name} {size} bytes, id {file_id}]{mark}"
+    return f"#{view['seq']} {who}: {body.get('text', '')}{mark}"
 
 
 @command

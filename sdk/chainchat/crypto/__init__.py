@@ -3,7 +3,13 @@
 Everything here runs on the user's device; servers only ever see the outputs.
 """
 
-from chainchat.crypto.envelope import SealRandomness, open_envelope, seal_envelope
+from chainchat.crypto.envelope import (
+    OpenedEnvelope,
+    SealRandomness,
+    open_envelope,
+    open_envelope_detailed,
+    seal_envelope,
+)
 from chainchat.crypto.errors import (
     CryptoError,
     EnvelopeError,
@@ -40,6 +46,7 @@ __all__ = [
     "DeviceKeys",
     "EnvelopeError",
     "KeyFileError",
+    "OpenedEnvelope",
     "PublicDeviceKey",
     "SealRandomness",
     "StreamAuthenticationError",
@@ -60,6 +67,7 @@ __all__ = [
     "generate_file_key",
     "import_device_keys",
     "open_envelope",
+    "open_envelope_detailed",
     "plaintext_size",
     "safety_fingerprint",
     "safety_number",

@@ -1,18 +1,32 @@
-"""Seal and open message envelopes v1 (SPEC §5).
+"""Seal and open message envelopes v2 (``docs/envelope.md``) and v1 (SPEC §5).
 
-Construction, both suites:
+Construction, both versions and both suites:
 
 * A fresh random 32-byte content key ``K`` per message encrypts the body: the UTF-8 RFC 8785
   canonical JSON of ``{"type": ..., "text"|"file": ..., "sent_at": ...}``. The associated data
   ``AAD`` is the canonical JSON of the header ``{v, suite, conversation_id, sender_id,
   sender_key_id}`` (:func:`chainchat_protocol.envelope.header_aad`).
 * ``K`` is wrapped to every recipient device with HPKE (RFC 9180) base mode,
-  DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM, ``info = "chainchat/v1/wrap"`` and the
-  same ``AAD`` as HPKE ``aad``. Binding the wrap to the header means a wrapped key cannot be lifted
-  into an envelope with another conversation, sender or suite even before the signature is
-  checked (defence in depth; the signature already covers everything). The ephemeral key is
-  ``DeriveKeyPair(ikm)`` with 32 random bytes, which is RFC 9180's own ``GenerateKeyPair``; the
-  ``ikm`` can be injected to produce the deterministic test vectors.
+  DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM (single-shot: one ``seal`` per context).
+  The wrap is bound to the header, so a wrapped key cannot be lifted into an envelope with another
+  conversation, sender, suite or version even before the signature is checked (defence in depth;
+  the signature covers everything):
+
+  - v2: ``info = "chainchat/v2/wrap" || AAD``, HPKE ``aad`` empty
+    (:func:`chainchat_protocol.envelope.wrap_info`). Sealed and opened with ``cryptography``'s
+    HPKE (Rust), whose single-shot API takes ``info`` but no ``aad``.
+  - v1: ``info = "chainchat/v1/wrap"``, HPKE ``aad = AAD``. Opened (and sealed, for the v1
+    vectors) with ``pyhpke``, because ``cryptography``'s public HPKE API has no ``aad``.
+
+  The ephemeral key is drawn by the HPKE library; only to reproduce the deterministic test vectors
+  it is ``DeriveKeyPair(ikm)`` from an injected ``ikm`` (RFC 9180's own ``GenerateKeyPair`` with
+  32 random bytes), which goes through ``pyhpke`` because ``cryptography`` cannot take it.
+* v2 only: ``key_commit = HMAC-SHA256(K, "chainchat/v1/commit" || nonce)``, a field of the signed
+  envelope. AES-GCM is not key-committing and each recipient unwraps its own ``K``, so without it a
+  sender could sign one envelope that opens differently per recipient ("invisible salamanders").
+  A recipient compares it (constant time) with the ``K`` it unwrapped *before* decrypting; with
+  ``K`` committed and ``nonce``, ``ciphertext`` and ``AAD`` signed, the plaintext is the same for
+  every recipient.
 * ``hpke-x25519-aes256gcm``: ``ciphertext = AES-256-GCM(K, nonce[12], body, AAD)`` (ct || tag16).
 * ``hpke-x25519-blowfish``: ``Ke = HKDF-SHA256(K, salt="", info="chainchat/v1/blowfish/enc", 32)``,
   ``Km = HKDF-SHA256(K, salt="", info="chainchat/v1/blowfish/mac", 32)``; Blowfish (256-bit key)
@@ -23,10 +37,11 @@ Construction, both suites:
   ``ciphertext = ct || tag``. The tag is checked (constant time) before anything is decrypted.
 * ``signature = Ed25519(sender, SHA-256(canonical JSON of the envelope without "signature"))``.
 
-Opening checks, in order: structure and suite, signature against the sender's published key,
-own recipient entry, key unwrap, content decryption. Each failure raises
+Opening checks, in order: structure, version and suite, signature against the sender's published
+key, own recipient entry, key unwrap, key commitment (v2), content decryption. Each failure raises
 :class:`~chainchat.crypto.errors.EnvelopeError` with a stable ``code``; no partial plaintext is
-ever returned.
+ever returned. :func:`open_envelope_detailed` also says whether the envelope was key-committing
+(v1 envelopes stay readable, flagged as not key-committing).
 """
 
 from __future__ import annotations
@@ -42,7 +57,9 @@ from typing import Any
 from Crypto.Cipher import Blowfish
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import ValidationError
 from pyhpke import AEADId, CipherSuite, KDFId, KEMId, PyHPKEError
@@ -53,6 +70,8 @@ from chainchat_protocol.b64 import b64d, b64e
 from chainchat_protocol.canonical import CanonicalJSONError, canonical_json
 from chainchat_protocol.envelope import (
     AES_GCM_NONCE_SIZE,
+    ENC_SIZE,
+    ENVELOPE_VERSIONS,
     HMAC_TAG_SIZE,
     SUITE_AES256GCM,
     SUITES,
@@ -60,36 +79,65 @@ from chainchat_protocol.envelope import (
     Recipient,
     header_aad,
     signing_digest,
+    wrap_info,
 )
 
 __all__ = [
-    "HPKE_INFO",
+    "ENVELOPE_VERSION",
+    "KEY_COMMIT_LABEL",
+    "OpenedEnvelope",
     "SealRandomness",
     "blowfish_keys",
+    "key_commitment",
     "open_envelope",
+    "open_envelope_detailed",
     "seal_envelope",
+    "wrap_key",
 ]
 
-HPKE_INFO = b"chainchat/v1/wrap"
+ENVELOPE_VERSION = 2  # what senders produce
+KEY_COMMIT_LABEL = b"chainchat/v1/commit"
 BLOWFISH_ENC_INFO = b"chainchat/v1/blowfish/enc"
 BLOWFISH_MAC_INFO = b"chainchat/v1/blowfish/mac"
 CONTENT_KEY_SIZE = 32
-_HPKE = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.AES256_GCM)
+_HPKE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)  # v2, and every fresh v2 wrap
+_PYHPKE = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.AES256_GCM)
 
 
 @dataclass(frozen=True, slots=True)
 class SealRandomness:
-    """Every random input of :func:`seal_envelope`; injected only to pin test vectors."""
+    """Every random input of :func:`seal_envelope`; injected only to pin test vectors.
+
+    ``ephemeral_ikm`` (one 32-byte IKM per recipient, in recipient order) makes each HPKE
+    ephemeral key ``DeriveKeyPair(ikm)``; ``None`` lets the HPKE library draw it."""
 
     content_key: bytes
     nonce: bytes
-    ephemeral_ikm: Sequence[bytes]  # one 32-byte IKM per recipient, in recipient order
+    ephemeral_ikm: Sequence[bytes] | None = None
 
     @classmethod
-    def fresh(cls, suite: str, recipients: int) -> SealRandomness:
-        """Draw everything from the OS CSPRNG."""
+    def fresh(cls, suite: str) -> SealRandomness:
+        """Draw the content key and nonce from the OS CSPRNG."""
         nonce = os.urandom(AES_GCM_NONCE_SIZE) if suite == SUITE_AES256GCM else os.urandom(4) + bytes(4)
-        return cls(os.urandom(CONTENT_KEY_SIZE), nonce, [os.urandom(32) for _ in range(recipients)])
+        return cls(os.urandom(CONTENT_KEY_SIZE), nonce)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedEnvelope:
+    """What :func:`open_envelope_detailed` returns: the body and how it was protected."""
+
+    body: dict[str, Any]
+    version: int
+
+    @property
+    def key_committing(self) -> bool:
+        """True for v2: every recipient provably decrypted the same text (``key_commit``)."""
+        return self.version >= 2
+
+
+def key_commitment(content_key: bytes, nonce: bytes) -> bytes:
+    """v2 ``key_commit``: ``HMAC-SHA256(K, "chainchat/v1/commit" || nonce)``."""
+    return hmac.new(content_key, KEY_COMMIT_LABEL + nonce, sha256).digest()
 
 
 def blowfish_keys(content_key: bytes) -> tuple[bytes, bytes]:
@@ -135,15 +183,36 @@ def _decrypt_content(suite: str, key: bytes, nonce: bytes, data: bytes, aad: byt
     return _blowfish_ctr(enc_key, nonce, ct)
 
 
-def _wrap(recipient: PublicDeviceKey, key: bytes, ikm: bytes, aad: bytes) -> Recipient:
-    pkr = _HPKE.kem.deserialize_public_key(recipient.x25519_public)
-    enc, ctx = _HPKE.create_sender_context(pkr, info=HPKE_INFO, eks=_HPKE.kem.derive_key_pair(ikm))
+def wrap_key(
+    recipient: PublicDeviceKey, key: bytes, header: Mapping[str, Any], ikm: bytes | None = None
+) -> Recipient:
+    """Seal the content key ``key`` to one recipient device for an envelope with ``header``
+    (``v`` decides the binding, see the module docstring); ``ikm`` only for test vectors."""
+    info = wrap_info(dict(header))
+    if header["v"] != 1 and ikm is None:
+        sealed = _HPKE.encrypt(key, X25519PublicKey.from_public_bytes(recipient.x25519_public), info)
+        enc, wrapped = sealed[:ENC_SIZE], sealed[ENC_SIZE:]
+    else:
+        pkr = _PYHPKE.kem.deserialize_public_key(recipient.x25519_public)
+        eks = None if ikm is None else _PYHPKE.kem.derive_key_pair(ikm)
+        enc, ctx = _PYHPKE.create_sender_context(pkr, info=info, eks=eks)
+        wrapped = ctx.seal(key, header_aad(dict(header)) if header["v"] == 1 else b"")
     return Recipient(
-        user_id=recipient.user_id,
-        key_id=recipient.key_id,
-        enc=b64e(enc),
-        wrapped_key=b64e(ctx.seal(key, aad)),
+        user_id=recipient.user_id, key_id=recipient.key_id, enc=b64e(enc), wrapped_key=b64e(wrapped)
     )
+
+
+def _unwrap(env: Envelope, mine: Recipient, device: DeviceKeys) -> bytes:
+    info = wrap_info(env)
+    try:
+        if env.v == 1:
+            ctx = _PYHPKE.create_recipient_context(
+                b64d(mine.enc), _PYHPKE.kem.deserialize_private_key(device.x25519_private), info=info
+            )
+            return ctx.open(b64d(mine.wrapped_key), header_aad(env))
+        return _HPKE.decrypt(b64d(mine.enc) + b64d(mine.wrapped_key), device.x25519_key, info)
+    except (PyHPKEError, InvalidTag, ValueError):
+        raise EnvelopeError("decryption_failed", "cannot unwrap the content key") from None
 
 
 def _encode_body(body: Mapping[str, Any]) -> bytes:
@@ -160,18 +229,21 @@ def seal_envelope(
     conversation_id: str,
     recipients: Sequence[PublicDeviceKey],
     suite: str = SUITE_AES256GCM,
+    version: int = ENVELOPE_VERSION,
     randomness: SealRandomness | None = None,
 ) -> Envelope:
     """Encrypt ``body`` for ``recipients`` (include the sender's own devices to read history) and
-    sign it with ``sender``'s Ed25519 key. Raises ``ValueError`` for bad input and
-    :class:`EnvelopeError` (``envelope_too_large`` / ``unsupported_suite``) otherwise."""
-    if suite not in SUITES:
-        raise EnvelopeError("unsupported_suite", f"unknown suite {suite!r}")
-    rnd = randomness or SealRandomness.fresh(suite, len(recipients))
-    if len(rnd.ephemeral_ikm) != len(recipients) or len(rnd.content_key) != CONTENT_KEY_SIZE:
+    sign it with ``sender``'s Ed25519 key. ``version`` 1 exists for the v1 vectors and tests.
+    Raises ``ValueError`` for bad input and :class:`EnvelopeError` (``envelope_too_large`` /
+    ``unsupported_suite``) otherwise."""
+    if suite not in SUITES or version not in ENVELOPE_VERSIONS:
+        raise EnvelopeError("unsupported_suite", f"unknown suite {suite!r} or version {version!r}")
+    rnd = randomness or SealRandomness.fresh(suite)
+    ikms = rnd.ephemeral_ikm if rnd.ephemeral_ikm is not None else [None] * len(recipients)
+    if len(ikms) != len(recipients) or len(rnd.content_key) != CONTENT_KEY_SIZE:
         raise ValueError("randomness does not fit the recipients")
-    header = {
-        "v": 1,
+    header: dict[str, Any] = {
+        "v": version,
         "suite": suite,
         "conversation_id": conversation_id,
         "sender_id": sender_id,
@@ -184,10 +256,12 @@ def seal_envelope(
         "nonce": b64e(rnd.nonce),
         "ciphertext": b64e(ciphertext),
         "recipients": [
-            _wrap(r, rnd.content_key, ikm, aad).model_dump()
-            for r, ikm in zip(recipients, rnd.ephemeral_ikm, strict=True)
+            wrap_key(r, rnd.content_key, header, ikm).model_dump()
+            for r, ikm in zip(recipients, ikms, strict=True)
         ],
     }
+    if version >= 2:
+        unsigned["key_commit"] = b64e(key_commitment(rnd.content_key, rnd.nonce))
     signature = sender.sign(signing_digest(unsigned))
     try:
         return Envelope.model_validate({**unsigned, "signature": b64e(signature)})
@@ -206,7 +280,7 @@ def _parse(envelope: Envelope | Mapping[str, Any] | str | bytes) -> Envelope:
         raise EnvelopeError("malformed_envelope", "envelope is not a JSON object") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("malformed_envelope", "envelope is not a JSON object")
-    if obj.get("v") != 1 or obj.get("suite") not in SUITES:
+    if obj.get("v") not in ENVELOPE_VERSIONS or obj.get("suite") not in SUITES:
         raise EnvelopeError("unsupported_suite", "unsupported envelope version or suite")
     try:
         return Envelope.model_validate(obj)
@@ -221,7 +295,19 @@ def open_envelope(
     user_id: str,
     sender: PublicDeviceKey,
 ) -> dict[str, Any]:
-    """Verify and decrypt an envelope for ``device`` (owned by ``user_id``); return the body.
+    """Verify and decrypt an envelope (v1 or v2) for ``device`` (owned by ``user_id``); return the
+    body. :func:`open_envelope_detailed` also tells whether it was key-committing."""
+    return open_envelope_detailed(envelope, device=device, user_id=user_id, sender=sender).body
+
+
+def open_envelope_detailed(
+    envelope: Envelope | Mapping[str, Any] | str | bytes,
+    *,
+    device: DeviceKeys,
+    user_id: str,
+    sender: PublicDeviceKey,
+) -> OpenedEnvelope:
+    """Verify and decrypt an envelope for ``device`` (owned by ``user_id``).
 
     ``sender`` is the sender device's *published* key (from the key directory, checked against the
     log); it must match the envelope's ``sender_id`` and ``sender_key_id``.
@@ -234,16 +320,14 @@ def open_envelope(
     mine = next((r for r in env.recipients if r.user_id == user_id and r.key_id == device.key_id), None)
     if mine is None:
         raise EnvelopeError("not_a_recipient", "no recipient entry for this device")
-    aad = header_aad(env)
-    try:
-        ctx = _HPKE.create_recipient_context(
-            b64d(mine.enc), _HPKE.kem.deserialize_private_key(device.x25519_private), info=HPKE_INFO
-        )
-        content_key = ctx.open(b64d(mine.wrapped_key), aad)
-    except (PyHPKEError, ValueError):
-        raise EnvelopeError("decryption_failed", "cannot unwrap the content key") from None
-    plain = _decrypt_content(env.suite, content_key, b64d(env.nonce), b64d(env.ciphertext), aad)
-    return _decode_body(plain)
+    content_key = _unwrap(env, mine, device)
+    nonce = b64d(env.nonce)
+    if env.key_commit is not None and not hmac.compare_digest(
+        b64d(env.key_commit), key_commitment(content_key, nonce)
+    ):
+        raise EnvelopeError("bad_key_commit", "the content key does not match the envelope's key_commit")
+    plain = _decrypt_content(env.suite, content_key, nonce, b64d(env.ciphertext), header_aad(env))
+    return OpenedEnvelope(_decode_body(plain), env.v)
 
 
 def _decode_body(plain: bytes) -> dict[str, Any]:

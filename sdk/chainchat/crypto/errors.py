@@ -20,6 +20,7 @@ EnvelopeErrorCode = Literal[
     "bad_signature",
     "not_a_recipient",
     "decryption_failed",
+    "bad_key_commit",  # v2: the unwrapped content key is not the one the sender committed to
     "unsupported_suite",
     "malformed_envelope",
     "envelope_too_large",  # only when sealing

@@ -82,6 +82,11 @@ class DeviceKeys:
         return self._ed.private_bytes_raw()
 
     @property
+    def x25519_key(self) -> X25519PrivateKey:
+        """The X25519 private key object (for HPKE). Handle with care."""
+        return self._x
+
+    @property
     def x25519_public(self) -> bytes:
         """Raw X25519 public key (32 bytes)."""
         return self._x_pub

@@ -223,7 +223,10 @@ async def test_http_api_rejects_bad_input_and_stores_nothing(mini_stack, people,
     cases: list[tuple[Any, int, str]] = [
         (b"{not json", 422, "validation_error"),
         ({"envelope": {**good, "suite": "rot13"}}, 422, "unsupported_suite"),
-        ({"envelope": {**good, "v": 2}}, 422, "unsupported_version"),
+        ({"envelope": {**good, "v": 3}}, 422, "unsupported_version"),
+        ({"envelope": {k: v for k, v in good.items() if k != "key_commit"}}, 422, "invalid_envelope"),
+        ({"envelope": {**good, "v": 1}}, 422, "invalid_envelope"),  # v1 has no key_commit
+        ({"envelope": {**good, "key_commit": "AAAA"}}, 422, "invalid_envelope"),
         ({"envelope": {**good, "nonce": 12}}, 422, "invalid_envelope"),
         ({"envelope": {**good, "ciphertext": "a" * 70000}}, 413, "envelope_too_large"),
         ({"envelope": {**good, "conversation_id": "other"}}, 422, "conversation_mismatch"),

@@ -9,7 +9,7 @@
  * Tag: HMAC-SHA256(Km, uint64_be(len(aad)) || aad || nonce || ct), checked before decrypting.
  */
 import { Blowfish } from "egoroof-blowfish";
-import { concat, copy, equalBytes, uint64be, utf8, type Bytes } from "./bytes";
+import { concat, copy, equalBytes, hmacSha256, uint64be, utf8, type Bytes } from "./bytes";
 
 export const BLOWFISH_NONCE_SIZE = 8;
 export const HMAC_TAG_SIZE = 32;
@@ -44,9 +44,8 @@ export function blowfishCtr(key: Uint8Array, nonce: Uint8Array, data: Uint8Array
   return out;
 }
 
-async function tag(macKey: Bytes, aad: Bytes, nonce: Bytes, ct: Bytes): Promise<Bytes> {
-  const key = await crypto.subtle.importKey("raw", macKey, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return copy(await crypto.subtle.sign("HMAC", key, concat(uint64be(aad.length), aad, nonce, ct)));
+function tag(macKey: Bytes, aad: Bytes, nonce: Bytes, ct: Bytes): Promise<Bytes> {
+  return hmacSha256(macKey, concat(uint64be(aad.length), aad, nonce, ct));
 }
 
 export async function blowfishEncrypt(contentKey: Bytes, nonce: Bytes, body: Bytes, aad: Bytes): Promise<Bytes> {

@@ -78,3 +78,9 @@ export async function sha512(data: Uint8Array<ArrayBuffer>): Promise<Bytes> {
 export async function sha256Hex(data: Uint8Array<ArrayBuffer>): Promise<string> {
   return toHex(await sha256(data));
 }
+
+/** HMAC-SHA256(key, data) with WebCrypto. */
+export async function hmacSha256(key: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer>): Promise<Bytes> {
+  const k = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", k, data));
+}

@@ -16,7 +16,8 @@ export interface LogEntry {
 
 export interface ProofObject {
   status: "pending" | "anchored";
-  entry: LogEntry;
+  /** null while the ledger has not received the entry of an object that exists (status pending) */
+  entry: LogEntry | null;
   leaf_index: number | null;
   tree_size: number | null;
   root_hash: string | null;
@@ -49,6 +50,7 @@ export async function entryLeafHash(entry: LogEntry): Promise<Bytes> {
 
 /** Offline check of a proof; `expectedDigest` ties it to an object the caller holds. */
 export async function verifyProof(proof: ProofObject, expectedDigest?: string): Promise<ProofCheck> {
+  if (proof.entry === null) return { ok: false, leafHash: "", reason: "entry not yet in the log" };
   const lh = toHex(await entryLeafHash(proof.entry));
   if (expectedDigest !== undefined && proof.entry.digest !== expectedDigest) {
     return { ok: false, leafHash: lh, reason: "the logged digest is not this object's digest" };

@@ -518,6 +518,10 @@ export class ChatScreen {
       },
       BADGE_TEXT[m.anchor],
     );
+    const legacy =
+      m.body && !m.error && !m.deleted && !m.keyCommitting
+        ? h("span", { class: "legacy-envelope", title: LEGACY_ENVELOPE_TITLE }, "not key-committing")
+        : null;
     const receipt = mine && !m.deleted ? this.receiptText(st, m) : null;
     const canDelete = !m.deleted && (mine || this.messenger.me.role === "admin");
     const del = canDelete
@@ -548,7 +552,7 @@ export class ChatScreen {
       { class: `message${mine ? " mine" : ""}`, dataset: { messageId: m.id, seq: String(m.seq), sender: m.senderId } },
       h("div", { class: "meta" }, h("span", { class: "sender" }, mine ? "You" : this.messenger.nameOf(m.senderId)), " ", h("time", { datetime: m.createdAt }, formatTime(m.createdAt))),
       h("div", { class: "bubble" }, ...content),
-      h("div", { class: "foot" }, badge, receipt ? h("span", { class: "receipt" }, receipt) : null, del),
+      h("div", { class: "foot" }, badge, legacy, receipt ? h("span", { class: "receipt" }, receipt) : null, del),
     );
   }
 
@@ -1023,6 +1027,9 @@ export class ChatScreen {
     clear(body, sections);
   }
 }
+
+const LEGACY_ENVELOPE_TITLE =
+  "Sent in the older envelope format (v1), which does not commit to its key: the signature cannot prove every recipient read this same text.";
 
 const BADGE_TEXT: Record<ChatMessage["anchor"], string> = {
   pending: "Pending",

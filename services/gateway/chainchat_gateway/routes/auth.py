@@ -65,6 +65,8 @@ async def proofs_for(bus: Bus, entries: list[LogEntry]) -> dict[str, ProofObject
         except ChainChatError:
             return proofs  # the ledger is down or busy: status unknown counts as pending
         for proof in reply.proofs:
+            if proof.entry is None:  # the ledger always names what it proves; skip a bad reply
+                continue
             ours = proofs.get(proof.entry.id)
             if ours is not None and proof.entry == ours.entry:
                 proofs[proof.entry.id] = proof

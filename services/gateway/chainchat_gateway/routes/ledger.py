@@ -3,7 +3,9 @@
 ``/ledger/info`` and ``/ledger/consistency`` are public, as a transparency log's tree heads are
 meant to be (RFC 9162 logs serve them without authentication): anyone may check that heads only
 grow. Proofs of a message or a file reveal that the object exists, so they need a logged-in caller
-whom the owning service (chat, files) lets see the object; the ledger itself knows no users.
+whom the owning service (chat, files) lets see the object; the ledger itself knows no users. An
+object the owning service shows but whose entry has not reached the ledger yet (it travels through
+the owner's outbox and JetStream) has a ``pending`` proof with a null entry, not a 404 (SPEC §11).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chainchat_protocol.ledger import (
     LEDGER_PROOF_GET,
     ConsistencyRequest,
     EntryRef,
+    LedgerErrorCode,
     LedgerInfo,
 )
 from chainchat_protocol.log_entry import LogKind
@@ -89,4 +92,10 @@ async def file_proof(file_id: str, user: CurrentUser, bus: BusDep, settings: Set
 
 
 async def _proof(bus: Bus, kind: LogKind, entry_id: str, timeout: float) -> ProofObject:
-    return await bus.request(LEDGER_PROOF_GET, EntryRef(kind=kind, id=entry_id), timeout=timeout)
+    """The ledger's proof of an object the caller may see (the access check came first)."""
+    try:
+        return await bus.request(LEDGER_PROOF_GET, EntryRef(kind=kind, id=entry_id), timeout=timeout)
+    except NotFound as exc:
+        if exc.code != LedgerErrorCode.ENTRY_NOT_FOUND:
+            raise
+        return ProofObject.not_yet_logged()
