@@ -99,9 +99,10 @@ async def verify_proof_onchain(
     except ValidationError as exc:
         return result.fail(f"not a proof object: {exc.errors()[0].get('msg', 'invalid')}")
     _copy_claims(result, parsed)
-    if expect is not None and (parsed.entry.kind, parsed.entry.id) != expect:
+    entry = parsed.entry
+    if expect is not None and entry is not None and (entry.kind, entry.id) != expect:
         return result.fail(
-            f"this is the proof of {parsed.entry.kind} {parsed.entry.id}, not of {expect[0]} {expect[1]}",
+            f"this is the proof of {entry.kind} {entry.id}, not of {expect[0]} {expect[1]}",
             "wrong_entry",
         )
     if parsed.status != "anchored":
@@ -132,7 +133,8 @@ async def verify_proof_onchain(
 
 def _copy_claims(result: OnchainVerification, proof: ProofObject) -> None:
     result.status = proof.status
-    result.kind, result.id, result.digest = proof.entry.kind, proof.entry.id, proof.entry.digest
+    if proof.entry is not None:
+        result.kind, result.id, result.digest = proof.entry.kind, proof.entry.id, proof.entry.digest
     result.leaf_index = proof.leaf_index
     result.tree_size = proof.tree_size
     result.root_hash = proof.root_hash

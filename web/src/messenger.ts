@@ -460,8 +460,9 @@ export class Messenger {
     const digest = msg.envelope ? await envelopeDigest(msg.envelope) : null;
     const check = await verifyProof(proof, digest ?? undefined);
     // A tombstone's entry carries the deleted message's digest: the digest alone is not enough.
-    if (check.ok && (proof.entry.kind !== "message" || proof.entry.id !== msg.id)) {
-      return { proof, check: { ok: false, leafHash: check.leafHash, reason: `this is the proof of ${proof.entry.kind} ${proof.entry.id}, not of message ${msg.id}` }, digest };
+    const entry = proof.entry;
+    if (entry && (entry.kind !== "message" || entry.id !== msg.id)) {
+      return { proof, check: { ok: false, leafHash: check.leafHash, reason: `this is the proof of ${entry.kind} ${entry.id}, not of message ${msg.id}` }, digest };
     }
     return { proof, check, digest };
   }
