@@ -53,21 +53,37 @@ class Ctx:
         if self.profile.session is None or self.profile.user_id is None:
             raise CliError(f"not logged in (profile {self.profile.name}); run `chainchat login`")
 
-    def messenger(self, client: Client) -> Messenger:
+    async def messenger(self, client: Client) -> Messenger:
+        """This device's messenger: the profile's pins, key proofs checked on the pinned ledger."""
         self.require_login()
         if not self.profile.has_keys():
             raise CliError("this device has no keys yet; run `chainchat keys init`")
-        pins = self.profile.pins()
-
-        def warn(user_id: str, old: set[str], new: set[str]) -> None:
-            self.err.print(
-                f"[bold yellow]warning:[/] the keys of user {user_id} changed "
-                f"(was {', '.join(sorted(old))}; now {', '.join(sorted(new)) or 'none'}). "
-                "Compare safety numbers out of band: `chainchat safety-number " + user_id + "`"
-            )
-
         assert self.profile.user_id is not None
-        return Messenger(client, self.profile.user_id, self.profile.load_keys(), pins, on_key_change=warn)
+        keys, pins = self.profile.load_keys(), self.profile.pins()
+        messenger = Messenger(client, self.profile.user_id, keys, pins, on_key_change=self._warn)
+        try:
+            messenger.verifier = await self.verifier(client)
+        except (ApiError, CliError, ValueError) as exc:
+            self.err.print(f"[yellow]note:[/] key proofs are not checked on chain: {escape(str(exc))}")
+        return messenger
+
+    def _warn(self, user_id: str, old: set[str], new: set[str]) -> None:
+        """A device appeared or went: said on stderr, never confirmed here."""
+        added, removed = sorted(new - old), sorted(old - new)
+        if added and user_id == self.profile.user_id:
+            self.err.print(
+                f"[bold red]warning:[/] a new device was added to your account ({', '.join(added)}). "
+                "If this was not you, revoke it: `chainchat keys revoke <key id>`; "
+                "if it was, `chainchat keys confirm me`."
+            )
+        elif added:
+            self.err.print(
+                f"[bold yellow]warning:[/] user {user_id} has new devices ({', '.join(added)}): nothing is "
+                f"sent to them until you compare `chainchat safety-number {user_id}` and run "
+                f"`chainchat keys confirm {user_id}`."
+            )
+        if removed:
+            self.err.print(f"[dim]note: devices of user {user_id} were removed: {', '.join(removed)}[/]")
 
     async def ledger_pin(self, client: Client) -> LedgerPin:
         """The pinned ledger: ``--ledger``/``CHAINCHAT_LEDGER``, else the profile's, else the server's

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from chainchat.cli.context import Ctx, command, get_ctx
 from chainchat.client import JSON, ApiError
-from chainchat.crypto import CryptoError
+from chainchat.crypto import CryptoError, PublicDeviceKey
 from chainchat.messenger import Messenger
 
 users_app = typer.Typer(help="Find people.", no_args_is_help=True)
@@ -66,14 +66,28 @@ async def chat_list() -> None:
 async def send(
     conversation: str = typer.Argument(..., help="conversation id"),
     text: str = typer.Argument(..., help="the message"),
+    accept_new_devices: bool = typer.Option(
+        False, "--accept-new-devices", help="confirm new devices of the members (and yours) and send"
+    ),
 ) -> None:
-    """Encrypt TEXT on this device for every member device and send it."""
+    """Encrypt TEXT on this device for every member device and send it. Refused while a member
+    (or you) has a device you have not confirmed (`chainchat keys confirm <user>`)."""
     ctx = get_ctx()
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
-        result = await messenger.send_text(conversation, text)
-        ctx.save_pins(messenger)
+        messenger = await ctx.messenger(client)
+        try:
+            result = await messenger.send_text(conversation, text, accept_new_devices=accept_new_devices)
+            note_unanchored(ctx, messenger, await messenger.recipients(conversation))
+        finally:
+            ctx.save_pins(messenger)
     ctx.emit(result, lambda: ctx.out.print(f"sent #{result['seq']} ({result['message_id']})"))
+
+
+def note_unanchored(ctx: Ctx, messenger: Messenger, recipients: list[PublicDeviceKey]) -> None:
+    """Keys sealed to that the log has not anchored yet: used, and said."""
+    for key, status in messenger.not_yet_anchored(recipients):
+        what = "not in the transparency log yet" if status == "pending" else "not anchored on chain yet"
+        ctx.err.print(f"[dim]note: key {key.key_id} of user {key.user_id} is pending: {what}[/]")
 
 
 async def render(ctx: Ctx, messenger: Messenger, message: JSON, conversation_id: str) -> JSON:
@@ -133,7 +147,7 @@ async def history(
     """Show and decrypt a conversation's messages."""
     ctx = get_ctx()
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
+        messenger = await ctx.messenger(client)
         messages = await client.history(conversation, after_seq=after_seq, before_seq=before_seq, limit=limit)
         views = [await render(ctx, messenger, m, conversation) for m in messages]
         ctx.save_pins(messenger)
@@ -166,7 +180,7 @@ async def watch(
     """Print messages as they arrive; reconnects and catches up on what was missed."""
     ctx = get_ctx()
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
+        messenger = await ctx.messenger(client)
         watcher = _Watcher(ctx, messenger, conversation, count)
         await watcher.run()
 
@@ -214,8 +228,9 @@ class _Watcher:
                 await self._show(frame["message"], str(frame.get("conversation_id")))
             elif frame.get("type") == "error":
                 self.ctx.err.print(f"server: {frame.get('message') or frame}", markup=False)
-            elif frame.get("type") == "key_changed":
+            elif frame.get("type") in ("key_changed", "device_added"):
                 await self.messenger.devices_of(frame["user_id"], refresh=True)
+                self.ctx.save_pins(self.messenger)
             if self.left is not None and self.left <= 0:
                 return
 

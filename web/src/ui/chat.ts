@@ -4,7 +4,7 @@
  * numbers, key-change warnings).
  */
 import type { ApiClient } from "../api";
-import type { Messenger, ChatMessage, ConversationSummary, FileInfo, MessageView, Transport } from "../messenger";
+import { TrustError, type Messenger, type ChatMessage, type ConversationSummary, type FileInfo, type MessageView, type Transport } from "../messenger";
 import type { Frame, LiveConnection } from "../ws";
 import { clear, errorBox, field, formatBytes, formatTime, h, icon, messageOf, modal, uid } from "./dom";
 import { showProof } from "./proof";
@@ -727,6 +727,7 @@ export class ChatScreen {
       pending.remove();
       this.addSent(st, this.messenger.sentMessage(st.summary, sent));
     } catch (err) {
+      if (err instanceof TrustError) void this.renderBanner();
       pending.dataset.state = "failed";
       pending.classList.replace("sending", "failed");
       const foot = pending.querySelector(".foot")!;
@@ -961,21 +962,23 @@ export class ChatScreen {
           continue;
         }
         if ([...entry.logStatus.values()].includes("invalid")) {
-          notes.push(h("div", { class: "banner danger", role: "alert" }, `The transparency-log proof of one of ${this.messenger.nameOf(peer)}'s keys does not verify. Do not trust this conversation until you compared safety numbers.`));
+          notes.push(h("div", { class: "banner danger", role: "alert" }, `The transparency-log proof of one of ${this.messenger.nameOf(peer)}'s keys does not verify. Messages to ${this.messenger.nameOf(peer)} are blocked: compare safety numbers.`));
+        } else if ([...entry.logStatus.values()].some((s) => s === "pending" || s === "logged")) {
+          notes.push(h("div", { class: "banner info key-pending", role: "status" }, `Pending: one of ${this.messenger.nameOf(peer)}'s keys is not anchored on chain yet (the ledger anchors within seconds).`));
         }
-        const pin = await this.messenger.pinOf(peer);
-        if (pin?.changed) {
+        const fresh = await this.messenger.unconfirmed(peer);
+        if (fresh.length) {
           const name = this.messenger.nameOf(peer);
           notes.push(
             h(
               "div",
               { class: "banner warning key-change", role: "alert" },
-              h("p", null, h("strong", null, `${name}'s security keys changed. `), `${name} may have a new device, or someone may be trying to intercept your messages. Compare the safety number with ${name} over another channel.`),
+              h("p", null, h("strong", null, `${name}'s security keys changed. `), `${name} may have a new device, or someone may be trying to intercept your messages. Nothing is sent to the new device until you confirm it; compare the safety number with ${name} over another channel.`),
               h(
                 "div",
                 { class: "banner-actions" },
                 h("button", { type: "button", onclick: () => void this.safetyDialog([peer]) }, "Verify safety number"),
-                h("button", { type: "button", class: "secondary", onclick: async () => (await this.messenger.acceptKeys(peer), void this.renderBanner()) }, "Dismiss"),
+                h("button", { type: "button", class: "secondary", onclick: async () => (await this.messenger.acceptKeys(peer), void this.renderBanner()) }, "Confirm new keys"),
               ),
             ),
           );
