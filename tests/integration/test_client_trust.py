@@ -97,7 +97,7 @@ def test_send_refuses_an_unconfirmed_device_until_keys_confirm(cli: Cli, account
     new_key = cli.json("keys", "init", profile="yan-laptop")["key_id"]
     refused = cli.run("send", conv, "to the new device?", profile="xia", ok=False)
     assert refused.returncode == 1
-    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr  # the reason, in one line
     assert "unconfirmed_devices" in refused.stderr
     assert new_key in refused.stderr
     assert f"chainchat keys confirm {yan.user_id}" in refused.stderr.replace("\n", "")

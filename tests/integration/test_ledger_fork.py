@@ -1,6 +1,7 @@
 """The ledger refuses to anchor a head that does not extend the last head on chain (SPEC §11): an
-operator (holding the anchorer key) anchors a forged head on the ledger's own contract; the ledger's
-next head is not consistent with it, and is never anchored — said loudly in its log."""
+operator (holding the anchorer key) anchors a forged head on the ledger's own contract; that head
+is not a head of the ledger's log, so the ledger anchors nothing after it — and says so in its log
+and its status (the check is ``DeploymentManager._adopt_unrecorded_heads``, before every anchor)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ async def test_a_head_that_does_not_extend_the_chain_is_never_anchored(
         await publish_entries(bus, make_entries(3))
 
         async def refused() -> bool:
-            return "anchor_refused_log_forked" in isolated.log_text()
+            return "that is not a head of this log" in isolated.log_text()
 
         await wait_for(refused, timeout=60, what="the ledger refusing to anchor a fork")
         assert onchain_head_count(isolated.rpc_url, info.contract_address) == heads

@@ -54,6 +54,7 @@ export class LedgerTrust {
   private record: Promise<LedgerRecord>;
   private queue: Promise<unknown> = Promise.resolve();
   private verified = new Map<string, LedgerVerdict>();
+  private infoOnce: Promise<any> | null = null;
 
   constructor(
     private readonly api: ApiClient,
@@ -63,8 +64,11 @@ export class LedgerTrust {
     this.record = loadLedger(owner);
   }
 
+  /** /ledger/info, asked once per page (again after a failure). */
   private info(): Promise<any> {
-    return this.api.get("/ledger/info", { auth: false });
+    this.infoOnce ??= this.api.get("/ledger/info", { auth: false });
+    this.infoOnce.catch(() => (this.infoOnce = null));
+    return this.infoOnce;
   }
 
   private async update(fn: (r: LedgerRecord) => LedgerRecord | Promise<LedgerRecord>): Promise<LedgerRecord> {

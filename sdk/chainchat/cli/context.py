@@ -41,6 +41,8 @@ class Ctx:
     err: Console
     ledger_option: str | None = None
     rpc_option: str | None = None
+    #: `send` says "unconfirmed" in its one-line error instead of warning first
+    warn_new_devices: bool = True
 
     def client(self) -> Client:
         async def persist(session: Session | None) -> None:
@@ -70,7 +72,9 @@ class Ctx:
     def _warn(self, user_id: str, old: set[str], new: set[str]) -> None:
         """A device appeared or went: said on stderr, never confirmed here."""
         added, removed = sorted(new - old), sorted(old - new)
-        if added and user_id == self.profile.user_id:
+        if added and not self.warn_new_devices:
+            pass
+        elif added and user_id == self.profile.user_id:
             self.err.print(
                 f"[bold red]warning:[/] a new device was added to your account ({', '.join(added)}). "
                 "If this was not you, revoke it: `chainchat keys revoke <key id>`; "

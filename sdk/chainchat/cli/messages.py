@@ -73,6 +73,7 @@ async def send(
     """Encrypt TEXT on this device for every member device and send it. Refused while a member
     (or you) has a device you have not confirmed (`chainchat keys confirm <user>`)."""
     ctx = get_ctx()
+    ctx.warn_new_devices = accept_new_devices  # refused otherwise, with the devices in its one line
     async with ctx.client() as client:
         messenger = await ctx.messenger(client)
         try:

@@ -6,10 +6,6 @@ is made, so the nonce sequence cannot fork. Settling means: find the receipt; if
 broadcast the same bytes again (same tree head, same nonce — a restart or a second instance can
 never double-anchor); if its nonce was consumed by something else, drop it and anchor afresh.
 When the chain is down, appends continue and the next successful anchor covers all of them.
-
-Before anchoring, the new head is checked against the contract's last head with an RFC 9162
-consistency proof from this log: a log that was rewritten (restored from another backup, edited
-in its database) would anchor a fork that every client then reports; it is refused here, loudly.
 """
 
 from __future__ import annotations
@@ -27,17 +23,12 @@ from chainchat_ledger.leader import LeaderLease
 from chainchat_ledger.log import TransparencyLog
 from chainchat_ledger.models import AnchorRecord, ChainDeployment, utcnow
 from chainchat_ledger.settings import LedgerSettings
-from chainchat_protocol import merkle
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
 
 CHAIN_CHECK_INTERVAL_S = 5.0
 MAX_BACKOFF_S = 10.0
-
-
-class LogForkRefused(Exception):
-    """The head to anchor does not extend the last head on chain."""
 
 
 class Anchorer:
@@ -88,9 +79,6 @@ class Anchorer:
             except (ChainRejected, ConfigurationError) as exc:
                 self._set_state("chain_error", error=str(exc))
                 delay = max(delay, 2.0)
-            except LogForkRefused as exc:
-                self._set_state("refusing_fork", error=str(exc))
-                delay = max(delay, 2.0)
             except Exception:  # noqa: BLE001 - the loop must outlive any bug; logged with trace
                 log.exception("anchor_loop_failed")
             metrics.LOOP_ERRORS.labels("anchor").inc()
@@ -107,7 +95,6 @@ class Anchorer:
     def _set_state(self, state: str, **detail: object) -> None:
         if state != self._state:
             level = log.warning if state in ("chain_unreachable", "chain_error") else log.info
-            level = log.error if state == "refusing_fork" else level
             level("anchor_state_changed", state=state, previous=self._state, **detail)
             self._state = state
 
@@ -145,7 +132,6 @@ class Anchorer:
         address = deployment.contract_address
         assert address is not None
         root = self.tlog.root(tree_size)
-        await self._check_extends_chain(address, tree_size, root)
         nonce = await self.chain.next_nonce()
         signed = await self.chain.sign_anchor(address, tree_size, root, nonce)
         record = await self.book.add(AnchorRecord(
@@ -156,26 +142,6 @@ class Anchorer:
         log.info("anchor_sending", tree_size=tree_size, new_leaves=tree_size - self.anchored_size,
                  tx_hash=signed.tx_hash, nonce=nonce)  # fmt: skip
         await self.settle(deployment, record)
-
-    async def _check_extends_chain(self, address: str, tree_size: int, root: bytes) -> None:
-        """Raise :class:`LogForkRefused` unless ``(tree_size, root)`` extends the contract's last
-        head (RFC 9162 §2.1.4, the proof computed from this log and verified like a client would)."""
-        count = await self.chain.head_count(address)
-        if count == 0:
-            return
-        last = await self.chain.head(address, count - 1)
-        if not 0 < last.tree_size < tree_size:
-            return  # nothing to extend, or the contract refuses a head that does not grow anyway
-        proof = self.tlog.tree.consistency_proof(last.tree_size, tree_size)
-        if merkle.verify_consistency(last.tree_size, tree_size, bytes.fromhex(last.root_hash), root, proof):
-            return
-        metrics.ANCHOR_TXS.labels("refused_fork").inc()
-        log.error("anchor_refused_log_forked", head_index=last.index, onchain_size=last.tree_size,
-                  onchain_root=last.root_hash, tree_size=tree_size, root=root.hex())  # fmt: skip
-        raise LogForkRefused(
-            f"tree size {tree_size} does not extend head {last.index} on chain "
-            f"(size {last.tree_size}): this log's history differs from what was anchored"
-        )
 
     async def settle(self, deployment: ChainDeployment, record: AnchorRecord) -> None:
         started = time.monotonic()
