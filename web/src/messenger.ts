@@ -349,21 +349,23 @@ export class Messenger {
     this.trustChanged.emit(this.me.id);
   }
 
-  /** Refuse to seal when a key's log proof fails or a device is not confirmed (own account too). */
-  private async assertSealable(members: string[], refresh: boolean): Promise<void> {
-    const unconfirmed: Record<string, string[]> = {};
-    for (const m of new Set([...members, this.me.id])) {
-      const entry = await this.keysOf(m, refresh);
-      for (const [keyId, status] of entry.logStatus) {
-        if (status === "invalid" && !this.ownIds(m).includes(keyId)) throw new TrustError("key_proof_invalid", `The transparency-log proof of a key of ${this.nameOf(m)} does not verify (${entry.logReason.get(keyId)}). Nothing was sent.`, m);
+  /** Refuse to seal to `recipients` when a key's log proof fails or a device is not confirmed
+   *  (the own account's too). */
+  private async assertSealable(recipients: PublicDeviceKey[]): Promise<void> {
+    const unconfirmed = new Set<string>();
+    for (const m of new Set(recipients.map((r) => r.userId))) {
+      const entry = await this.keysOf(m);
+      const own = this.ownIds(m);
+      const pin = await loadPin(this.me.id, m);
+      const ids = recipients.filter((r) => r.userId === m && !own.includes(r.keyId)).map((r) => r.keyId);
+      for (const keyId of ids) {
+        if (entry.logStatus.get(keyId) === "invalid") throw new TrustError("key_proof_invalid", `The transparency-log proof of a key of ${this.nameOf(m)} does not verify (${entry.logReason.get(keyId)}). Nothing was sent.`, m);
       }
-      const fresh = await this.unconfirmed(m);
-      if (fresh.length) unconfirmed[m] = fresh;
+      if (unconfirmedOf(pin, ids, own).length) unconfirmed.add(m);
     }
-    const users = Object.keys(unconfirmed);
-    if (users.length) {
-      const who = users.map((u) => (u === this.me.id ? "your account" : this.nameOf(u))).join(", ");
-      throw new TrustError("unconfirmed_devices", `A new device was added to ${who} and is not confirmed yet: confirm it (or revoke it) above before sending.`, users[0]!);
+    if (unconfirmed.size) {
+      const who = [...unconfirmed].map((u) => (u === this.me.id ? "your account" : this.nameOf(u))).join(", ");
+      throw new TrustError("unconfirmed_devices", `A new device was added to ${who} and is not confirmed yet: confirm it (or revoke it) above before sending.`, [...unconfirmed][0]!);
     }
   }
 
@@ -411,12 +413,13 @@ export class Messenger {
       const missing = [];
       for (const m of conv.members) if ((await this.keysOf(m, attempt > 0)).keys.length === 0 && m !== this.me.id) missing.push(m);
       if (missing.length) throw new Error(`${missing.map((m) => this.nameOf(m)).join(", ")} has no published keys yet and cannot receive encrypted messages.`);
-      await this.assertSealable(conv.members, false);
+      const recipients = await this.recipients(conv.members, attempt > 0);
+      await this.assertSealable(recipients);
       const envelope = await sealEnvelope(body, {
         sender: this.device,
         senderId: this.me.id,
         conversationId: conv.conversation_id,
-        recipients: await this.recipients(conv.members, attempt > 0),
+        recipients,
         suite: this.suite as Envelope["suite"],
       });
       try {
