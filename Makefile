@@ -11,7 +11,7 @@ NODE_TOOLS := deploy/node-tools
 IPFS_NODE  := deploy/ipfs-node
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install up up-detached down test test-fast lint typecheck bench chaos fuzz contracts clean check-python web browser compose-tool
+.PHONY: install up up-detached down test test-fast lint typecheck bench chaos fuzz contracts clean check-python web browser compose-tool compose-up compose-down compose-build compose-test
 
 check-python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11+ is required: install python3 (e.g. apt-get install python3 python3-venv) and retry."; exit 1; }
@@ -69,6 +69,23 @@ compose-tool:
 		else echo "docker-compose is missing: run 'sudo apt-get install -y --no-install-recommends docker-compose' (tests/deploy need it)"; exit 1; fi; \
 	fi
 
+# The same stack in Docker (docker-compose 1.29, compose.yaml): installs and starts the engine when
+# missing (as root), builds every image (bases from Debian when the official ones cannot be pulled),
+# edge on 127.0.0.1:8000, mail UI on 127.0.0.1:1080; SCALE="chat=3 gateway=2" scales.
+compose-up: install
+	$(BIN)/python -m devstack.compose up --scale "$(SCALE)"
+
+compose-build: install
+	$(BIN)/python -m devstack.compose build
+
+# VOLUMES=1 removes the data volumes too
+compose-down: install
+	$(BIN)/python -m devstack.compose down $(if $(VOLUMES),--volumes)
+
+# tests/compose against a stack of its own (free ports, its own project and volumes, removed after)
+compose-test: install
+	CHAINCHAT_COMPOSE_REQUIRED=1 $(BIN)/pytest -q -p no:cacheprovider -m compose tests/compose
+
 up: install
 	$(BIN)/chainchat-dev up $(UP_ARGS)
 
@@ -89,7 +106,7 @@ test: install browser compose-tool lint
 	cd $(IPFS_NODE) && PATH=$(CURDIR)/$(BIN):$$PATH ../../$(NPM) test --silent
 	cd $(WEB) && PATH=$(CURDIR)/$(BIN):$$PATH ../$(NPM) test --silent
 	@echo "browser: $$(/usr/bin/chromium --version 2>/dev/null)"
-	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not compose"
 
 test-fast: install
 	$(BIN)/pytest -q -x -m "not integration" -p no:cacheprovider

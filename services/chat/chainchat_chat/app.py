@@ -51,9 +51,10 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     relay = OutboxRelay(db, bus, "chat")
     directory = NatsDirectory(bus, ttl_s=settings.device_cache_ttl_s)
     notifier = NatsNotifier(bus)
+    messages = MessageService(db, directory, notifier, on_commit=relay.wake)
     handlers = ChatHandlers(
-        ConversationService(db, directory, notifier),
-        MessageService(db, directory, notifier, on_commit=relay.wake),
+        ConversationService(db, directory, notifier, settings.conversation_create_limit()),
+        messages,
         directory,
         FanOut(db, notifier),
     )
@@ -66,9 +67,13 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
 
     runtime.on_connected(on_connected)
     app.state.db = db
+    app.state.messages = messages
 
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
+    messages: MessageService | None = getattr(app.state, "messages", None)
+    if messages is not None:
+        await messages.commits.close()
     db: Database | None = getattr(app.state, "db", None)
     if db is not None:
         await db.close()

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_chat import store
 from chainchat_chat.directory import Directory
+from chainchat_chat.group_commit import BatchConflict, GroupCommit, MembersChanged, Pending
 from chainchat_chat.models import Member, Message, utc, utcnow
 from chainchat_chat.notify import Notifier
 from chainchat_chat.service import conversation_not_found, load_membership, new_id
@@ -48,15 +49,12 @@ from chainchat_protocol.chat import (
 from chainchat_protocol.envelope import Envelope, envelope_bytes
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from chainchat_protocol.log_entry import LogEntry, digest_bytes, format_timestamp
+from chainchat_protocol.rpc import fitting
 from chainchat_service.db import Database, storage_full, storage_full_error
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
 
 log = get_logger(__name__)
-
-
-class _MembersChanged(Exception):
-    """Membership changed between the recipient check and the insert: check again."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,7 @@ class MessageService:
         *,
         on_commit: Callable[[], None] = lambda: None,
         max_attempts: int = 10,
+        member_cache_size: int = 10_000,
     ) -> None:
         self.db = db
         self.directory = directory
@@ -87,18 +86,35 @@ class MessageService:
         self._write_gate: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if db.is_sqlite else contextlib.nullcontext()
         )
+        # members per conversation as the last transaction saw them: only a first guess, every
+        # send is checked again against the members read under the conversation's lock
+        self._members: dict[str, list[str]] = {}
+        self._member_cache_size = member_cache_size
+        self.commits = GroupCommit(db, self._write_gate, on_members=self._remember_members)
 
     async def post(self, req: PostMessageRequest) -> SendResult:
-        for _ in range(3):
+        fresh = False
+        for _ in range(4):
             # membership first: a stranger learns nothing, not even that the header is wrong
-            members, done = await self._prepare(req)
-            if done is not None:
-                return done
+            members = await self._member_ids(req.conversation_id, fresh=fresh)
+            if req.user_id not in members:
+                if not fresh:  # the cache may predate the caller joining
+                    fresh = True
+                    continue
+                raise conversation_not_found()
             _check_header(req)
-            await self._check_recipients(req.envelope, members)
+            problem = await self._recipient_problem(req.envelope, members)
+            if problem is not None:
+                if not fresh:  # or the members changed since the cache saw them
+                    fresh = True
+                    continue
+                if req.client_id is not None and (done := await self._earlier(req)) is not None:
+                    return done  # a retry of a send stored before the devices changed
+                raise ValidationFailed(problem[1], code=problem[0])
             try:
                 stored = await self._store(req, members)
-            except _MembersChanged:
+            except MembersChanged:
+                fresh = True
                 continue
             if stored.new:
                 self.on_commit()
@@ -108,36 +124,56 @@ class MessageService:
             return stored.result
         raise Conflict("the conversation's members keep changing; retry", code="conflict")
 
-    async def _prepare(self, req: PostMessageRequest) -> tuple[list[str], SendResult | None]:
+    async def _member_ids(self, conversation_id: str, *, fresh: bool) -> list[str]:
+        cached = None if fresh else self._members.get(conversation_id)
+        if cached is not None:
+            return cached
         async with self.db.engine.connect() as conn:
-            members = await store.member_ids(conn, req.conversation_id)
-            if req.user_id not in members:
-                raise conversation_not_found()
-            if req.client_id is not None and (done := await store.by_client_id(conn, req)) is not None:
-                return [], done
-            return members, None
+            members = await store.member_ids(conn, conversation_id)
+        self._remember_members(conversation_id, members)
+        return members
 
-    async def _check_recipients(self, env: Envelope, members: Collection[str]) -> None:
+    def _remember_members(self, conversation_id: str, members: list[str]) -> None:
+        if len(self._members) >= self._member_cache_size and conversation_id not in self._members:
+            self._members.clear()  # bounded; refilled by the next sends
+        self._members[conversation_id] = members
+
+    def forget_members(self, conversation_id: str) -> None:
+        """Membership of the conversation changed in this instance: read it afresh next time."""
+        self._members.pop(conversation_id, None)
+
+    async def _earlier(self, req: PostMessageRequest) -> SendResult | None:
+        async with self.db.engine.connect() as conn:
+            return await store.by_client_id(conn, req)
+
+    async def _recipient_problem(self, env: Envelope, members: Collection[str]) -> tuple[str, str] | None:
         problem = _recipient_problem(env, members, await self.directory.devices(members))
         if problem is not None:
             # cached keys may be stale (a device revoked a moment ago): decide on fresh ones
             problem = _recipient_problem(env, members, await self.directory.devices(members, fresh=True))
-        if problem is not None:
-            raise ValidationFailed(problem[1], code=problem[0])
+        return problem
 
     async def _store(self, req: PostMessageRequest, members: list[str]) -> _Stored:
         canonical = envelope_bytes(req.envelope)
         text, digest = canonical.decode(), digest_bytes(canonical)
+        try:
+            result, new = await self.commits.store(Pending(req, text, digest, members))
+        except BatchConflict:
+            return await self._store_alone(req, text, digest, members)
+        return _Stored(result, members, new=new)
+
+    async def _store_alone(
+        self, req: PostMessageRequest, text: str, digest: str, members: list[str]
+    ) -> _Stored:
+        """One send in its own transaction: after its batch hit a unique constraint."""
         for attempt in range(self.max_attempts):
             try:
                 async with self._write_gate, self.db.engine.begin() as conn:
                     return _Stored(await _insert(conn, req, text, digest, members), members, new=True)
             except IntegrityError:
                 # the same client_id committed concurrently, or a seq collided: answer or retry
-                if req.client_id is not None:
-                    async with self.db.engine.connect() as conn:
-                        if (done := await store.by_client_id(conn, req)) is not None:
-                            return _Stored(done, members, new=False)
+                if req.client_id is not None and (done := await self._earlier(req)) is not None:
+                    return _Stored(done, members, new=False)
             except OperationalError as exc:  # SQLite busy, PostgreSQL deadlock or serialization
                 if storage_full(exc):  # no retry frees a full disk
                     raise storage_full_error() from None
@@ -147,7 +183,8 @@ class MessageService:
 
     async def history(self, req: HistoryRequest) -> History:
         """Ascending by seq. With ``after_seq``: the first ``limit`` after it (catching up);
-        without: the last ``limit`` (before ``before_seq`` if given), i.e. scrolling back."""
+        without: the last ``limit`` (before ``before_seq`` if given), i.e. scrolling back. A page
+        stops early when the next message would not fit in one bus reply (``has_more``)."""
         async with self.db.session() as session:
             _, me = await load_membership(session, req.conversation_id, req.user_id)
             query = select(Message).where(
@@ -158,10 +195,12 @@ class MessageService:
                 query = query.where(col(Message.seq) < req.before_seq)
             ascending = req.after_seq is not None
             order = col(Message.seq).asc() if ascending else col(Message.seq).desc()
-            rows = list((await session.exec(query.order_by(order).limit(req.limit))).all())
+            rows = list((await session.exec(query.order_by(order).limit(req.limit + 1))).all())
+        views = [stored_view(m) for m in rows[: req.limit]]
+        page = views[: fitting(views)]  # nearest to the reading position first
         if not ascending:
-            rows.reverse()
-        return History(messages=[stored_view(m) for m in rows])
+            page.reverse()
+        return History(messages=page, has_more=len(rows) > len(page))
 
     async def delete(self, req: DeleteMessageRequest) -> MessageRemoved:
         async with self.db.session() as session:
@@ -236,7 +275,7 @@ async def _insert(
     if seq is None:
         raise conversation_not_found()
     if await store.member_ids(conn, req.conversation_id) != members:
-        raise _MembersChanged
+        raise MembersChanged
     return await store.insert_message(conn, req, new_id(), seq, text, digest, now)
 
 

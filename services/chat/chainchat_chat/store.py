@@ -13,15 +13,18 @@ a rollback returns it, and ``UNIQUE(conversation_id, seq)`` refuses any writer t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainchat_chat.models import Conversation, Member, Message, OutboxMessage, utc
 from chainchat_protocol.chat import ChatSubject, MessagePosted, PostMessageRequest, SendResult
 from chainchat_protocol.log_entry import LogEntry, format_timestamp
-from chainchat_service.outbox import log_entry_message, outbox_message
+from chainchat_service.outbox import log_entry_row, outbox_row
 
 _conversation = Conversation.__table__  # type: ignore[attr-defined]
 _member = Member.__table__  # type: ignore[attr-defined]
@@ -42,6 +45,17 @@ NEXT_SEQ = (
     .values(last_seq=_conversation.c.last_seq + 1, last_message_at=bindparam("now"))
     .returning(_conversation.c.last_seq)
 )
+LOCK_CONVERSATION = (
+    update(_conversation)
+    .where(_conversation.c.id == bindparam("cid"))
+    .values(last_seq=_conversation.c.last_seq)
+    .returning(_conversation.c.last_seq)
+)
+ADVANCE_SEQ = (
+    update(_conversation)
+    .where(_conversation.c.id == bindparam("cid"))
+    .values(last_seq=bindparam("seq"), last_message_at=bindparam("now"))
+)
 INSERT_MESSAGE = insert(_message)
 INSERT_OUTBOX = insert(_outbox)
 # sending implies having read everything before: the sender's unread count stays at zero
@@ -61,6 +75,42 @@ async def member_ids(conn: AsyncConnection, conversation_id: str) -> list[str]:
     return list((await conn.execute(MEMBER_IDS, {"cid": conversation_id})).scalars())
 
 
+async def members_of(conn: AsyncConnection, conversation_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The sorted members of each conversation (an empty list for one without members)."""
+    members: dict[str, list[str]] = {cid: [] for cid in conversation_ids}
+    if conversation_ids:
+        query = (
+            select(_member.c.conversation_id, _member.c.user_id)
+            .where(_member.c.conversation_id.in_(conversation_ids))
+            .order_by(_member.c.conversation_id, _member.c.user_id)
+        )
+        for cid, user_id in await conn.execute(query):
+            members[cid].append(user_id)
+    return members
+
+
+async def by_client_ids(
+    conn: AsyncConnection, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], SendResult]:
+    """Earlier results of sends keyed ``(conversation_id, sender_id, client_id)`` (retries)."""
+    if not keys:
+        return {}
+    c = _message.c
+    query = select(c.conversation_id, c.sender_id, c.client_id, c.id, c.seq, c.digest, c.created_at).where(
+        tuple_(c.conversation_id, c.sender_id, c.client_id).in_(list(set(keys)))
+    )
+    return {
+        (row.conversation_id, row.sender_id, row.client_id): SendResult(
+            message_id=row.id,
+            conversation_id=row.conversation_id,
+            seq=row.seq,
+            digest=row.digest,
+            created_at=format_timestamp(utc(row.created_at)),
+        )  # fmt: skip
+        for row in await conn.execute(query)
+    }
+
+
 async def by_client_id(conn: AsyncConnection, req: PostMessageRequest) -> SendResult | None:
     """The result of an earlier send with the same ``client_id`` (a retry), if any."""
     params = {"cid": req.conversation_id, "sender": req.user_id, "client_id": req.client_id}
@@ -71,6 +121,17 @@ async def by_client_id(conn: AsyncConnection, req: PostMessageRequest) -> SendRe
         message_id=row.id, conversation_id=req.conversation_id, seq=row.seq, digest=row.digest,
         created_at=format_timestamp(utc(row.created_at)),
     )  # fmt: skip
+
+
+async def lock_conversation(conn: AsyncConnection, conversation_id: str) -> int | None:
+    """Lock the conversation row (the first write of a transaction); its ``last_seq`` or None."""
+    seq = (await conn.execute(LOCK_CONVERSATION, {"cid": conversation_id})).scalar_one_or_none()
+    return None if seq is None else int(seq)
+
+
+async def advance_seq(conn: AsyncConnection, conversation_id: str, seq: int, now: datetime) -> None:
+    """Move the locked conversation's ``last_seq`` past the seqs a batch assigned."""
+    await conn.execute(ADVANCE_SEQ, {"cid": conversation_id, "seq": seq, "now": now})
 
 
 async def next_seq(conn: AsyncConnection, conversation_id: str, now: datetime) -> int | None:
@@ -94,16 +155,62 @@ async def insert_message(
         "client_id": req.client_id, "envelope": text, "digest": digest, "file_ids": json.dumps(req.file_ids),
         "created_at": now, "deleted_at": None, "deleted_by": None,
     })  # fmt: skip
-    rows = [log_entry_message(LogEntry.create("message", message_id, digest, now))]
-    if req.file_ids:
-        posted = MessagePosted(
-            message_id=message_id, conversation_id=req.conversation_id, sender_id=req.user_id, seq=seq,
-            file_ids=req.file_ids, created_at=format_timestamp(now),
-        )  # fmt: skip
-        rows.append(outbox_message(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{message_id}"))
-    await conn.execute(INSERT_OUTBOX, [row.model_dump(exclude={"id"}) for row in rows])
+    await conn.execute(INSERT_OUTBOX, _outbox_rows(req, message_id, seq, digest, now))
     await conn.execute(SENDER_READ, {"cid": req.conversation_id, "uid": req.user_id, "upto": seq})
     return SendResult(
         message_id=message_id, conversation_id=req.conversation_id, seq=seq, digest=digest,
         created_at=format_timestamp(now),
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    req: PostMessageRequest
+    message_id: str
+    seq: int
+    text: str
+    digest: str
+
+
+async def insert_messages(
+    conn: AsyncConnection, rows: Sequence[NewMessage], now: datetime
+) -> list[SendResult]:
+    """A batch of message rows with their outbox rows, in three statements (``executemany``)."""
+    if not rows:
+        return []
+    await conn.execute(INSERT_MESSAGE, [{
+        "id": r.message_id, "conversation_id": r.req.conversation_id, "seq": r.seq,
+        "sender_id": r.req.user_id, "client_id": r.req.client_id, "envelope": r.text, "digest": r.digest,
+        "file_ids": json.dumps(r.req.file_ids), "created_at": now, "deleted_at": None, "deleted_by": None,
+    } for r in rows])  # fmt: skip
+    outbox = [row for r in rows for row in _outbox_rows(r.req, r.message_id, r.seq, r.digest, now)]
+    await conn.execute(INSERT_OUTBOX, outbox)
+    read_upto: dict[tuple[str, str], int] = {}
+    for r in rows:
+        read_upto[(r.req.conversation_id, r.req.user_id)] = r.seq  # rows ascend per conversation
+    await conn.execute(SENDER_READ, [{"cid": c, "uid": u, "upto": seq} for (c, u), seq in read_upto.items()])
+    created_at = format_timestamp(now)
+    return [
+        SendResult(
+            message_id=r.message_id,
+            conversation_id=r.req.conversation_id,
+            seq=r.seq,
+            digest=r.digest,
+            created_at=created_at,
+        )  # fmt: skip
+        for r in rows
+    ]
+
+
+def _outbox_rows(
+    req: PostMessageRequest, message_id: str, seq: int, digest: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The ``message`` log entry, and the attachment event when the message has files."""
+    rows = [log_entry_row(LogEntry.create("message", message_id, digest, now))]
+    if req.file_ids:
+        posted = MessagePosted(
+            message_id=message_id, conversation_id=req.conversation_id, sender_id=req.user_id, seq=seq,
+            file_ids=req.file_ids, created_at=format_timestamp(now),
+        )  # fmt: skip
+        rows.append(outbox_row(ChatSubject.MESSAGE_POSTED, posted, msg_id=f"posted:{message_id}"))
+    return rows

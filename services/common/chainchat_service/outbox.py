@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
-from sqlalchemy import LargeBinary, delete, func
+from sqlalchemy import LargeBinary, delete, func, update
 from sqlmodel import Column, Field, SQLModel, col, select
 
 from chainchat_protocol.log_entry import LogEntry
@@ -54,15 +55,27 @@ class OutboxMessage(SQLModel, table=True):
 
 def outbox_message(subject: str, payload: BaseModel, msg_id: str, *, jetstream: bool = True) -> OutboxMessage:
     """A row to ``session.add`` inside the transaction that makes the change."""
-    return OutboxMessage(
-        subject=subject, msg_id=msg_id, jetstream=jetstream, payload=payload.model_dump_json().encode()
-    )
+    return OutboxMessage(**outbox_row(subject, payload, msg_id, jetstream=jetstream))
 
 
 def log_entry_message(entry: LogEntry) -> OutboxMessage:
     """The outbox row that hands a transparency-log entry to the ledger."""
-    subject = Subject.LEDGER_ENTRY.format(kind=entry.kind)
-    return outbox_message(subject, entry, msg_id=f"{entry.kind}:{entry.id}")
+    return OutboxMessage(**log_entry_row(entry))
+
+
+def log_entry_row(entry: LogEntry) -> dict[str, Any]:
+    """:func:`log_entry_message` as the column values of a Core ``INSERT`` (the send path inserts
+    batches of them; building ORM objects for them cost more than the insert)."""
+    return outbox_row(Subject.LEDGER_ENTRY.format(kind=entry.kind), entry, f"{entry.kind}:{entry.id}")
+
+
+def outbox_row(subject: str, payload: BaseModel, msg_id: str, *, jetstream: bool = True) -> dict[str, Any]:
+    """The column values of an outbox row (``id`` comes from the database)."""
+    return {
+        "subject": subject, "msg_id": msg_id, "jetstream": jetstream,
+        "payload": payload.model_dump_json().encode(), "created_at": datetime.now(UTC),
+        "published_at": None, "attempts": 0,
+    }  # fmt: skip
 
 
 async def ensure_ledger_stream(bus: Bus) -> None:
@@ -118,39 +131,52 @@ class OutboxRelay:
         return int(result.rowcount or 0)
 
     async def publish_pending(self) -> int:
-        async with self.db.session() as session:
+        """Publish up to ``batch`` unpublished rows, all in flight at once, then mark them.
+
+        The JetStream publishes of a batch go out back to back and their acks are awaited together
+        (one round trip per batch, not per row); a row is marked only once its own ack came back,
+        and a failed one stays for the next round (the stream dedupes by ``Nats-Msg-Id``)."""
+        table = OutboxMessage.__table__  # type: ignore[attr-defined]
+        async with self.db.engine.begin() as conn:
             query = (
-                select(OutboxMessage)
-                .where(col(OutboxMessage.published_at).is_(None))
-                .order_by(col(OutboxMessage.id))
+                select(table.c.id, table.c.subject, table.c.msg_id, table.c.jetstream, table.c.payload)
+                .where(table.c.published_at.is_(None))
+                .order_by(table.c.id)
                 .limit(self.batch)
             )
             if not self.db.is_sqlite:
                 # several instances share one database: each row is relayed by one of them
                 query = query.with_for_update(skip_locked=True)
-            rows = (await session.exec(query)).all()
-            backlog = len(rows)
+            rows = (await conn.execute(query)).all()
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
-            for row in rows:
-                row.attempts += 1
-                if row.jetstream:
-                    await self.bus.js.publish(
-                        row.subject, row.payload, timeout=5, headers={"Nats-Msg-Id": row.msg_id}
-                    )
-                else:
-                    await self.bus.nc.publish(row.subject, row.payload)
-                row.published_at = datetime.now(UTC)
-                session.add(row)
-            await session.commit()
-            OUTBOX_PUBLISHED.labels(self.service).inc(backlog)
-            total = (
-                await session.exec(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(col(OutboxMessage.published_at).is_(None))
+            outcomes = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
+            done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            await conn.execute(
+                update(table)
+                .where(table.c.id.in_([row.id for row in rows]))
+                .values(attempts=table.c.attempts + 1)
+            )
+            if done:
+                await conn.execute(
+                    update(table).where(table.c.id.in_(done)).values(published_at=datetime.now(UTC))
                 )
-            ).one()
-            OUTBOX_BACKLOG.labels(self.service).set(total)
-            return backlog
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
+        if failed:
+            raise failed[0]
+        if len(rows) < self.batch:
+            OUTBOX_BACKLOG.labels(self.service).set(0)  # rows committed meanwhile show next round
+        else:
+            async with self.db.engine.connect() as conn:
+                count = select(func.count()).select_from(table).where(table.c.published_at.is_(None))
+                OUTBOX_BACKLOG.labels(self.service).set((await conn.execute(count)).scalar_one())
+        return len(rows)
+
+    async def _publish(self, row: Any) -> None:
+        if row.jetstream:
+            headers = {"Nats-Msg-Id": row.msg_id}
+            await self.bus.js.publish(row.subject, row.payload, timeout=5, headers=headers)
+        else:
+            await self.bus.nc.publish(row.subject, row.payload)

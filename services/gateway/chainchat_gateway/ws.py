@@ -16,6 +16,11 @@ read fills it and is closed (4008) instead of holding memory or delaying others.
 sends nothing (not even ``ping``) for ``idle_timeout_s`` is closed (4000). Sends from one
 connection are processed in order, one at a time, beside reading (so ``ping`` stays instant).
 
+Overload: a send is admitted only while the gateway has fewer than ``max_sends_outstanding``
+sends unanswered (and the connection fewer than ``pending_sends`` queued); otherwise it is
+answered at once with ``rate_limited`` and a ``retry_after`` hint. A burst above capacity is
+refused in microseconds instead of every accepted send waiting seconds behind it.
+
 Abuse: every frame costs a token from a per-connection bucket (``max_frames_per_s``, bursts up to
 ``frame_burst``); a client that runs it dry is closed (1008, "too many frames"). A frame that is not
 a JSON object with a string ``type`` gets an ``invalid_frame`` error; after ``max_malformed_frames``
@@ -67,6 +72,7 @@ CLOSE_SLOW_CONSUMER = 4008
 WS_CONNECTIONS = Gauge("chainchat_ws_connections", "Open authenticated WebSocket connections")
 WS_USERS = Gauge("chainchat_ws_users", "Users with at least one connection (one NATS subscription each)")
 WS_FRAMES_OUT = Counter("chainchat_ws_frames_out_total", "Frames queued to clients")
+WS_SENDS_REFUSED = Counter("chainchat_ws_sends_refused_total", "Sends refused at once: gateway busy")
 WS_CLOSED = Counter("chainchat_ws_closed_total", "Connections closed by the server", ["reason"])
 
 
@@ -78,7 +84,11 @@ class HubSettings(BaseSettings):
     idle_timeout_s: float = 60.0
     auth_timeout_s: float = 10.0
     send_queue: int = 256
-    pending_sends: int = 64
+    pending_sends: int = 16
+    # sends this gateway accepted and has not answered yet, over all connections: beyond it a send
+    # is refused at once (``rate_limited`` with ``retry_after``) instead of queueing for seconds
+    max_sends_outstanding: int = 128
+    retry_after_s: float = 0.5
     max_frame_bytes: int = 256 * 1024
     max_frames_per_s: float = 200.0
     frame_burst: int = 1000
@@ -169,6 +179,7 @@ class Hub:
         self.settings = settings
         self.handlers = handlers
         self._users: dict[str, _User] = {}
+        self.sends_outstanding = 0
         self._lock = asyncio.Lock()
         self._revocations: Subscription | None = None
 
@@ -343,7 +354,7 @@ class Hub:
     def _on_frame(self, conn: Connection, text: str) -> None:
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a frame nested thousands deep
             frame = None
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "ping":
@@ -351,14 +362,7 @@ class Hub:
         elif kind == "auth":
             _spawn(self._reauthenticate(conn, frame))
         elif kind == "send" and kind in self.handlers:
-            try:
-                conn.sends.put_nowait(frame)  # one at a time, in order, beside reading
-            except asyncio.QueueFull:
-                client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
-                busy = ErrorFrame(
-                    code="rate_limited", message="too many sends in flight", client_id=client_id
-                )
-                conn.push(_frame(busy))
+            self._admit_send(conn, frame)
         elif isinstance(kind, str) and kind in self.handlers:
             _spawn(self._handle(conn, kind, frame))
         else:
@@ -367,14 +371,38 @@ class Hub:
             error = ErrorFrame(code="invalid_frame", message='frames are JSON objects with a known "type"')
             conn.push(_frame(error))
 
+    def _admit_send(self, conn: Connection, frame: dict[str, Any]) -> None:
+        """Queue a send (one at a time per connection, in order, beside reading), or refuse it at
+        once when this connection or the whole gateway has as many waiting as it can answer soon."""
+        if self.sends_outstanding < self.settings.max_sends_outstanding:
+            try:
+                conn.sends.put_nowait(frame)
+                self.sends_outstanding += 1
+                return
+            except asyncio.QueueFull:
+                pass
+        client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+        WS_SENDS_REFUSED.inc()
+        conn.push(_frame(ErrorFrame(
+            code="rate_limited", message="too many sends in flight; retry shortly", client_id=client_id,
+            retry_after=self.settings.retry_after_s,
+        )))  # fmt: skip
+
     async def _write_loop(self, conn: Connection) -> None:
         while True:
             text = await conn.outgoing.get()
             await conn.ws.send_text(text)
 
     async def _send_loop(self, conn: Connection) -> None:
-        while True:
-            await self._handle(conn, "send", await conn.sends.get())
+        try:
+            while True:
+                frame = await conn.sends.get()
+                try:
+                    await self._handle(conn, "send", frame)
+                finally:
+                    self.sends_outstanding -= 1
+        finally:  # the connection closed with sends still queued: they no longer count
+            self.sends_outstanding -= conn.sends.qsize()
 
     async def _handle(self, conn: Connection, kind: str, frame: dict[str, Any]) -> None:
         reply = await self.handlers[kind](conn, frame)
