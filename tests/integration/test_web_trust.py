@@ -33,7 +33,6 @@ def _no_console_errors_no_foreign_requests(web: Web) -> Iterator[None]:
 
 def test_a_new_device_on_my_account_is_shown_until_i_decide(web: Web, accounts: Any) -> None:
     me = accounts.create_active("web-own", name=unique("Owner"))
-    web.allow_http_errors(404, 405)  # device names: GET /keys/me, on gateways that have it
     first = web.page()
     web.login(first, me)
     expect(first.locator(".device-added")).to_have_count(0)

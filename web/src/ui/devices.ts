@@ -10,6 +10,7 @@ import { clear, h, messageOf } from "./dom";
 
 export class DeviceAlerts {
   private box: HTMLElement | null = null;
+  /** Device names from `device_added` frames (the directory does not carry them). */
   private labels = new Map<string, string>();
   private rendering: Promise<void> = Promise.resolve();
   private off: (() => void)[] = [];
@@ -55,7 +56,6 @@ export class DeviceAlerts {
     const me = this.messenger.me.id;
     const entry = await this.messenger.keysOf(me, fetch);
     const fresh = await this.messenger.unconfirmed(me);
-    if (fresh.length && fresh.some((k) => !this.labels.has(k))) await this.loadLabels();
     const when = (k: string): string => {
       const at = entry.createdAt.get(k);
       return at ? new Date(at).toLocaleString() : "an unknown date";
@@ -88,16 +88,6 @@ export class DeviceAlerts {
     } catch (ex) {
       err.hidden = false;
       err.textContent = messageOf(ex);
-    }
-  }
-
-  /** Device names from GET /keys/me, when the gateway has it. */
-  private async loadLabels(): Promise<void> {
-    try {
-      const res: any = await this.messenger.api.get("/keys/me");
-      for (const d of Array.isArray(res) ? res : (res?.devices ?? [])) if (d?.key_id && d?.label) this.labels.set(d.key_id, String(d.label));
-    } catch {
-      /* no labels: the banner still shows the key and the date */
     }
   }
 }
