@@ -3,7 +3,10 @@ import type { ApiClient, UserPublic } from "../api";
 import type { Messenger } from "../messenger";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
+import { ledgerPanel } from "./ledger-settings";
 import { qrSvg } from "./qr";
+
+const LOG_TEXT = { anchored: "anchored on chain ✓", logged: "in the transparency log (not anchored yet)", pending: "pending: not in the log yet", invalid: "✗ its log proof does not verify" } as const;
 
 export async function settingsView(root: HTMLElement, api: ApiClient, messenger: Messenger): Promise<void> {
   const mfa = h("section", { class: "panel", "aria-labelledby": "set-mfa" });
@@ -146,7 +149,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
           "ul",
           { class: "devices" },
           entry.keys.map((k) =>
-            h("li", { class: "mono small" }, k.keyId, k.keyId === messenger.device.keyId ? " (this device)" : "", ` · ${entry.logStatus.get(k.keyId) === "logged" ? "in the transparency log ✓" : (entry.logStatus.get(k.keyId) ?? "")}`),
+            h("li", { class: "mono small" }, k.keyId, k.keyId === messenger.device.keyId ? " (this device)" : "", ` · ${LOG_TEXT[entry.logStatus.get(k.keyId) ?? "pending"]}`),
           ),
         ),
         rotateErr,
@@ -175,5 +178,5 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
       clear(device, title, h("p", { class: "error" }, messageOf(ex)));
     }
   };
-  await Promise.all([renderMfa().catch((ex) => clear(mfa, h("p", { class: "error" }, messageOf(ex)))), renderDevice()]);
+  await Promise.all([renderMfa().catch((ex) => clear(mfa, h("p", { class: "error" }, messageOf(ex)))), renderDevice(), ledgerPanel(messenger).then((panel) => device.after(panel))]);
 }
