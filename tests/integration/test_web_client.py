@@ -242,6 +242,12 @@ def test_register_approve_chat_files_proofs_and_key_change(web: Web, accounts: A
     banner = alice.get_by_role("alert").filter(has_text="security keys changed")
     expect(banner).to_be_visible()
     web.shot(alice, "key-change-warning")
+    # never re-pinned silently: nothing is sealed to the new key until Alice confirms it
+    alice.get_by_label("Message", exact=True).fill("before confirming")
+    alice.get_by_label("Message", exact=True).press("Enter")
+    expect(alice.locator("li.message.failed", has_text="before confirming")).to_contain_text("not confirmed")
+    banner.get_by_role("button", name="Confirm new keys").click()
+    expect(banner).to_have_count(0)
     web.send(alice, "to your new key")
     bob.get_by_role("link", name="Chats").click()
     bob.locator("a.conv").first.click()

@@ -5,6 +5,7 @@ import { Messenger } from "./messenger";
 import { AdminScreen } from "./ui/admin";
 import { forgotPasswordView, loginView, registerView, resetPasswordView, verifyView } from "./ui/auth";
 import { ChatScreen } from "./ui/chat";
+import { DeviceAlerts } from "./ui/devices";
 import { clear, h, messageOf } from "./ui/dom";
 import { settingsView } from "./ui/settings";
 import { applyTheme, themeToggle } from "./ui/theme";
@@ -14,6 +15,7 @@ applyTheme();
 const app = document.getElementById("app")!;
 const live = new LiveConnection(api);
 let messenger: Messenger | null = null;
+let deviceAlerts: DeviceAlerts | null = null;
 let chat: ChatScreen | null = null;
 let content: HTMLElement | null = null;
 let statusDot: HTMLElement | null = null;
@@ -40,6 +42,8 @@ function teardownSession(): void {
   chat = null;
   content = null;
   messenger = null;
+  deviceAlerts?.stop();
+  deviceAlerts = null;
   live.stop();
 }
 
@@ -81,6 +85,7 @@ function shell(me: UserPublic): HTMLElement {
     h("a", { href: "/settings", "data-route": "" }, "Settings"),
   );
   content = h("div", { class: "content" });
+  const alerts = h("div", { class: "device-alerts", "aria-live": "assertive" });
   clear(
     app,
     h(
@@ -93,9 +98,11 @@ function shell(me: UserPublic): HTMLElement {
         nav,
         h("div", { class: "me" }, statusDot, h("span", { class: "me-name" }, me.display_name), themeToggle(), h("button", { type: "button", class: "secondary small", onclick: () => void logout() }, "Log out")),
       ),
+      alerts,
       content,
     ),
   );
+  deviceAlerts?.mount(alerts);
   return content;
 }
 
@@ -109,6 +116,7 @@ async function startSession(): Promise<void> {
     /* keep the user from the login reply */
   }
   messenger = await Messenger.start(api, me);
+  deviceAlerts = new DeviceAlerts(messenger, live);
   live.start();
 }
 

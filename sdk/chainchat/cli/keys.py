@@ -155,3 +155,30 @@ async def safety_number_cmd(user: str = typer.Argument(..., help="the other user
         raise CliError(f"user {user} has published no keys")
     number = safety_number(ctx.profile.user_id, ids_a, user, ids_b)
     ctx.emit({"safety_number": number}, lambda: ctx.out.print(format_safety_number(number)))
+
+
+@keys_app.command("confirm")
+@command
+async def confirm(
+    users: list[str] = typer.Argument(..., help="user ids whose devices you checked (`me`: your own)"),
+) -> None:
+    """Confirm the devices USERS have now (after comparing safety numbers, or, for `me`, checking
+    `chainchat keys devices`): messages are sealed to them from now on."""
+    ctx = get_ctx()
+    ctx.require_login()
+    done: dict[str, list[str]] = {}
+    async with ctx.client() as client:
+        messenger = await ctx.messenger(client)
+        try:
+            for user in users:
+                user_id = str(ctx.profile.user_id) if user == "me" else user
+                done[user_id] = await messenger.confirm(user_id)
+        finally:
+            ctx.save_pins(messenger)
+
+    def human() -> None:
+        for user_id, new in done.items():
+            added = f"newly confirmed: {', '.join(new)}" if new else "nothing new"
+            ctx.out.print(f"confirmed the devices of {user_id} ({added})")
+
+    ctx.emit({"confirmed": done}, human)

@@ -3,6 +3,7 @@ import type { ApiClient, UserPublic } from "../api";
 import type { Messenger } from "../messenger";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
+import { ledgerPanel } from "./ledger-settings";
 import { qrSvg } from "./qr";
 import { withRecentAuth } from "./reauth";
 
@@ -15,6 +16,8 @@ interface OwnDevice {
   created_at: string;
   revoked_at: string | null;
 }
+
+const LOG_TEXT = { anchored: "anchored on chain ✓", logged: "in the transparency log (not anchored yet)", pending: "pending: not in the log yet", invalid: "✗ its log proof does not verify" } as const;
 
 export async function settingsView(root: HTMLElement, api: ApiClient, messenger: Messenger): Promise<void> {
   const mfa = h("section", { class: "panel", "aria-labelledby": "set-mfa" });
@@ -157,7 +160,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
         h(
           "ul",
           { class: "devices", "aria-label": "Your devices" },
-          live.map((d) => deviceRow(d, entry.logStatus.get(d.key_id))),
+          live.map((d) => deviceRow(d, LOG_TEXT[entry.logStatus.get(d.key_id) ?? "pending"])),
         ),
         rotateErr,
         h(
@@ -186,7 +189,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
     }
   };
 
-  const deviceRow = (d: OwnDevice, logStatus: string | undefined): HTMLElement => {
+  const deviceRow = (d: OwnDevice, logText: string): HTMLElement => {
     const here = d.key_id === messenger.device.keyId;
     const err = errorBox();
     const name = d.label ?? "Unnamed device";
@@ -197,7 +200,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
       " · ",
       h("span", { class: "mono" }, d.key_id),
       ` · added ${formatTime(d.created_at)}`,
-      logStatus ? ` · ${logStatus === "logged" ? "in the transparency log ✓" : logStatus}` : "",
+      ` · ${logText}`,
       here
         ? null
         : h(
@@ -222,5 +225,5 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
       err,
     );
   };
-  await Promise.all([renderMfa().catch((ex) => clear(mfa, h("p", { class: "error" }, messageOf(ex)))), renderDevice()]);
+  await Promise.all([renderMfa().catch((ex) => clear(mfa, h("p", { class: "error" }, messageOf(ex)))), renderDevice(), ledgerPanel(messenger).then((panel) => device.after(panel))]);
 }
