@@ -300,6 +300,7 @@ class RevokedListReply(BaseModel):
 
 
 class AdminUsersRequest(BaseModel):
+    actor_id: UserId  # auth checks, in its own database, that the actor is an active admin
     status: Literal["pending", "active", "disabled", "rejected", "unverified"] | None = None
     limit: int = Field(default=200, ge=1, le=1000)
 
@@ -342,6 +343,7 @@ class AuditEvent(BaseModel):
 
 
 class AuditListRequest(BaseModel):
+    actor_id: UserId
     type: Annotated[str, StringConstraints(max_length=64)] | None = None
     user_id: UserId | None = None
     since: datetime | None = None

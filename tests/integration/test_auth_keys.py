@@ -43,7 +43,7 @@ def _body(device: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _nats(running_stack: Any, rpc: Any, req: Any) -> Any:
-    bus = Bus(running_stack.nats.url, "auth-keys-test")
+    bus = Bus(running_stack.nats.client_url(), "auth-keys-test")
     await bus.connect()
     try:
         return await bus.request(rpc, req)
@@ -123,7 +123,7 @@ def test_nats_devices_users_and_key_changed_event(accounts: Any, member: Any, ru
     device = new_device()
 
     async def scenario() -> tuple[p.DevicesReply, p.UsersGetReply, list[p.KeyChanged]]:
-        bus = Bus(running_stack.nats.url, "auth-keys-test")
+        bus = Bus(running_stack.nats.client_url(), "auth-keys-test")
         await bus.connect()
         seen: list[p.KeyChanged] = []
 

@@ -25,6 +25,16 @@ async def _audit_list(ctx: AuthContext, req: p.AuditListRequest) -> p.AuditListR
     return p.AuditListReply(events=await audit.list_events(ctx.db, req))
 
 
+def _as_admin(ctx: AuthContext, call: Handler) -> Handler:
+    """An admin request: its ``actor_id`` must be an active admin in auth's own database."""
+
+    async def run(req: Any) -> Any:
+        await admin.require_admin(ctx, req.actor_id)
+        return await call(req)
+
+    return run
+
+
 def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
     """Every ``auth.*`` subject with the service call that answers it."""
     return [
@@ -43,12 +53,12 @@ def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
         (p.AUTH_RESET_REQUEST, lambda r: _empty(accounts.request_password_reset(ctx, r))),
         (p.AUTH_RESET, lambda r: _empty(accounts.reset_password(ctx, r))),
         (p.AUTH_JWKS, lambda _: ctx.signer.jwks()),
-        (p.AUTH_JWKS_ROTATE, lambda r: admin.rotate_signing_key(ctx, r)),
+        (p.AUTH_JWKS_ROTATE, _as_admin(ctx, lambda r: admin.rotate_signing_key(ctx, r))),
         (p.AUTH_REVOKED_LIST, lambda _: sessions.revoked_list(ctx)),
-        (p.AUTH_ADMIN_USERS, lambda r: admin.list_users(ctx, r)),
-        (p.AUTH_ADMIN_ACTION, lambda r: admin.act(ctx, r)),
-        (p.AUTH_ADMIN_ROLE, lambda r: admin.set_role(ctx, r)),
-        (p.AUTH_AUDIT_LIST, lambda r: _audit_list(ctx, r)),
+        (p.AUTH_ADMIN_USERS, _as_admin(ctx, lambda r: admin.list_users(ctx, r))),
+        (p.AUTH_ADMIN_ACTION, _as_admin(ctx, lambda r: admin.act(ctx, r))),
+        (p.AUTH_ADMIN_ROLE, _as_admin(ctx, lambda r: admin.set_role(ctx, r))),
+        (p.AUTH_AUDIT_LIST, _as_admin(ctx, lambda r: _audit_list(ctx, r))),
         (p.AUTH_USERS_GET, lambda r: directory.users_get(ctx, r.user_ids)),
         (p.AUTH_USERS_SEARCH, lambda r: directory.search(ctx, r)),
         (p.AUTH_KEYS_PUBLISH, lambda r: directory.publish_key(ctx, r)),

@@ -205,7 +205,9 @@ async def admin_users(
     settings: SettingsDep,
     status: Literal["pending", "active", "disabled", "rejected", "unverified"] | None = None,
 ) -> Any:
-    return await _call(bus, settings, p.AUTH_ADMIN_USERS, p.AdminUsersRequest(status=status))
+    return await _call(
+        bus, settings, p.AUTH_ADMIN_USERS, p.AdminUsersRequest(actor_id=admin.user_id, status=status)
+    )
 
 
 @router.post(
@@ -255,7 +257,7 @@ async def admin_audit(
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
-    req = p.AuditListRequest(type=type, user_id=user_id, since=since, limit=limit)
+    req = p.AuditListRequest(actor_id=admin.user_id, type=type, user_id=user_id, since=since, limit=limit)
     events: p.AuditListReply = await _call(bus, settings, p.AUTH_AUDIT_LIST, req)
     entries = [LogEntry(kind="audit", id=e.id, digest=e.digest, at=e.at) for e in events.events]
     proofs = await proofs_for(bus, entries)
