@@ -109,7 +109,7 @@ def test_mfa_setup_with_qr_code_then_login_with_totp(web: Web, accounts: Any) ->
     page.reload()
     expect(page.get_by_label("Find people")).to_be_visible()
     page.get_by_role("link", name="Settings").click()
-    expect(page.get_by_text("in the transparency log")).to_be_visible()
+    expect(page.get_by_text(re.compile("in the transparency log|anchored on chain"))).to_be_visible()
     page.get_by_role("button", name="Set up two-factor authentication").click()
     dialog = page.get_by_role("dialog", name="Confirm it's you")
     web.allow_http_errors(403)
