@@ -365,7 +365,12 @@ GOALS: list[Goal] = [
         "issue 18",
         "refusal (`rate_limited` frame) p99 at 2× capacity",
         "chat_bench",
-        lambda d: _overload(d, "overload", "refusal_latency_ms", "p99"),
+        # no refusal at all (the burst did not exceed what the gateway admits): nothing to measure
+        lambda d: (
+            _overload(d, "overload", "refusal_latency_ms", "p99")
+            if _overload(d, "overload", "errors")
+            else None
+        ),
         "<=",
         5,
         "ms",

@@ -17,6 +17,9 @@ SERVICES = ("auth", "chat", "files", "ledger", "gateway")
 DB_SERVICES = ("auth", "chat", "files", "ledger")
 DATABASE_KINDS = ("sqlite", "postgres")
 
+#: how long a service may take to answer /healthz after launch (a crowded machine needs longer)
+START_TIMEOUT_S = float(os.environ.get("CHAINCHAT_START_TIMEOUT_S", "60"))
+
 DEFAULT_PORTS = {
     "nats": 4223, "nats_monitor": 8222, "chain": 8545, "ipfs_api": 5001, "ipfs_gateway": 8081,
     "smtp": 1025, "mail_web": 1080, "gateway": 8000, "auth": 8101, "chat": 8102, "files": 8103,
@@ -48,7 +51,8 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        timeout = timeout or START_TIMEOUT_S
         ensure_ports_free(self.name, [self.port])
         label = self.name if self.index == 0 else f"{self.name}{self.index + 1}"
         self.process = ManagedProcess(

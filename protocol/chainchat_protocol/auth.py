@@ -220,6 +220,12 @@ class MfaStatusReply(BaseModel):
 # --- Sign-In with Ethereum ---------------------------------------------------------------------
 
 
+class SiweNonceRequest(BaseModel):
+    """A nonce for a wallet sign-in; ``client_ip`` for the per-IP limit (nonces are stored)."""
+
+    client_ip: ClientIp | None = None
+
+
 class SiweNonceReply(BaseModel):
     nonce: str
 
@@ -371,7 +377,7 @@ AUTH_ME = Rpc("auth.me.v1", UserRef, UserPublic)
 AUTH_MFA_SETUP = Rpc("auth.mfa.setup.v1", UserRef, MfaSetupReply)
 AUTH_MFA_ENABLE = Rpc("auth.mfa.enable.v1", MfaCodeRequest, MfaEnableReply)
 AUTH_MFA_DISABLE = Rpc("auth.mfa.disable.v1", MfaCodeRequest, MfaStatusReply)
-AUTH_SIWE_NONCE = Rpc("auth.siwe.nonce.v1", Empty, SiweNonceReply)
+AUTH_SIWE_NONCE = Rpc("auth.siwe.nonce.v1", SiweNonceRequest, SiweNonceReply)
 AUTH_SIWE = Rpc("auth.siwe.v1", SiweRequest, TokenReply)
 AUTH_RESET_REQUEST = Rpc("auth.password.reset_request.v1", EmailRequest, Empty)
 AUTH_RESET = Rpc("auth.password.reset.v1", PasswordResetBody, Empty)

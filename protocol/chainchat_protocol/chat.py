@@ -36,6 +36,8 @@ MAX_GROUP_MEMBERS = 256
 MAX_FILE_IDS = 32
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
+CONVERSATIONS_DEFAULT_LIMIT = 100
+CONVERSATIONS_MAX_LIMIT = 200
 # the JSON around an envelope (client_id, file_ids, whitespace) may add this much to a send body
 BODY_OVERHEAD_BYTES = 4 * 1024
 MAX_SEND_BODY_BYTES = MAX_ENVELOPE_BYTES + BODY_OVERHEAD_BYTES
@@ -77,6 +79,7 @@ class ChatErrorCode:
     UNKNOWN_SENDER_KEY = "unknown_sender_key"
     RECIPIENTS_MISMATCH = "recipients_mismatch"
     SEQ_OUT_OF_RANGE = "seq_out_of_range"
+    INVALID_CURSOR = "invalid_cursor"
 
 
 class _Body(BaseModel):
@@ -117,7 +120,7 @@ def parse_send_body(raw: bytes | str) -> PostMessageBody:
         raise envelope_too_large()
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ValidationFailed("the request body is not valid JSON", code="validation_error") from None
     return validate_send_body(data)
 
@@ -189,6 +192,14 @@ class PostMessageRequest(PostMessageBody, ConversationRequest):
     pass
 
 
+class ConversationListRequest(CallerRequest):
+    """A page of the caller's conversations, most recently active first; ``cursor`` is the
+    ``next_cursor`` of the page before (opaque to clients)."""
+
+    cursor: str | None = Field(default=None, max_length=300, pattern=r"^[A-Za-z0-9_-]+$")
+    limit: int = Field(default=CONVERSATIONS_DEFAULT_LIMIT, ge=1, le=CONVERSATIONS_MAX_LIMIT)
+
+
 class HistoryRequest(ConversationRequest):
     after_seq: Seq | None = None
     before_seq: Seq | None = None
@@ -235,7 +246,13 @@ class ConversationSummary(ConversationPublic):
 
 
 class ConversationList(BaseModel):
+    """One page of conversations, most recently active first. ``has_more``: ask again with
+    ``cursor=next_cursor`` for the next page (a page holds fewer than ``limit`` when they would not
+    fit in one reply)."""
+
     conversations: list[ConversationSummary]
+    has_more: bool = False
+    next_cursor: str | None = None
 
 
 class SendResult(BaseModel):
@@ -284,7 +301,12 @@ class MessageView(BaseModel):
 
 
 class History(BaseModel):
+    """One page of history, ascending by seq. ``has_more``: more messages lie beyond this page in
+    the direction read (after the last one when reading with ``after_seq``, else before the first);
+    a page may hold fewer than ``limit`` messages when they would not fit in one reply."""
+
     messages: list[MessageView]
+    has_more: bool = False
 
 
 class MessageRemoved(BaseModel):
@@ -421,7 +443,7 @@ class AuthFrame(_Body):
 # --- subjects ------------------------------------------------------------------------------------
 
 CHAT_CONVERSATION_CREATE = Rpc("chat.conversation.create.v1", CreateConversationRequest, ConversationCreated)
-CHAT_CONVERSATION_LIST = Rpc("chat.conversation.list.v1", CallerRequest, ConversationList)
+CHAT_CONVERSATION_LIST = Rpc("chat.conversation.list.v1", ConversationListRequest, ConversationList)
 CHAT_CONVERSATION_GET = Rpc("chat.conversation.get.v1", ConversationRequest, ConversationSummary)
 CHAT_MEMBERS_ADD = Rpc("chat.members.add.v1", AddMembersRequest, ConversationPublic)
 CHAT_MEMBERS_REMOVE = Rpc("chat.members.remove.v1", RemoveMemberRequest, Empty)

@@ -1,5 +1,7 @@
+import base64
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
@@ -38,3 +40,19 @@ def test_exact_size() -> None:
 def test_rejects_non_string() -> None:
     with pytest.raises(B64Error):
         b64d(b"AAAA")  # type: ignore[arg-type]
+
+
+@settings(deadline=None)
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=12))
+def test_accepts_exactly_the_canonical_spellings(text: str) -> None:
+    """Only the last character's unused bits are checked: the same as re-encoding and comparing."""
+    if len(text) % 4 == 1:
+        return
+    padded = text + "=" * (-len(text) % 4)
+    canonical = b64e(base64.urlsafe_b64decode(padded)) == text
+    try:
+        b64d(text)
+        accepted = True
+    except B64Error:
+        accepted = False
+    assert accepted == canonical

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from chainchat_protocol.chat import HISTORY_DEFAULT_LIMIT
+
 JSON = dict[str, Any]
 
 
@@ -211,9 +213,16 @@ class Client:
         result: JSON = await self.request("POST", "/conversations", json_body=body)
         return result
 
-    async def list_conversations(self) -> list[JSON]:
-        result = await self.request("GET", "/conversations")
-        convs: list[JSON] = result["conversations"] if isinstance(result, dict) else result
+    async def list_conversations(self, *, max_pages: int = 1000) -> list[JSON]:
+        """Every conversation of the caller, most recently active first (follows ``has_more``)."""
+        convs: list[JSON] = []
+        params: dict[str, Any] = {}
+        for _ in range(max_pages):
+            result = await self.request("GET", "/conversations", params=params)
+            convs += result["conversations"]
+            if not result.get("has_more") or not result.get("next_cursor"):
+                break
+            params = {"cursor": result["next_cursor"]}
         return convs
 
     async def send_envelope(
@@ -233,6 +242,19 @@ class Client:
         )
         return result
 
+    async def history_page(
+        self,
+        conversation_id: str,
+        *,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int | None = None,
+    ) -> JSON:
+        """One page as the server sends it: ``{"messages": [...], "has_more": bool}``."""
+        params = {"after_seq": after_seq, "before_seq": before_seq, "limit": limit}
+        page: JSON = await self.request("GET", f"/conversations/{conversation_id}/messages", params=params)
+        return page
+
     async def history(
         self,
         conversation_id: str,
@@ -241,9 +263,24 @@ class Client:
         before_seq: int | None = None,
         limit: int | None = None,
     ) -> list[JSON]:
-        params = {"after_seq": after_seq, "before_seq": before_seq, "limit": limit}
-        result = await self.request("GET", f"/conversations/{conversation_id}/messages", params=params)
-        messages: list[JSON] = result["messages"] if isinstance(result, dict) else result
+        """Up to ``limit`` messages (default 50), ascending by seq: the first after ``after_seq``,
+        else the last before ``before_seq`` (or the latest). The server may send fewer per page
+        than asked (a page fits one bus reply); this follows ``has_more`` until ``limit``."""
+        want = limit or HISTORY_DEFAULT_LIMIT
+        messages: list[JSON] = []
+        while len(messages) < want:
+            page = await self.history_page(
+                conversation_id, after_seq=after_seq, before_seq=before_seq, limit=want - len(messages)
+            )
+            got: list[JSON] = page["messages"]
+            if after_seq is not None:
+                messages += got
+                after_seq = got[-1]["seq"] if got else after_seq
+            else:
+                messages = got + messages
+                before_seq = got[0]["seq"] if got else before_seq
+            if not got or not page.get("has_more"):
+                break
         return messages
 
     async def delete_message(self, message_id: str) -> JSON:

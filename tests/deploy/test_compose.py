@@ -229,3 +229,29 @@ def test_the_raw_file_keeps_service_definitions_free_of_host_specific_paths() ->
             assert not source.startswith("/"), f"{name}: absolute host path {source}"
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+
+
+def test_the_ipfs_node_is_private(config: dict[str, Any]) -> None:
+    """Kubo joins no public network (SPEC §11): the init script the image runs before each start
+    turns off routing, bootstrap, announcing, discovery and relays; no host port reaches it."""
+    ipfs = config["services"]["ipfs"]
+    assert not ipfs.get("ports"), "the IPFS API and gateway stay on the Compose network"
+    mounts = {str(v.get("target") if isinstance(v, dict) else v.split(":")[1]): v for v in ipfs["volumes"]}
+    assert "/container-init.d/010-private.sh" in mounts
+    script = (DOCKER_DIR / "ipfs-private.sh").read_text()
+    for line in (
+        "ipfs config Routing.Type none",
+        "ipfs config --json Bootstrap '[]'",
+        "ipfs config --json Addresses.Announce '[]'",
+        """ipfs config --json Addresses.NoAnnounce '["/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"]'""",
+        """ipfs config --json Addresses.Swarm '["/ip4/127.0.0.1/tcp/4001"]'""",
+        "ipfs config --json Discovery.MDNS.Enabled false",
+        "ipfs config --json Gateway.NoFetch true",
+    ):
+        assert f"\n{line}\n" in script, line
+    assert script.startswith("#!/bin/sh\n")
+    assert "set -e\n" in script
+    assert (DOCKER_DIR / "ipfs-private.sh").stat().st_mode & 0o111
+    documented = (ROOT / "docs" / "operations.md").read_text()
+    assert "ipfs-private.sh" in documented
+    assert "| `Routing.Type` | `none` |" in documented

@@ -124,3 +124,85 @@ def test_logout_without_a_session_conforms(
     case.call_and_validate(
         base_url=running_stack.gateway_url, session=fuzz_session, checks=CHECKS, timeout=30
     )
+
+
+# Hostile bodies every operation that takes one meets, beside what schemathesis generates: deeper
+# than any parser should go, over the size cap (declared and streamed), and not JSON at all.
+HOSTILE_BODIES: list[tuple[str, bytes | None, dict[str, str]]] = [
+    ("deep-array", b"[" * 60_000, {"Content-Type": "application/json"}),
+    ("deep-object", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, {"Content-Type": "application/json"}),
+    ("over-cap", b'{"x": "' + b"a" * 300_000 + b'"}', {"Content-Type": "application/json"}),
+    ("over-cap-chunked", None, {"Content-Type": "application/json"}),
+    ("not-json", b"\xff\xfe{\x00", {"Content-Type": "application/json"}),
+]
+HOSTILE_RANGES = ["bytes=" + "9" * 5000 + "-", "bytes=-" + "9" * 5000, "bytes=x-y", "bytes=" + "1-2," * 2000]
+
+
+def _operations_with_a_body() -> list[tuple[str, str]]:
+    return sorted(
+        (method.upper(), path)
+        for path, ops in OPENAPI["paths"].items()
+        for method, op in ops.items()
+        if "requestBody" in op and path != LOGOUT
+    )
+
+
+def _streamed() -> Iterator[bytes]:
+    for _ in range(300):
+        yield b"a" * 1024
+
+
+def _documented(method: str, path: str) -> set[int]:
+    return {int(s) for s in OPENAPI["paths"][path][method.lower()]["responses"] if s.isdigit()}
+
+
+@pytest.mark.parametrize(("method", "path"), _operations_with_a_body())
+@pytest.mark.parametrize(("name", "body", "headers"), HOSTILE_BODIES, ids=[b[0] for b in HOSTILE_BODIES])
+def test_hostile_bodies_get_a_documented_4xx(
+    running_stack: Stack, accounts: Accounts, fuzz_user: Account, method: str, path: str,
+    name: str, body: bytes | None, headers: dict[str, str],
+) -> None:  # fmt: skip
+    url = running_stack.gateway_url + path.format_map(_AnyId())
+    content = _streamed() if body is None else body
+    resp = httpx.request(
+        method, url, content=content, headers={**headers, **_bearer(accounts, fuzz_user)}, timeout=30
+    )
+    assert 400 <= resp.status_code < 500, (name, resp.status_code, resp.text[:200])
+    assert resp.status_code in _documented(method, path), (name, resp.status_code)
+    assert set(resp.json()) == {"error"}
+    if name.startswith("deep"):
+        assert resp.status_code == 422
+    if name.startswith("over-cap") and not path.endswith("/files"):
+        assert resp.status_code == 413
+
+
+@pytest.fixture(scope="module")
+def fuzz_file(running_stack: Stack, accounts: Accounts, fuzz_user: Account) -> str:
+    """A file of 1000 bytes in a conversation of the fuzzing user's."""
+    http = accounts.http
+    peer = accounts.create_active("fuzz-peer")
+    conv = http.post("/conversations", json={"member_ids": [peer.user_id]}, headers=fuzz_user.headers)
+    assert conv.status_code in (200, 201), conv.text
+    up = http.post(
+        "/files", params={"conversation_id": conv.json()["conversation_id"]}, content=os.urandom(1000),
+        headers={**fuzz_user.headers, "Content-Type": "application/octet-stream"},
+    )  # fmt: skip
+    assert up.status_code == 201, up.text
+    return str(up.json()["file_id"])
+
+
+@pytest.mark.parametrize("header", HOSTILE_RANGES, ids=["huge-start", "huge-suffix", "letters", "many"])
+def test_hostile_ranges_are_never_a_server_error(
+    running_stack: Stack, accounts: Accounts, fuzz_user: Account, fuzz_file: str, header: str
+) -> None:
+    url = f"{running_stack.gateway_url}/api/v1/files/{fuzz_file}"
+    resp = httpx.get(url, headers={"Range": header, **_bearer(accounts, fuzz_user)}, timeout=30)
+    assert resp.status_code in (200, 206, 416), resp.text[:200]
+    assert resp.status_code in _documented("GET", "/api/v1/files/{file_id}")
+    if resp.status_code == 416:
+        assert resp.headers["Content-Range"] == "bytes */1000"
+
+
+class _AnyId(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "fuzz-" + key

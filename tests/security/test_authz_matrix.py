@@ -319,3 +319,34 @@ def test_member_reads_what_it_may(world: World) -> None:
     )
     assert blob.content == b"ciphertext of the authz test"
     assert blob.headers["etag"].strip('"') == hashlib.sha256(blob.content).hexdigest()
+
+
+def test_paging_keeps_every_caller_to_their_own(world: World) -> None:
+    """A list cursor names a position, not a list: another caller using the member's cursor still
+    sees only their own conversations; paging history never opens a conversation to a non-member;
+    hostile bodies are refused before anyone is authenticated, with the SPEC error body only."""
+    http, base = world.accounts.http, world.stack.gateway_url + V
+    for title in ("paging one", "paging two"):
+        made = http.post("/conversations", json={"member_ids": [world.peer.id], "title": title},
+                         headers=world.member.headers)  # fmt: skip
+        assert made.status_code == 201, made.text
+    first = httpx.get(f"{base}/conversations", params={"limit": 1}, headers=world.member.headers, timeout=20)
+    assert first.json()["has_more"] is True
+    cursor = first.json()["next_cursor"]
+    for role in ("other", "admin"):
+        page = httpx.get(f"{base}/conversations", params={"cursor": cursor, "limit": 200},
+                         headers=world.headers(role), timeout=20).json()  # fmt: skip
+        caller = world.caller(role)
+        assert caller is not None
+        assert all(caller.id in c["members"] for c in page["conversations"]), role
+        assert world.conversation_id not in [c["conversation_id"] for c in page["conversations"]]
+    anonymous = httpx.get(f"{base}/conversations", params={"cursor": cursor}, timeout=20)
+    assert anonymous.status_code == 401
+    for params in ({"after_seq": 0, "limit": 1}, {"before_seq": 2**53, "limit": 1}):
+        hidden = httpx.get(f"{base}/conversations/{world.conversation_id}/messages", params=params,
+                           headers=world.other.headers, timeout=20)  # fmt: skip
+        assert hidden.status_code == 404
+    for body, status in ((b"[" * 60_000, 422), (b"a" * 100_000, 413)):
+        resp = httpx.post(f"{base}/conversations/{world.conversation_id}/members", content=body,
+                          headers={"Content-Type": "application/json"}, timeout=20)  # fmt: skip
+        assert (resp.status_code, set(resp.json())) == (status, {"error"})

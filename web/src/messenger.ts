@@ -313,20 +313,45 @@ export class Messenger {
 
   // ---------------------------------------------------------------- conversations
 
+  /** Every conversation, most recently active first: the server pages the list (`has_more`, `next_cursor`). */
   async conversations(): Promise<ConversationSummary[]> {
-    const res = await this.api.get("/conversations");
-    return Array.isArray(res) ? res : (res?.conversations ?? []);
+    const all: ConversationSummary[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 1000; page++) {
+      const res: any = await this.api.get(cursor ? `/conversations?cursor=${encodeURIComponent(cursor)}` : "/conversations");
+      all.push(...(res?.conversations ?? []));
+      cursor = res?.has_more ? (res.next_cursor ?? null) : null;
+      if (!cursor) break;
+    }
+    return all;
   }
 
   async startConversation(memberIds: string[], title?: string): Promise<ConversationSummary> {
     return this.api.post("/conversations", title ? { member_ids: memberIds, title } : { member_ids: memberIds });
   }
 
+  /** Up to `limit` (default 50) messages ascending: the first after `after_seq`, else the last before
+   *  `before_seq`. A page may hold fewer than asked (it must fit one bus reply): follow `has_more`. */
   async history(conversationId: string, params: { after_seq?: number; before_seq?: number; limit?: number }): Promise<MessageView[]> {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, String(v));
-    const res = await this.api.get(`/conversations/${encodeURIComponent(conversationId)}/messages?${q}`);
-    return Array.isArray(res) ? res : (res?.messages ?? []);
+    const want = params.limit ?? 50;
+    let { after_seq, before_seq } = params;
+    let out: MessageView[] = [];
+    while (out.length < want) {
+      const q = new URLSearchParams({ limit: String(want - out.length) });
+      if (after_seq !== undefined) q.set("after_seq", String(after_seq));
+      if (before_seq !== undefined) q.set("before_seq", String(before_seq));
+      const res: any = await this.api.get(`/conversations/${encodeURIComponent(conversationId)}/messages?${q}`);
+      const got: MessageView[] = res?.messages ?? [];
+      if (after_seq !== undefined) {
+        out = out.concat(got);
+        after_seq = got.at(-1)?.seq ?? after_seq;
+      } else {
+        out = got.concat(out);
+        before_seq = got[0]?.seq ?? before_seq;
+      }
+      if (!got.length || !res?.has_more) break;
+    }
+    return out;
   }
 
   private async recipients(members: string[], refresh: boolean): Promise<PublicDeviceKey[]> {

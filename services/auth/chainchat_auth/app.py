@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from chainchat_auth import wallet
 from chainchat_auth.context import AuthContext
 from chainchat_auth.handlers import register_handlers
 from chainchat_auth.mailer import MailSender
@@ -39,10 +40,11 @@ async def build_context(settings: AuthSettings, db: Database) -> AuthContext:
 
 
 async def _housekeeping(ctx: AuthContext) -> None:
-    """Drop rate-limit events older than every window, once a minute."""
+    """Drop rate-limit events older than every window and expired SIWE nonces, once a minute."""
     while True:
         try:
             await ctx.limiter.purge(max_window_s=24 * 3600)
+            await wallet.purge_nonces(ctx)
         except Exception as exc:  # noqa: BLE001 - retried next minute
             log.warning("housekeeping_failed", error=type(exc).__name__)
         await asyncio.sleep(60)

@@ -38,7 +38,7 @@ def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
         (p.AUTH_MFA_SETUP, lambda r: mfa.setup(ctx, r.user_id)),
         (p.AUTH_MFA_ENABLE, lambda r: mfa.enable(ctx, r)),
         (p.AUTH_MFA_DISABLE, lambda r: mfa.disable(ctx, r)),
-        (p.AUTH_SIWE_NONCE, lambda _: wallet.new_nonce(ctx)),
+        (p.AUTH_SIWE_NONCE, lambda req: wallet.new_nonce(ctx, req)),
         (p.AUTH_SIWE, lambda r: wallet.sign_in(ctx, r)),
         (p.AUTH_RESET_REQUEST, lambda r: _empty(accounts.request_password_reset(ctx, r))),
         (p.AUTH_RESET, lambda r: _empty(accounts.reset_password(ctx, r))),

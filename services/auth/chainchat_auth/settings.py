@@ -49,6 +49,8 @@ class AuthSettings(ServiceSettings):
     rate_register_email: str = "3/3600"
     rate_reset_ip: str = "10/600"
     rate_reset_email: str = "3/3600"
+    # every nonce is a row an unauthenticated caller makes us write
+    rate_siwe_nonce_ip: str = "30/60"
     # The test harness drives every user from 127.0.0.1; per-IP sign-up limits would stop the
     # suite, so ENVIRONMENT=test multiplies them (per-account and per-e-mail limits stay exact).
     test_ip_limit_factor: int = 100

@@ -8,7 +8,7 @@ import string
 import warnings
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -16,7 +16,7 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.models import SiweNonce, User, utcnow
 from chainchat_auth.sessions import open_session, token_reply
-from chainchat_protocol.auth import SiweNonceReply, SiweRequest, TokenReply
+from chainchat_protocol.auth import SiweNonceReply, SiweNonceRequest, SiweRequest, TokenReply
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 
 with warnings.catch_warnings():
@@ -28,8 +28,11 @@ with warnings.catch_warnings():
 _NONCE_ALPHABET = string.ascii_letters + string.digits
 
 
-async def new_nonce(ctx: AuthContext) -> SiweNonceReply:
-    """A fresh nonce (EIP-4361: alphanumeric, ≥ 8 chars), valid once for ten minutes."""
+async def new_nonce(ctx: AuthContext, req: SiweNonceRequest) -> SiweNonceReply:
+    """A fresh nonce (EIP-4361: alphanumeric, ≥ 8 chars), valid once for ten minutes. Each is a
+    row written for an unauthenticated caller: limited per IP, and purged once expired."""
+    ip = req.client_ip or "unknown"
+    await ctx.limiter.consume(f"siwe_nonce:ip:{ip}", ctx.limit("siwe_nonce_ip", per_ip=True))
     nonce = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(24))
     async with ctx.db.session() as session:
         session.add(
@@ -37,6 +40,14 @@ async def new_nonce(ctx: AuthContext) -> SiweNonceReply:
         )
         await session.commit()
     return SiweNonceReply(nonce=nonce)
+
+
+async def purge_nonces(ctx: AuthContext) -> int:
+    """Drop expired nonces, used or not (a used one past its expiry proves nothing more)."""
+    async with ctx.db.session() as session:
+        result = await session.exec(delete(SiweNonce).where(col(SiweNonce.expires_at) < utcnow()))
+        await session.commit()
+    return int(result.rowcount or 0)
 
 
 def _bad(message: str, code: str = "invalid_siwe") -> Unauthorized:

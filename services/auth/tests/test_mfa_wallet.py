@@ -15,7 +15,7 @@ from eth_account.messages import encode_defunct
 from chainchat_auth import accounts, mfa, wallet
 from chainchat_auth.context import AuthContext
 from chainchat_auth.models import User
-from chainchat_protocol.auth import LoginRequest, MfaCodeRequest, SiweRequest
+from chainchat_protocol.auth import LoginRequest, MfaCodeRequest, SiweNonceRequest, SiweRequest
 from chainchat_protocol.errors import Conflict, RateLimited, Unauthorized
 
 with warnings.catch_warnings():
@@ -95,14 +95,18 @@ async def test_siwe_link_then_login(ctx: AuthContext, h: Any) -> None:
     user = await h.make_user(ctx, "a@example.com")
     eth = EthAccount.create()
     with pytest.raises(Unauthorized) as err:
-        await wallet.sign_in(ctx, _signed(ctx, (await wallet.new_nonce(ctx)).nonce, eth))
+        await wallet.sign_in(ctx, _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth))
     assert err.value.code == "wallet_not_linked"
-    link = _signed(ctx, (await wallet.new_nonce(ctx)).nonce, eth).model_copy(update={"user_id": user.id})
+    link = _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth).model_copy(
+        update={"user_id": user.id}
+    )
     assert (await wallet.sign_in(ctx, link)).user.wallet_address == eth.address
     with pytest.raises(Unauthorized) as err:
         await wallet.sign_in(ctx, link)
     assert err.value.code == "invalid_nonce"
-    reply = await wallet.sign_in(ctx, _signed(ctx, (await wallet.new_nonce(ctx)).nonce, eth))
+    reply = await wallet.sign_in(
+        ctx, _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth)
+    )
     assert reply.user.id == user.id
 
 
@@ -115,7 +119,9 @@ async def test_siwe_link_then_login(ctx: AuthContext, h: Any) -> None:
     ],
 )
 async def test_siwe_rejects(ctx: AuthContext, fields: dict[str, Any], code: str) -> None:
-    request = _signed(ctx, (await wallet.new_nonce(ctx)).nonce, EthAccount.create(), **fields)
+    request = _signed(
+        ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, EthAccount.create(), **fields
+    )
     with pytest.raises(Unauthorized) as err:
         await wallet.sign_in(ctx, request)
     assert err.value.code == code
@@ -126,7 +132,7 @@ async def test_siwe_unknown_nonce_and_forged_signature(ctx: AuthContext) -> None
     with pytest.raises(Unauthorized) as err:
         await wallet.sign_in(ctx, _signed(ctx, "NeverIssued123", eth))
     assert err.value.code == "invalid_nonce"
-    good = _signed(ctx, (await wallet.new_nonce(ctx)).nonce, eth)
+    good = _signed(ctx, (await wallet.new_nonce(ctx, SiweNonceRequest())).nonce, eth)
     forged = _signed(ctx, "whatever12345", other)
     with pytest.raises(Unauthorized) as err:
         await wallet.sign_in(ctx, good.model_copy(update={"signature": forged.signature}))
@@ -141,3 +147,29 @@ async def test_guessing_codes_is_rate_limited(ctx: AuthContext, h: Any) -> None:
             await mfa.enable(ctx, MfaCodeRequest(user_id=user.id, code="000000"))
     with pytest.raises(RateLimited):
         await mfa.enable(ctx, MfaCodeRequest(user_id=user.id, code="000000"))
+
+
+async def test_siwe_nonces_are_limited_per_ip_and_purged_once_expired(ctx: AuthContext) -> None:
+    """Each nonce is a row written for an unauthenticated caller: 30 a minute per IP (in
+    development mode), and housekeeping deletes the expired ones, used or not."""
+    from datetime import timedelta
+
+    from sqlmodel import col, func, select
+
+    from chainchat_auth.models import SiweNonce, utcnow
+
+    for _ in range(30):
+        await wallet.new_nonce(ctx, SiweNonceRequest(client_ip="192.0.2.7"))
+    with pytest.raises(RateLimited) as limited:
+        await wallet.new_nonce(ctx, SiweNonceRequest(client_ip="192.0.2.7"))
+    assert limited.value.retry_after >= 1
+    fresh = await wallet.new_nonce(ctx, SiweNonceRequest(client_ip="192.0.2.8"))
+    async with ctx.db.session() as session:
+        rows = (await session.exec(select(SiweNonce).where(col(SiweNonce.nonce) != fresh.nonce))).all()
+        for row in rows:
+            row.expires_at = utcnow() - timedelta(seconds=1)
+            session.add(row)
+        await session.commit()
+    assert await wallet.purge_nonces(ctx) == 30
+    async with ctx.db.session() as session:
+        assert (await session.exec(select(func.count()).select_from(SiweNonce))).one() == 1

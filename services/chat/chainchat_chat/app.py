@@ -53,7 +53,7 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     notifier = NatsNotifier(bus)
     messages = MessageService(db, directory, notifier, on_commit=relay.wake)
     handlers = ChatHandlers(
-        ConversationService(db, directory, notifier),
+        ConversationService(db, directory, notifier, settings.conversation_create_limit()),
         messages,
         directory,
         FanOut(db, notifier),

@@ -49,6 +49,7 @@ from chainchat_protocol.chat import (
 from chainchat_protocol.envelope import Envelope, envelope_bytes
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from chainchat_protocol.log_entry import LogEntry, digest_bytes, format_timestamp
+from chainchat_protocol.rpc import fitting
 from chainchat_service.db import Database, storage_full, storage_full_error
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
@@ -182,7 +183,8 @@ class MessageService:
 
     async def history(self, req: HistoryRequest) -> History:
         """Ascending by seq. With ``after_seq``: the first ``limit`` after it (catching up);
-        without: the last ``limit`` (before ``before_seq`` if given), i.e. scrolling back."""
+        without: the last ``limit`` (before ``before_seq`` if given), i.e. scrolling back. A page
+        stops early when the next message would not fit in one bus reply (``has_more``)."""
         async with self.db.session() as session:
             _, me = await load_membership(session, req.conversation_id, req.user_id)
             query = select(Message).where(
@@ -193,10 +195,12 @@ class MessageService:
                 query = query.where(col(Message.seq) < req.before_seq)
             ascending = req.after_seq is not None
             order = col(Message.seq).asc() if ascending else col(Message.seq).desc()
-            rows = list((await session.exec(query.order_by(order).limit(req.limit))).all())
+            rows = list((await session.exec(query.order_by(order).limit(req.limit + 1))).all())
+        views = [stored_view(m) for m in rows[: req.limit]]
+        page = views[: fitting(views)]  # nearest to the reading position first
         if not ascending:
-            rows.reverse()
-        return History(messages=[stored_view(m) for m in rows])
+            page.reverse()
+        return History(messages=page, has_more=len(rows) > len(page))
 
     async def delete(self, req: DeleteMessageRequest) -> MessageRemoved:
         async with self.db.session() as session:

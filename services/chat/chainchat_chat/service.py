@@ -7,24 +7,27 @@ that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
+import base64
+import math
 import uuid
 from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, delete, select, update
+from sqlmodel import col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, utc
+from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
 from chainchat_chat.notify import Notifier
 from chainchat_protocol.chat import (
     MAX_GROUP_MEMBERS,
     AddMembersRequest,
-    CallerRequest,
     ChatErrorCode,
     ConversationCreated,
     ConversationFrame,
     ConversationList,
+    ConversationListRequest,
     ConversationPublic,
     ConversationRequest,
     ConversationSummary,
@@ -39,8 +42,9 @@ from chainchat_protocol.chat import (
     RemoveMemberRequest,
     TypingFrame,
 )
-from chainchat_protocol.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from chainchat_protocol.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from chainchat_protocol.log_entry import format_timestamp
+from chainchat_protocol.rpc import fitting
 from chainchat_service.db import Database
 
 
@@ -123,11 +127,38 @@ def summary_view(conv: Conversation, members: Sequence[Member], me: Member) -> C
     )
 
 
+def _activity(conv: Conversation) -> tuple[datetime, str]:
+    """The order of the conversation list: last message (or creation) time, then id."""
+    return utc(conv.last_message_at or conv.created_at), conv.id
+
+
+def encode_cursor(position: tuple[datetime, str]) -> str:
+    """An opaque list cursor: base64url of ``<RFC 3339 time> <conversation id>``."""
+    text = f"{position[0].isoformat()} {position[1]}"  # microseconds kept: no two positions merge
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor names; 422 ``invalid_cursor`` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, conversation_id = text.split(" ")
+        return utc(datetime.fromisoformat(stamp)), conversation_id
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("not a conversation list cursor", code=ChatErrorCode.INVALID_CURSOR) from None
+
+
 class ConversationService:
-    def __init__(self, db: Database, directory: Directory, notifier: Notifier) -> None:
+    """``create_limit``: at most ``count`` new conversations per user in ``window_s`` seconds,
+    counted from the conversations themselves (so every chat instance counts the same)."""
+
+    def __init__(
+        self, db: Database, directory: Directory, notifier: Notifier, create_limit: tuple[int, int] = (30, 60)
+    ) -> None:
         self.db = db
         self.directory = directory
         self.notifier = notifier
+        self.create_limit = create_limit
 
     async def create(self, req: CreateConversationRequest) -> ConversationCreated:
         others = sorted(set(req.member_ids) - {req.user_id})
@@ -147,6 +178,7 @@ class ConversationService:
         direct_key = ":".join(sorted([req.user_id, others[0]])) if kind == "direct" else None
         if direct_key is not None and (existing := await self._direct(direct_key)) is not None:
             return existing
+        await self._check_create_rate(req.user_id)
         try:
             view = await self._insert(req.user_id, kind, req.title, others, direct_key)
         except IntegrityError:
@@ -159,6 +191,25 @@ class ConversationService:
             event="created", conversation_id=view.conversation_id, conversation=view
         ))  # fmt: skip
         return ConversationCreated(**view.model_dump(), created=True)
+
+    async def _check_create_rate(self, creator: str) -> None:
+        count, window_s = self.create_limit
+        now = utcnow()
+        async with self.db.session() as session:
+            recent, oldest = (
+                await session.exec(
+                    select(func.count(), func.min(Conversation.created_at)).where(
+                        Conversation.created_by == creator,
+                        col(Conversation.created_at) > now - timedelta(seconds=window_s),
+                    )
+                )
+            ).one()
+        if recent >= count:
+            free_at = utc(oldest or now) + timedelta(seconds=window_s)
+            raise RateLimited(
+                f"at most {count} new conversations per {window_s} s; try again later",
+                retry_after=max(1, math.ceil((free_at - now).total_seconds())),
+            )
 
     async def _require_active(self, user_ids: Collection[str]) -> None:
         active = await self.directory.active_users(user_ids)
@@ -194,7 +245,10 @@ class ConversationService:
             await session.commit()
         return public_view(conv, members)
 
-    async def list_for(self, req: CallerRequest) -> ConversationList:
+    async def list_for(self, req: ConversationListRequest) -> ConversationList:
+        """A page of the caller's conversations, most recently active first (ties by id), cut
+        short where the next one would not fit in one bus reply."""
+        after = decode_cursor(req.cursor) if req.cursor else None
         async with self.db.session() as session:
             rows = (
                 await session.exec(
@@ -203,10 +257,20 @@ class ConversationService:
                     .where(Member.user_id == req.user_id)
                 )
             ).all()
-            members = await load_members(session, [conv.id for conv, _ in rows])
-        summaries = [summary_view(conv, members[conv.id], me) for conv, me in rows]
-        summaries.sort(key=lambda s: s.last_message_at or s.created_at, reverse=True)
-        return ConversationList(conversations=summaries)
+            ordered = sorted(rows, key=lambda row: _activity(row[0]), reverse=True)
+            if after is not None:
+                ordered = [row for row in ordered if _activity(row[0]) < after]
+            window = ordered[: req.limit]
+            members = await load_members(session, [conv.id for conv, _ in window])
+        summaries = [summary_view(conv, members[conv.id], me) for conv, me in window]
+        page = summaries[: fitting(summaries)]
+        has_more = len(ordered) > len(page)
+        last = window[len(page) - 1][0] if page else None
+        return ConversationList(
+            conversations=page,
+            has_more=has_more,
+            next_cursor=encode_cursor(_activity(last)) if has_more and last is not None else None,
+        )
 
     async def get(self, req: ConversationRequest) -> ConversationSummary:
         async with self.db.session() as session:

@@ -15,3 +15,9 @@ class ChatSettings(ServiceSettings):
     # requests of one subject handled at once by this instance (they mostly wait on the database;
     # the sends among them that arrive together share one transaction)
     handler_concurrency: int = Field(default=64, ge=1, le=256)
+    # new conversations one user may start: "<count>/<seconds>" (429 with Retry-After beyond)
+    rate_conversation_create: str = Field(default="30/60", pattern=r"^[1-9][0-9]*/[1-9][0-9]*$")
+
+    def conversation_create_limit(self) -> tuple[int, int]:
+        count, _, window = self.rate_conversation_create.partition("/")
+        return int(count), int(window)

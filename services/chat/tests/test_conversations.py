@@ -8,7 +8,7 @@ import pytest
 
 from chainchat_protocol.chat import (
     AddMembersRequest,
-    CallerRequest,
+    ConversationListRequest,
     ConversationRequest,
     CreateConversationRequest,
     MarkReadRequest,
@@ -73,7 +73,7 @@ async def test_members_must_be_active_users(chat, users) -> None:
             CreateConversationRequest(user_id="alice", member_ids=["bob", "carol"], kind="direct")
         )
     assert err.value.code == "direct_conversation"
-    assert (await chat.conversations.list_for(CallerRequest(user_id="alice"))).conversations == []
+    assert (await chat.conversations.list_for(ConversationListRequest(user_id="alice"))).conversations == []
 
 
 async def test_group_admins_manage_members(chat, users) -> None:
@@ -145,8 +145,8 @@ async def test_read_positions_are_monotonic_and_drive_unread_counts(chat, users,
     for _ in range(3):
         env = envelope_for(cid, "alice", ["alice", "bob"])
         await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=cid, envelope=env))
-    bob = (await chat.conversations.list_for(CallerRequest(user_id="bob"))).conversations[0]
-    alice = (await chat.conversations.list_for(CallerRequest(user_id="alice"))).conversations[0]
+    bob = (await chat.conversations.list_for(ConversationListRequest(user_id="bob"))).conversations[0]
+    alice = (await chat.conversations.list_for(ConversationListRequest(user_id="alice"))).conversations[0]
     assert (bob.last_seq, bob.unread_count, alice.unread_count) == (3, 3, 0)
     assert bob.last_message_at is not None
     pos = await chat.conversations.mark_read(MarkReadRequest(user_id="bob", conversation_id=cid, seq=2))
@@ -205,7 +205,64 @@ async def test_conversation_list_is_newest_first_with_members(chat, users, envel
     second = (await _group(chat, "alice", ["carol"], title="second")).conversation_id
     env = envelope_for(first, "alice", ["alice", "bob"])
     await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=first, envelope=env))
-    listed = (await chat.conversations.list_for(CallerRequest(user_id="alice"))).conversations
+    listed = (await chat.conversations.list_for(ConversationListRequest(user_id="alice"))).conversations
     assert [c.conversation_id for c in listed] == [first, second]
     assert [c.title for c in listed] == ["first", "second"]
     assert listed[1].members == ["alice", "carol"]
+
+
+async def test_conversation_list_pages_by_cursor_and_fits_one_reply(chat) -> None:
+    """A user in many large groups: pages stay within MAX_REPLY_BYTES, cursors walk every group
+    once, most recently created first; a forged cursor is 422 invalid_cursor."""
+    from chainchat_protocol.chat import ConversationList
+    from chainchat_protocol.rpc import MAX_REPLY_BYTES
+
+    chat.conversations.create_limit = (1000, 60)  # one creator makes them all here
+    others = [f"member-{i:03d}-{'x' * 50}" for i in range(255)]  # 255 ids of 61 characters
+    for user in ["alice", *others]:
+        chat.directory.add_user(user)
+    created = []
+    for n in range(34):  # ~16 KiB each: together more than MAX_REPLY_BYTES
+        req = CreateConversationRequest(user_id="alice", member_ids=others, title=f"group {n}")
+        created.append((await chat.conversations.create(req)).conversation_id)
+    listed: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await chat.conversations.list_for(ConversationListRequest(user_id="alice", cursor=cursor))
+        assert len(ConversationList.model_validate(page).model_dump_json()) <= MAX_REPLY_BYTES
+        listed += [c.conversation_id for c in page.conversations]
+        pages += 1
+        if not page.has_more:
+            assert page.next_cursor is None
+            break
+        cursor = page.next_cursor
+    assert pages > 1
+    assert listed == list(reversed(created))
+    two = await chat.conversations.list_for(ConversationListRequest(user_id="alice", limit=2))
+    assert [c.conversation_id for c in two.conversations] == listed[:2]
+    assert two.has_more
+    with pytest.raises(ValidationFailed) as bad:
+        await chat.conversations.list_for(ConversationListRequest(user_id="alice", cursor="bm90LWEtY3Vyc29y"))
+    assert bad.value.code == "invalid_cursor"
+
+
+async def test_conversation_creation_is_rate_limited_per_creator(chat) -> None:
+    """Only new conversations count; the existing direct one is still returned; others may create."""
+    from chainchat_protocol.errors import RateLimited
+
+    chat.conversations.create_limit = (3, 60)
+    for user in ("alice", "bob", "carol", "dave", "erin"):
+        chat.directory.add_user(user)
+    for title in ("one", "two"):
+        await chat.conversations.create(
+            CreateConversationRequest(user_id="alice", member_ids=["bob"], title=title)
+        )
+    direct = await chat.conversations.create(CreateConversationRequest(user_id="alice", member_ids=["carol"]))
+    with pytest.raises(RateLimited) as limited:
+        await chat.conversations.create(CreateConversationRequest(user_id="alice", member_ids=["dave"]))
+    assert 1 <= limited.value.retry_after <= 60
+    assert limited.value.headers["Retry-After"] == str(limited.value.retry_after)
+    again = await chat.conversations.create(CreateConversationRequest(user_id="alice", member_ids=["carol"]))
+    assert (again.conversation_id, again.created) == (direct.conversation_id, False)
+    await chat.conversations.create(CreateConversationRequest(user_id="erin", member_ids=["dave"]))

@@ -215,3 +215,51 @@ async def test_admins_may_delete_any_message(chat, group, envelope_for) -> None:
     assert removed.message_id == sent.message_id
     with pytest.raises(NotFound):
         await chat.messages.delete(DeleteMessageRequest(user_id="eve", message_id="nope", is_admin=True))
+
+
+async def test_history_of_large_envelopes_is_paged_to_fit_one_reply(chat, group, envelope_for) -> None:
+    """17 envelopes of ~64 KiB exceed NATS's 1 MiB max_payload together: every page stays within
+    MAX_REPLY_BYTES and says has_more, and following the pages reads them all, both ways."""
+    import os
+
+    from chainchat_protocol.b64 import b64e
+    from chainchat_protocol.chat import History
+    from chainchat_protocol.rpc import MAX_REPLY_BYTES
+
+    big = b64e(os.urandom(46 * 1024))  # ~61 KiB of base64: the envelope stays under 64 KiB
+    for _ in range(17):
+        env = envelope_for(group, "alice", MEMBERS, ciphertext=big)
+        await chat.messages.post(PostMessageRequest(user_id="alice", conversation_id=group, envelope=env))
+    seen: list[int] = []
+    after = 0
+    pages = 0
+    while True:
+        pages += 1
+        page = await chat.messages.history(
+            HistoryRequest(user_id="bob", conversation_id=group, after_seq=after, limit=200)
+        )
+        assert 0 < len(History.model_validate(page).model_dump_json()) <= MAX_REPLY_BYTES
+        seen += [m.seq for m in page.messages]
+        if not page.has_more:
+            break
+        after = page.messages[-1].seq
+    assert seen == list(range(1, 18))
+    assert pages > 1
+    back: list[int] = []
+    before = None
+    while True:
+        page = await chat.messages.history(
+            HistoryRequest(user_id="bob", conversation_id=group, before_seq=before, limit=200)
+        )
+        back = [m.seq for m in page.messages] + back
+        if not page.has_more:
+            break
+        before = page.messages[0].seq
+    assert back == list(range(1, 18))
+    small = await chat.messages.history(HistoryRequest(user_id="bob", conversation_id=group, limit=2))
+    assert [m.seq for m in small.messages] == [16, 17]
+    assert small.has_more
+    done = await chat.messages.history(
+        HistoryRequest(user_id="bob", conversation_id=group, after_seq=15, limit=5)
+    )
+    assert ([m.seq for m in done.messages], done.has_more) == ([16, 17], False)

@@ -224,9 +224,14 @@ class Bus:
             started = time.perf_counter()
             try:
                 reply = await _handle(rpc, handler, msg.data)
+                data = reply.model_dump_json(exclude_none=True).encode()
+                if len(data) > self.nc.max_payload:  # the server would refuse it: answer anyway
+                    log.error("reply_too_large", subject=rpc.subject, size=len(data))
+                    reply = _error_reply(Unavailable("the reply is too large", code="reply_too_large"))
+                    data = reply.model_dump_json(exclude_none=True).encode()
                 outcome = "ok" if reply.error is None else reply.error.code
                 if msg.reply:
-                    await msg.respond(reply.model_dump_json(exclude_none=True).encode())
+                    await msg.respond(data)
                 RPC_HANDLED.labels(rpc.subject, outcome).inc()
             finally:
                 RPC_LATENCY.labels(rpc.subject).observe(time.perf_counter() - started)

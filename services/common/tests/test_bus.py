@@ -25,6 +25,13 @@ MISSING = Rpc("test.missing.v1", Ping, Pong)
 NOBODY = Rpc("nobody.here.v1", Ping, Pong)
 
 
+class Blob(BaseModel):
+    data: str
+
+
+HUGE = Rpc("test.huge.v1", Ping, Blob)
+
+
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> Bus:
     bus = Bus(nats_server.url, "test")
@@ -41,7 +48,12 @@ async def bus(nats_server: NatsServer) -> Bus:
 
     await bus.serve(PING, ping, queue="t")
     await bus.serve(BROKEN, broken, queue="t")
+
+    async def huge(req: Ping) -> Blob:
+        return Blob(data="x" * req.n)
+
     await bus.serve(MISSING, missing, queue="t")
+    await bus.serve(HUGE, huge, queue="t")
     yield bus
     await bus.close()
 
@@ -101,3 +113,10 @@ async def test_slow_requests_do_not_queue_behind_each_other(nats_server: NatsSer
         assert time.monotonic() - started < 2.0  # eight 0.5 s requests side by side, not 4 s in a row
     finally:
         await bus.close()
+
+
+async def test_a_reply_larger_than_max_payload_is_an_error_reply_not_a_timeout(bus: Bus) -> None:
+    assert len((await bus.request(HUGE, Ping(n=1000))).data) == 1000
+    with pytest.raises(Unavailable) as err:
+        await bus.request(HUGE, Ping(n=bus.nc.max_payload + 1), timeout=3)
+    assert err.value.code == "reply_too_large"

@@ -8,6 +8,12 @@ from dataclasses import dataclass
 from chainchat_protocol.errors import ChainChatError
 
 _RANGE_SPEC = re.compile(r"^(\d*)-(\d*)$")
+# a position with more digits is beyond any file (and int() of thousands of digits is refused)
+_MAX_POSITION_DIGITS = 18
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else 10**_MAX_POSITION_DIGITS
 
 
 class RangeNotSatisfiable(ChainChatError):
@@ -61,13 +67,13 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         raise RangeNotSatisfiable(f"malformed Range header: {header[:80]!r}", size, code="invalid_range")
     first, last = match.group(1), match.group(2)
     if first == "":
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable("the requested range is empty", size)
         return ByteRange(max(0, size - suffix), size - 1, size)
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if last != "" and int(last) < start:
+    start = _position(first)
+    end = size - 1 if last == "" else min(_position(last), size - 1)
+    if last != "" and _position(last) < start:
         raise RangeNotSatisfiable(f"malformed Range header: {header[:80]!r}", size, code="invalid_range")
     if start >= size:
         raise RangeNotSatisfiable(f"the file has {size} bytes; the range starts at {start}", size)

@@ -23,6 +23,8 @@ SIZE = 1000
         (" Bytes = 1-2 ".replace(" = ", "="), ByteRange(1, 2, SIZE)),
         ("items=0-5", None),  # unknown unit: ignored
         ("bytes=0-1,4-5", None),  # several ranges: the whole file instead
+        ("bytes=10-" + "9" * 5000, ByteRange(10, 999, SIZE)),  # a last position past any file
+        ("bytes=-" + "9" * 5000, ByteRange(0, 999, SIZE)),
     ],
 )
 def test_parse_range(header: str | None, expected: ByteRange | None) -> None:
@@ -35,6 +37,9 @@ def test_parse_range(header: str | None, expected: ByteRange | None) -> None:
         ("bytes=1000-", "range_not_satisfiable"),
         ("bytes=5000-6000", "range_not_satisfiable"),
         ("bytes=-0", "range_not_satisfiable"),
+        ("bytes=" + "5" * 5000 + "-", "range_not_satisfiable"),
+        ("bytes=" + "5" * 5000 + "-" + "6" * 5000, "range_not_satisfiable"),
+        ("bytes=" + "7" * 5000 + "-1", "invalid_range"),
         ("bytes=x-1", "invalid_range"),
         ("bytes=5-1", "invalid_range"),
         ("bytes=-", "invalid_range"),

@@ -7,6 +7,7 @@ from types import ModuleType
 from fastapi import APIRouter, FastAPI
 
 from chainchat_gateway import openapi
+from chainchat_gateway.bodies import BodyLimitMiddleware
 from chainchat_gateway.routes import auth, chat, files, ledger, system, web
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_service.runtime import ServiceRuntime
@@ -49,4 +50,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(web.router)  # after the API: the web client at "/" with its SPA fallback
     openapi.install(app, API_PREFIX)
+    app.add_middleware(BodyLimitMiddleware)
     return app

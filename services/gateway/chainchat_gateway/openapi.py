@@ -3,7 +3,8 @@
 FastAPI documents only the success status and its own 422 shape (``{"detail": [...]}``), which
 is not what the gateway sends. Here each ``/api/v1`` operation gets the statuses that follow from
 how it is built — 401 when it needs a token, 403 when it needs an admin, 404 when its path names
-a resource, 422 when it takes input, 503 as every route depends on a service behind NATS — plus
+a resource, 413 and 422 when it takes a body (``bodies.py`` caps its size and nesting), 422 when it
+takes input, 503 as every route depends on a service behind NATS — plus
 those its decorator lists with ``errors(...)`` (domain outcomes such as 409 or 429), each with the
 ``ErrorBody`` schema. Clients, and the fuzz suite, can then hold the gateway to its document.
 """
@@ -58,7 +59,7 @@ def _implied_statuses(route: Any) -> set[int]:
         statuses.add(404)
     has_body = route.body_field is not None or "requestBody" in (route.openapi_extra or {})
     if has_body:
-        statuses.add(400)  # a body that cannot be parsed at all
+        statuses |= {400, 413}  # a body that cannot be parsed at all; one over the cap
     if has_body or route.dependant.path_params or route.dependant.query_params:
         statuses.add(422)
     return statuses

@@ -16,10 +16,11 @@ read fills it and is closed (4008) instead of holding memory or delaying others.
 sends nothing (not even ``ping``) for ``idle_timeout_s`` is closed (4000). Sends from one
 connection are processed in order, one at a time, beside reading (so ``ping`` stays instant).
 
-Overload: a send is admitted only while the gateway has fewer than ``max_sends_outstanding``
-sends unanswered (and the connection fewer than ``pending_sends`` queued); otherwise it is
-answered at once with ``rate_limited`` and a ``retry_after`` hint. A burst above capacity is
-refused in microseconds instead of every accepted send waiting seconds behind it.
+Overload: a send is admitted only while the gateway has fewer sends unanswered than it answered
+in ``send_target_wait_s`` lately (``SendAdmission``, at most ``max_sends_outstanding``), and the
+connection fewer than ``pending_sends`` queued; otherwise it is answered at once with
+``rate_limited`` and a ``retry_after`` hint. A burst above capacity is refused in microseconds
+instead of every accepted send waiting seconds behind it.
 
 Abuse: every frame costs a token from a per-connection bucket (``max_frames_per_s``, bursts up to
 ``frame_burst``); a client that runs it dry is closed (1008, "too many frames"). A frame that is not
@@ -72,6 +73,7 @@ CLOSE_SLOW_CONSUMER = 4008
 WS_CONNECTIONS = Gauge("chainchat_ws_connections", "Open authenticated WebSocket connections")
 WS_USERS = Gauge("chainchat_ws_users", "Users with at least one connection (one NATS subscription each)")
 WS_FRAMES_OUT = Counter("chainchat_ws_frames_out_total", "Frames queued to clients")
+WS_SEND_LIMIT = Gauge("chainchat_ws_send_limit", "Sends the gateway admits unanswered at once now")
 WS_SENDS_REFUSED = Counter("chainchat_ws_sends_refused_total", "Sends refused at once: gateway busy")
 WS_CLOSED = Counter("chainchat_ws_closed_total", "Connections closed by the server", ["reason"])
 
@@ -86,8 +88,11 @@ class HubSettings(BaseSettings):
     send_queue: int = 256
     pending_sends: int = 16
     # sends this gateway accepted and has not answered yet, over all connections: beyond it a send
-    # is refused at once (``rate_limited`` with ``retry_after``) instead of queueing for seconds
+    # is refused at once (``rate_limited`` with ``retry_after``) instead of queueing for seconds.
+    # The limit is what the gateway answered in ``send_target_wait_s`` lately, within these bounds.
     max_sends_outstanding: int = 128
+    min_sends_outstanding: int = 16
+    send_target_wait_s: float = 0.1
     retry_after_s: float = 0.5
     max_frame_bytes: int = 256 * 1024
     max_frames_per_s: float = 200.0
@@ -153,6 +158,48 @@ class Connection:
             self.closing.set()
 
 
+class SendAdmission:
+    """How many sends may be unanswered at once: as many as the gateway answered in
+    ``target_wait_s`` over the last half seconds (Little's law), between ``floor`` and ``ceiling``.
+
+    When answers slow down (the services are saturated) the limit shrinks with them, so an admitted
+    send waits about ``target_wait_s``; when they speed up it grows again within a window or two.
+    """
+
+    WINDOW_S = 0.5
+
+    def __init__(self, floor: int, ceiling: int, target_wait_s: float) -> None:
+        self.floor, self.ceiling, self.target_wait_s = floor, max(ceiling, 1), target_wait_s
+        self.outstanding = 0
+        self._rate = self.ceiling / target_wait_s  # answers/s: start at the ceiling
+        self._window_start = time.monotonic()
+        self._answered = 0
+
+    @property
+    def limit(self) -> int:
+        return int(min(self.ceiling, max(self.floor, self._rate * self.target_wait_s)))
+
+    def admit(self) -> bool:
+        if self.outstanding >= self.limit:
+            return False
+        self.outstanding += 1
+        return True
+
+    def answered(self, count: int = 1) -> None:
+        self.outstanding -= count
+        self._answered += count
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed >= self.WINDOW_S:
+            self._rate = (self._rate + self._answered / elapsed) / 2
+            self._window_start, self._answered = now, 0
+            WS_SEND_LIMIT.set(self.limit)
+
+    def dropped(self, count: int) -> None:
+        """Queued sends of a closed connection: no longer outstanding, never answered."""
+        self.outstanding -= count
+
+
 class _User:
     def __init__(self, subscription: Subscription) -> None:
         self.subscription = subscription
@@ -179,7 +226,11 @@ class Hub:
         self.settings = settings
         self.handlers = handlers
         self._users: dict[str, _User] = {}
-        self.sends_outstanding = 0
+        self.admission = SendAdmission(
+            min(settings.min_sends_outstanding, settings.max_sends_outstanding),
+            settings.max_sends_outstanding,
+            settings.send_target_wait_s,
+        )
         self._lock = asyncio.Lock()
         self._revocations: Subscription | None = None
 
@@ -354,7 +405,7 @@ class Hub:
     def _on_frame(self, conn: Connection, text: str) -> None:
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a frame nested thousands deep
             frame = None
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "ping":
@@ -374,13 +425,9 @@ class Hub:
     def _admit_send(self, conn: Connection, frame: dict[str, Any]) -> None:
         """Queue a send (one at a time per connection, in order, beside reading), or refuse it at
         once when this connection or the whole gateway has as many waiting as it can answer soon."""
-        if self.sends_outstanding < self.settings.max_sends_outstanding:
-            try:
-                conn.sends.put_nowait(frame)
-                self.sends_outstanding += 1
-                return
-            except asyncio.QueueFull:
-                pass
+        if not conn.sends.full() and self.admission.admit():
+            conn.sends.put_nowait(frame)
+            return
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
         WS_SENDS_REFUSED.inc()
         conn.push(_frame(ErrorFrame(
@@ -400,9 +447,9 @@ class Hub:
                 try:
                     await self._handle(conn, "send", frame)
                 finally:
-                    self.sends_outstanding -= 1
+                    self.admission.answered()
         finally:  # the connection closed with sends still queued: they no longer count
-            self.sends_outstanding -= conn.sends.qsize()
+            self.admission.dropped(conn.sends.qsize())
 
     async def _handle(self, conn: Connection, kind: str, frame: dict[str, Any]) -> None:
         reply = await self.handlers[kind](conn, frame)

@@ -28,7 +28,7 @@ from chainchat_protocol.errors import ChainChatError, NotFound, Unauthorized
 from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, MAX_PROOF_BATCH, EntryRef, ProofBatchRequest
 from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.proof import ProofObject
-from chainchat_protocol.rpc import Empty, Rpc
+from chainchat_protocol.rpc import Rpc
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
@@ -160,9 +160,10 @@ async def mfa_disable(
     return await _call(bus, settings, p.AUTH_MFA_DISABLE, req)
 
 
-@router.get("/auth/siwe/nonce", response_model=p.SiweNonceReply)
-async def siwe_nonce(bus: BusDep, settings: SettingsDep) -> Any:
-    return await _call(bus, settings, p.AUTH_SIWE_NONCE, Empty())
+@router.get("/auth/siwe/nonce", response_model=p.SiweNonceReply, responses=errors(429))
+async def siwe_nonce(request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+    req = p.SiweNonceRequest(client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_SIWE_NONCE, req)
 
 
 @router.post("/auth/siwe", response_model=p.TokenReply, responses=errors(403, 404, 409, 429))

@@ -2,7 +2,8 @@
 
 The gateway validates bodies with the shared protocol models (so the chat service and the
 gateway reject the same input) and adds the verified caller. A send body is size-checked while it
-streams in, before any JSON parsing, so an oversized envelope costs at most 68 KiB of memory.
+streams in, before any JSON parsing (``bodies.py``), so an oversized envelope costs at most 68 KiB
+of memory.
 The WebSocket hub (``ws.py``) is mounted from here too.
 """
 
@@ -23,9 +24,10 @@ from chainchat_gateway.security import CurrentUser
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import chat
 from chainchat_protocol.chat import (
+    CONVERSATIONS_DEFAULT_LIMIT,
+    CONVERSATIONS_MAX_LIMIT,
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
-    MAX_SEND_BODY_BYTES,
     AckFrame,
     AddMembersBody,
     ChatErrorCode,
@@ -39,7 +41,6 @@ from chainchat_protocol.chat import (
     MessageRemoved,
     ReadPosition,
     SendResult,
-    envelope_too_large,
     parse_send_body,
 )
 from chainchat_protocol.errors import ChainChatError, NotFound
@@ -71,7 +72,7 @@ def _message_id(message_id: str) -> str:
     response_model=ConversationPublic,
     summary="Start a conversation (an existing direct one is returned with 200)",
     responses={200: {"model": ConversationPublic, "description": "The existing direct conversation"}}
-    | errors(403, 404, 409),
+    | errors(403, 404, 409, 429),
 )
 async def create_conversation(
     body: CreateConversationBody, user: CurrentUser, bus: BusDep, settings: SettingsDep
@@ -82,9 +83,19 @@ async def create_conversation(
     return JSONResponse(view.model_dump(mode="json"), status_code=201 if created.created else 200)
 
 
-@router.get("/conversations", response_model=ConversationList, summary="The caller's conversations")
-async def list_conversations(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> ConversationList:
-    req = chat.CallerRequest(user_id=user.user_id)
+@router.get(
+    "/conversations",
+    response_model=ConversationList,
+    summary="The caller's conversations, most recently active first (paged: has_more, next_cursor)",
+)
+async def list_conversations(
+    user: CurrentUser,
+    bus: BusDep,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(max_length=300, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=CONVERSATIONS_MAX_LIMIT)] = CONVERSATIONS_DEFAULT_LIMIT,
+) -> ConversationList:
+    req = chat.ConversationListRequest(user_id=user.user_id, cursor=cursor, limit=limit)
     return await bus.request(chat.CHAT_CONVERSATION_LIST, req, timeout=settings.rpc_timeout_s)
 
 
@@ -155,21 +166,6 @@ _SEND_BODY_DOC = {
 }
 
 
-async def read_capped_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise envelope_too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise envelope_too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post(
     "/conversations/{conversation_id}/messages",
     status_code=201,
@@ -183,7 +179,7 @@ async def post_message(
     conversation_id: str, request: Request, user: CurrentUser, bus: BusDep, settings: SettingsDep
 ) -> SendResult:
     cid = _conversation_id(conversation_id)
-    body = parse_send_body(await read_capped_body(request, MAX_SEND_BODY_BYTES))
+    body = parse_send_body(await request.body())  # capped at MAX_SEND_BODY_BYTES by bodies.py
     req = chat.PostMessageRequest(
         user_id=user.user_id, conversation_id=cid, envelope=body.envelope, client_id=body.client_id,
         file_ids=body.file_ids,
@@ -209,7 +205,7 @@ async def history(
     )  # fmt: skip
     page = await bus.request(chat.CHAT_MESSAGE_HISTORY, req, timeout=settings.rpc_timeout_s)
     # tombstones carry no envelope fields: leave absent fields out rather than send nulls
-    return JSONResponse({"messages": [m.wire() for m in page.messages]})
+    return JSONResponse({"messages": [m.wire() for m in page.messages], "has_more": page.has_more})
 
 
 @router.delete(
