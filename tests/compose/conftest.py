@@ -44,7 +44,8 @@ def compose_stack(docker_engine: None) -> Iterator[StackUnderTest]:
         gateway_port=free_port(),
         mail_port=free_port(),
         local=bases_mode() == "local",
-        extra_env={"ANCHOR_INTERVAL_S": "1"},
+        # a busy 2-core machine: registrations in containers (argon2id, PostgreSQL) took over 5 s
+        extra_env={"ANCHOR_INTERVAL_S": "1", "RPC_TIMEOUT_S": "30"},
     )
     project.chain_port = free_port()
     project.extra_env["CHAINCHAT_TEST_CHAIN_PORT"] = str(project.chain_port)
