@@ -25,7 +25,8 @@ const PUBLIC_ROUTES = new Set(["/login", "/register", "/verify", "/forgot-passwo
 function navigate(path: string, replace = false): void {
   if (replace) history.replaceState(null, "", path);
   else if (location.pathname + location.search !== path) history.pushState(null, "", path);
-  void route();
+  // the access token lives in memory only: a page load asks for one with the refresh cookie
+void api.restore().finally(() => void route());
 }
 
 document.addEventListener("click", (e) => {
@@ -160,4 +161,5 @@ async function route(): Promise<void> {
   clear(root, h("main", { class: "admin" }, h("h1", null, "Not found"), h("p", null, "There is nothing at this address. "), h("a", { href: "/", "data-route": "" }, "Back to your chats")));
 }
 
-void route();
+// the access token lives in memory only: a page load asks for one with the refresh cookie
+void api.restore().finally(() => void route());
