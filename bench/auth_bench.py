@@ -166,7 +166,9 @@ def main() -> None:
             try:
                 stack.start()
                 stack.wait_ready(timeout=120)
-                results = asyncio.run(run(args, stack.gateway_url, stack.nats.url, stack.mail.web_url))
+                results = asyncio.run(
+                    run(args, stack.gateway_url, stack.nats.client_url(), stack.mail.web_url)
+                )
             finally:
                 stack.stop()
     # a shared machine skews every number: record how busy it was

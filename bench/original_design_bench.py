@@ -410,7 +410,7 @@ async def run_chainchat(
             await receiver.wait(lambda: all(i in receiver.messages for i in ids), 30)
             await receiver.wait(lambda: all(i in receiver.anchored for i in ids), 60)
             # B reads what arrived: every message opens to the text A sent
-            opened = [await mb.open(receiver.messages[i][1]) for i in ids]
+            opened = [await mb.open(receiver.messages[i][1], conversation_id=cid) for i in ids]
             assert [o["text"] for o in opened] == texts
             proofs = [await cb.message_proof(i) for i in ids]
             tx_hashes = sorted({p["tx_hash"] for p in proofs})
@@ -475,7 +475,7 @@ async def chainchat_file(
     times = []
     for _ in range(retrievals):
         t0 = time.perf_counter()
-        info = (await mb.open(receiver.messages[sent["message_id"]][1]))["file"]
+        info = (await mb.open(receiver.messages[sent["message_id"]][1], conversation_id=cid))["file"]
         digest = hashlib.sha256()
         async with cb.download_file(info["file_id"]) as resp:
             async for plain in adecrypt_chunks(b64d_exact(info["key"], 32), resp.aiter_raw()):

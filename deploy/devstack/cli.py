@@ -39,7 +39,7 @@ def _banner(stack: Stack, took: float) -> str:
             f"  verification mail  {stack.mail.web_url}/        (maildev; SMTP 127.0.0.1:{mail.smtp_port})",
             f"  chain RPC          {chain.rpc_url}        (chain id {chain.chain_id}, {chain.kind})",
             f"  IPFS               {stack.ipfs.api_url}  (gateway {stack.ipfs.gateway_url})",
-            f"  NATS               {stack.nats.url}",
+            f"  NATS               {stack.nats.url}  (bus users: {stack.nats.credentials.directory})",
             f"  data               {stack.var_dir}",
             "Press Ctrl-C to stop everything.",
             "",

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
 import httpx
 
 from devstack import paths
+from devstack.nats_auth import OPERATOR, BusCredentials, ensure_credentials
 from devstack.process import LaunchError, ManagedProcess, ensure_ports_free
 
 # Deterministic development accounts (public knowledge; never used outside a local chain).
@@ -76,13 +78,27 @@ def _tcp_open(port: int) -> bool:
 
 @dataclass
 class NatsServer(Component):
+    """One nats-server with JetStream that refuses connections without credentials: one user per
+    service and ``operator`` (``nats_auth.py``), written under ``auth_dir`` (default: the
+    ``nats-auth`` directory beside ``data_dir``) before the first start."""
+
     port: int = 4223
     monitor_port: int = 8222
+    auth_dir: Path | None = None
     name: ClassVar[str] = "nats"
 
     @property
     def url(self) -> str:
+        """The server's URL without credentials (a client also needs ``credentials``)."""
         return f"nats://127.0.0.1:{self.port}"
+
+    @cached_property
+    def credentials(self) -> BusCredentials:
+        return ensure_credentials(self.auth_dir or self.data_dir.parent / "nats-auth")
+
+    def client_url(self, user: str = OPERATOR) -> str:
+        """The URL with ``user``'s credentials in it, for in-process clients and tools."""
+        return self.credentials.url(self.url, user)
 
     def ports(self) -> list[int]:
         return [self.port, self.monitor_port]
@@ -100,6 +116,7 @@ class NatsServer(Component):
             f"http: 127.0.0.1:{self.monitor_port}\n"
             "max_payload: 1MB\n"
             f"jetstream {{\n  store_dir: {json.dumps(str(store))}\n  sync_interval: always\n}}\n"
+            + self.credentials.include_line(self.data_dir)
         )
 
     def argv(self) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from devstack import paths
+from devstack.nats_auth import OPERATOR, BusCredentials, ensure_credentials
 from devstack.process import COLOURS, LaunchError, ManagedProcess, ensure_ports_free, free_port
 
 CLUSTER_NAME = "chainchat"
@@ -32,6 +33,8 @@ class ClusterNode:
     monitor_port: int
     cluster_port: int
     routes: list[int] = field(default_factory=list)
+    #: the cluster's bus users (``nats_auth.py``): every node refuses clients without them
+    credentials: BusCredentials | None = None
     echo: bool = False
     colour: str = "0"
     process: ManagedProcess | None = field(default=None, init=False)
@@ -60,6 +63,7 @@ class ClusterNode:
             f"jetstream {{\n  store_dir: {json.dumps(str(store))}\n  sync_interval: always\n}}\n"
             f"cluster {{\n  name: {CLUSTER_NAME}\n  listen: 127.0.0.1:{self.cluster_port}\n"
             f"  routes: [{routes}]\n}}\n"
+            + (self.credentials.include_line(self.data_dir) if self.credentials else "")
         )
 
     def launch(self) -> None:
@@ -122,10 +126,12 @@ class NatsCluster:
     size: int = 3
     echo: bool = False
     nodes: list[ClusterNode] = field(default_factory=list, init=False)
+    credentials: BusCredentials = field(init=False)
 
     def __post_init__(self) -> None:
         if self.size < 1:
             raise ValueError("a cluster needs at least one node")
+        self.credentials = ensure_credentials(self.var_dir / "nats-auth")
         cluster_ports = [free_port() for _ in range(self.size)]
         for i in range(self.size):
             self.nodes.append(
@@ -136,6 +142,7 @@ class NatsCluster:
                     monitor_port=free_port(),
                     cluster_port=cluster_ports[i],
                     routes=[p for j, p in enumerate(cluster_ports) if j != i],
+                    credentials=self.credentials,
                     echo=self.echo,
                     colour=COLOURS[i % len(COLOURS)],
                 )
@@ -145,6 +152,14 @@ class NatsCluster:
     def url(self) -> str:
         """Every node's client URL, comma-separated (a service's ``NATS_URL``)."""
         return ",".join(node.url for node in self.nodes)
+
+    def client_url(self, user: str = OPERATOR) -> str:
+        """``url`` with ``user``'s credentials in each server, for in-process clients and tools."""
+        return self.credentials.url(self.url, user)
+
+    def service_env(self, user: str, index: int = 0) -> dict[str, str]:
+        """``NATS_URL`` (starting at node ``index``) and ``user``'s credentials, for a service."""
+        return {"NATS_URL": self.url_from(index), **self.credentials.service_env(user)}
 
     def url_from(self, index: int) -> str:
         """The same list starting at node ``index % size`` (for spreading instances over nodes)."""

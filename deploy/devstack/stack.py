@@ -173,6 +173,7 @@ class Stack:
             "ENVIRONMENT": self.environment,
             "CHAINCHAT_VAR": str(self.var_dir),
             "NATS_URL": self.nats.url,
+            **self.nats.credentials.service_env(name),
             "PUBLIC_URL": os.environ.get("PUBLIC_URL", self.gateway_url),
             "DATABASE_URL": self.database_url(name),
             "CHAIN_RPC_URL": self.chain.rpc_url,

@@ -12,12 +12,13 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # re-exported (listed in __all__): one import path for the whole auth domain
 from chainchat_protocol.keys_directory import (
     AUTH_KEYS_DEVICES,
     AUTH_KEYS_GET,
+    AUTH_KEYS_MINE,
     AUTH_KEYS_PUBLISH,
     AUTH_KEYS_REVOKE,
     AUTH_USERS_GET,
@@ -27,10 +28,13 @@ from chainchat_protocol.keys_directory import (
     DevicesRequest,
     KeyChanged,
     KeyId,
+    OwnDevice,
+    OwnDevicesReply,
     PublicKeysReply,
     PublishKeyBody,
     PublishKeyReply,
     PublishKeyRequest,
+    RevokedDeviceKey,
     RevokeKeyRequest,
     Role,
     UserHit,
@@ -50,19 +54,24 @@ from chainchat_protocol.rpc import Empty, Rpc
 __all__ = [  # the directory names are re-exported too
     "AUTH_ADMIN_ACTION", "AUTH_ADMIN_ROLE", "AUTH_ADMIN_USERS", "AUTH_AUDIT_LIST", "AUTH_JWKS",
     "AUTH_JWKS_ROTATE", "AUTH_LOGIN", "AUTH_LOGOUT", "AUTH_ME", "AUTH_MFA_DISABLE", "AUTH_MFA_ENABLE",
-    "AUTH_MFA_SETUP", "AUTH_REFRESH", "AUTH_REGISTER", "AUTH_RESET", "AUTH_RESET_REQUEST",
-    "AUTH_REVOKED_LIST", "AUTH_SIWE", "AUTH_SIWE_NONCE", "AUTH_VERIFY", "AUTH_VERIFY_RESEND", "AUDIENCE",
-    "ISSUER", "JWKS_CHANGED", "AuditEventWithProof", "AuditReply", "normalize_email",
+    "AUTH_MFA_SETUP", "AUTH_PASSWORD_CHANGE", "AUTH_REAUTH", "AUTH_REFRESH", "AUTH_REGISTER",
+    "AUTH_RESET", "AUTH_RESET_REQUEST", "AUTH_REVOKED_LIST", "AUTH_SIWE", "AUTH_SIWE_NONCE",
+    "AUTH_SIWE_UNLINK", "AUTH_VERIFY", "AUTH_VERIFY_RESEND", "AUDIENCE", "ISSUER", "JWKS_CHANGED",
+    "REAUTH_AUDIENCE", "REAUTH_HEADER", "AuditEventWithProof", "AuditReply", "normalize_email",
     # from keys_directory
-    "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE", "AUTH_USERS_GET",
-    "AUTH_USERS_SEARCH", "DeviceKey", "DevicesReply", "DevicesRequest", "KeyChanged", "KeyId",
-    "PublicKeysReply", "PublishKeyBody", "PublishKeyReply", "PublishKeyRequest", "RevokeKeyRequest",
+    "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_MINE", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE",
+    "AUTH_USERS_GET", "AUTH_USERS_SEARCH", "DeviceKey", "DevicesReply", "DevicesRequest", "KeyChanged",
+    "KeyId", "OwnDevice", "OwnDevicesReply", "PublicKeysReply", "PublishKeyBody", "PublishKeyReply",
+    "PublishKeyRequest", "RevokedDeviceKey", "RevokeKeyRequest",
     "Role", "UserHit", "UserId", "UserKeysReply", "UserRef", "UserSearchReply", "UserSearchRequest",
     "UserStatus", "UserSummary", "UsersGetReply", "UsersGetRequest",
 ]  # fmt: skip
 
 ISSUER = "chainchat-auth"
 AUDIENCE = "chainchat"
+# a reauth token is a JWT for this audience: an access-token check (audience AUDIENCE) refuses it
+REAUTH_AUDIENCE = "chainchat-reauth"
+REAUTH_HEADER = "X-Reauth-Token"
 
 # Loose on purpose: full RFC 5322 is not worth it; the verification mail proves the address.
 _EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -161,10 +170,14 @@ class LoginRequest(LoginBody):
 
 class TokenReply(BaseModel):
     access_token: str
-    refresh_token: str
+    # null in the answer to a refresh that came by cookie: the new one is in the cookie only
+    refresh_token: str | None
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
     user: UserPublic
+    # a login (all factors just given) is a recent authentication: the new session's reauth token,
+    # so a fresh device can publish its key without asking again; never set by a refresh
+    reauth_token: str | None = None
 
 
 class RefreshBody(_Body):
@@ -191,6 +204,26 @@ class PasswordResetBody(_Body):
     password: NewPassword
 
 
+class PasswordChangeBody(_Body):
+    password: NewPassword
+
+
+class PasswordChangeRequest(PasswordChangeBody):
+    """A new password for the caller; the gateway has checked a reauth token of this session."""
+
+    user_id: UserId
+    session_id: str
+    client_ip: ClientIp | None = None
+
+
+class SessionRef(BaseModel):
+    """The caller and its session (the one a change keeps while it revokes the others)."""
+
+    user_id: UserId
+    session_id: str
+    client_ip: ClientIp | None = None
+
+
 # --- MFA -----------------------------------------------------------------------------------------
 
 
@@ -200,6 +233,8 @@ class MfaCodeBody(_Body):
 
 class MfaCodeRequest(MfaCodeBody):
     user_id: UserId
+    # enabling MFA ends the account's other sessions; this one stays
+    session_id: str | None = None
     client_ip: ClientIp | None = None
 
 
@@ -235,15 +270,53 @@ class SiweNonceReply(BaseModel):
 SIWE_MAX_MESSAGE = 1024
 
 
+SiweMessageText = Annotated[str, StringConstraints(min_length=1, max_length=SIWE_MAX_MESSAGE)]
+SiweSignature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
 class SiweBody(_Body):
-    message: Annotated[str, StringConstraints(min_length=1, max_length=SIWE_MAX_MESSAGE)]
-    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+    message: SiweMessageText
+    signature: SiweSignature
+    # wallet login asks for it when the account has TOTP on, exactly like password login
+    totp_code: OtpCode | None = None
 
 
 class SiweRequest(SiweBody):
     # set when the caller is logged in: link the wallet to this account
     user_id: UserId | None = None
     client_ip: ClientIp | None = None
+
+
+# --- recent authentication (step-up) ----------------------------------------------------------
+
+
+class ReauthBody(_Body):
+    """``POST /auth/reauth``: the password, or a wallet signature (SIWE), plus TOTP when it is on."""
+
+    password: Password | None = None
+    totp_code: OtpCode | None = None
+    siwe_message: SiweMessageText | None = None
+    signature: SiweSignature | None = None
+
+    @model_validator(mode="after")
+    def _one_first_factor(self) -> ReauthBody:
+        by_wallet = self.siwe_message is not None or self.signature is not None
+        if by_wallet and (self.siwe_message is None or self.signature is None):
+            raise ValueError("siwe_message and signature go together")
+        if by_wallet == (self.password is not None):
+            raise ValueError("send either password or siwe_message and signature")
+        return self
+
+
+class ReauthRequest(ReauthBody):
+    user_id: UserId
+    session_id: str
+    client_ip: ClientIp | None = None
+
+
+class ReauthReply(BaseModel):
+    reauth_token: str
+    expires_in: int
 
 
 # --- signing keys and revocation ------------------------------------------------------------------
@@ -300,6 +373,7 @@ class RevokedListReply(BaseModel):
 
 
 class AdminUsersRequest(BaseModel):
+    actor_id: UserId  # auth checks, in its own database, that the actor is an active admin
     status: Literal["pending", "active", "disabled", "rejected", "unverified"] | None = None
     limit: int = Field(default=200, ge=1, le=1000)
 
@@ -342,6 +416,7 @@ class AuditEvent(BaseModel):
 
 
 class AuditListRequest(BaseModel):
+    actor_id: UserId
     type: Annotated[str, StringConstraints(max_length=64)] | None = None
     user_id: UserId | None = None
     since: datetime | None = None
@@ -381,6 +456,9 @@ AUTH_SIWE_NONCE = Rpc("auth.siwe.nonce.v1", SiweNonceRequest, SiweNonceReply)
 AUTH_SIWE = Rpc("auth.siwe.v1", SiweRequest, TokenReply)
 AUTH_RESET_REQUEST = Rpc("auth.password.reset_request.v1", EmailRequest, Empty)
 AUTH_RESET = Rpc("auth.password.reset.v1", PasswordResetBody, Empty)
+AUTH_PASSWORD_CHANGE = Rpc("auth.password.change.v1", PasswordChangeRequest, Empty)
+AUTH_REAUTH = Rpc("auth.reauth.v1", ReauthRequest, ReauthReply)
+AUTH_SIWE_UNLINK = Rpc("auth.siwe.unlink.v1", SessionRef, UserPublic)
 AUTH_JWKS = Rpc("auth.jwks.v1", Empty, JwksReply)
 AUTH_JWKS_ROTATE = Rpc("auth.jwks.rotate.v1", RotateKeyRequest, JwksReply)
 AUTH_REVOKED_LIST = Rpc("auth.session.revoked.list.v1", Empty, RevokedListReply)

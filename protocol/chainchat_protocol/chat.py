@@ -395,6 +395,16 @@ class KeyChangedFrame(BaseModel):
     user_id: str
 
 
+class DeviceAddedFrame(BaseModel):
+    """To the owner's connected devices when a device key is added to the account (SPEC §11)."""
+
+    type: Literal["device_added"] = "device_added"
+    user_id: str
+    key_id: str
+    label: str | None = None
+    at: str
+
+
 class ConversationFrame(BaseModel):
     """Membership changed: ``created`` / ``members_changed`` carry the conversation, ``removed``
     tells a former member it is gone (no further frames for it)."""

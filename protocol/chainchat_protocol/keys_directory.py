@@ -6,6 +6,7 @@ and ``auth.keys.*`` subjects other services call, and the ``key_changed`` event.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -19,9 +20,10 @@ from chainchat_protocol.proof import ProofObject
 from chainchat_protocol.rpc import Empty, Rpc
 
 __all__ = [
-    "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE", "AUTH_USERS_GET",
-    "AUTH_USERS_SEARCH", "DeviceKey", "DevicesReply", "DevicesRequest", "KeyChanged", "KeyId",
-    "PublicKeysReply", "PublishKeyBody", "PublishKeyReply", "PublishKeyRequest", "RevokeKeyRequest",
+    "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_MINE", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE",
+    "AUTH_USERS_GET", "AUTH_USERS_SEARCH", "DeviceKey", "DevicesReply", "DevicesRequest", "KeyChanged",
+    "KeyId", "OwnDevice", "OwnDevicesReply", "PublicKeysReply", "PublishKeyBody", "PublishKeyReply",
+    "PublishKeyRequest", "RevokedDeviceKey", "RevokeKeyRequest",
     "Role", "UserHit", "UserId", "UserKeysReply", "UserRef", "UserSearchReply", "UserSearchRequest",
     "UserStatus", "UserSummary", "UsersGetReply", "UsersGetRequest",
 ]  # fmt: skip
@@ -40,6 +42,17 @@ def _raw_public_key(value: str) -> str:
 PublicKeyB64 = Annotated[
     str, StringConstraints(min_length=43, max_length=43), AfterValidator(_raw_public_key)
 ]
+
+
+def _clean_label(value: str) -> str:
+    label = unicodedata.normalize("NFC", value).strip()
+    if not label or any(unicodedata.category(ch).startswith("C") for ch in label):
+        raise ValueError("label must be printable text")
+    return label
+
+
+# what the owner calls a device ("Firefox on the work laptop"); only the owner ever sees it
+DeviceLabel = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_clean_label)]
 
 
 class UserRef(BaseModel):
@@ -85,10 +98,13 @@ class PublishKeyBody(BaseModel):
     x25519_public: PublicKeyB64
     ed25519_public: PublicKeyB64
     suite_support: list[Suite] = Field(min_length=1, max_length=8)
+    label: DeviceLabel | None = None
 
 
 class PublishKeyRequest(PublishKeyBody):
     user_id: UserId
+    # the gateway checked a reauth token: required for a new key when the account has a live one
+    reauthenticated: bool = False
 
 
 class PublishKeyReply(BaseModel):
@@ -109,9 +125,29 @@ class DeviceKey(BaseModel):
     created_at: datetime
 
 
+class RevokedDeviceKey(DeviceKey):
+    """A key that is no longer a device of its user: never sealed to, kept to verify history."""
+
+    revoked_at: datetime
+
+
+class OwnDevice(BaseModel):
+    """One of the caller's devices as ``GET /keys/me`` lists it (revoked ones included)."""
+
+    key_id: str
+    label: str | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class OwnDevicesReply(BaseModel):
+    devices: list[OwnDevice]
+
+
 class UserKeysReply(BaseModel):
     user_id: str
     keys: list[DeviceKey]
+    revoked_keys: list[RevokedDeviceKey] = Field(default_factory=list)
     # the ``key`` log entry of each key, by key id: what a proof is asked for and proves
     entries: dict[str, LogEntry] = Field(default_factory=dict)
 
@@ -132,13 +168,19 @@ class KeyChanged(BaseModel):
     user_id: str
     key_id: str
     revoked: bool = False
+    # for a new device: its label and when it was added (RFC 3339), for the owner's other devices
+    label: str | None = None
+    at: str | None = None
 
 
 class PublicKeysReply(BaseModel):
-    """Body of ``GET /keys/{user_id}``: the keys and, per key id, the proof of its ``key`` entry."""
+    """Body of ``GET /keys/{user_id}``: the current keys, the revoked ones (to verify history, never
+    to seal to) and, per log entry id, the proof of its ``key`` entry: ``<key_id>`` for a key's
+    publication, ``<key_id>:revoked`` for its revocation."""
 
     user_id: str
     keys: list[DeviceKey]
+    revoked_keys: list[RevokedDeviceKey] = Field(default_factory=list)
     proofs: dict[str, ProofObject]
 
 
@@ -149,4 +191,5 @@ AUTH_USERS_SEARCH = Rpc("auth.users.search.v1", UserSearchRequest, UserSearchRep
 AUTH_KEYS_PUBLISH = Rpc("auth.keys.publish.v1", PublishKeyRequest, PublishKeyReply)
 AUTH_KEYS_REVOKE = Rpc("auth.keys.revoke.v1", RevokeKeyRequest, Empty)
 AUTH_KEYS_GET = Rpc("auth.keys.get.v1", UserRef, UserKeysReply)
+AUTH_KEYS_MINE = Rpc("auth.keys.mine.v1", UserRef, OwnDevicesReply)
 AUTH_KEYS_DEVICES = Rpc("auth.keys.devices.v1", DevicesRequest, DevicesReply)

@@ -70,6 +70,10 @@ class Session:
 
 TokenListener = Callable[[Session | None], Awaitable[None] | None]
 
+REAUTH_HEADER = "X-Reauth-Token"
+# a reauth token this close to its expiry is not sent: get a new one instead
+_REAUTH_MARGIN_S = 10.0
+
 
 class Client:
     """One gateway, optionally one logged-in session (refreshed before it expires)."""
@@ -86,6 +90,8 @@ class Client:
         self.session = session
         self._on_session_change = on_session_change
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        # (token, expires_at): recent authentication of this session, see :meth:`reauth`
+        self._reauth: tuple[str, float] | None = None
 
     async def __aenter__(self) -> Client:
         return self
@@ -98,6 +104,8 @@ class Client:
 
     # -- plumbing ---------------------------------------------------------------------------
     async def _set_session(self, session: Session | None) -> None:
+        if session is None:
+            self._reauth = None  # it was bound to the session that ended
         self.session = session
         if self._on_session_change is not None:
             result = self._on_session_change(session)
@@ -122,11 +130,18 @@ class Client:
         auth: bool = True,
         content: bytes | AsyncIterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
+        reauth: bool = False,
     ) -> Any:
-        """Send one API request (``path`` below ``/api/v1``) and return the decoded JSON body."""
+        """Send one API request (``path`` below ``/api/v1``) and return the decoded JSON body.
+
+        ``reauth``: the route changes the account (SPEC §11); the reauth token from :meth:`reauth`
+        or the login is sent with it while it is valid (else the server answers 403
+        ``reauth_required``: call :meth:`reauth` and try again)."""
         all_headers = dict(headers or {})
         if auth:
             all_headers.update(await self._auth_headers())
+        if reauth and self.reauth_token is not None:
+            all_headers[REAUTH_HEADER] = self.reauth_token
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             resp = await self._http.request(
@@ -152,15 +167,82 @@ class Client:
         body: JSON = {"email": email, "password": password}
         if totp_code:
             body["totp_code"] = totp_code
-        session = Session.from_login(await self.request("POST", "/auth/login", json_body=body, auth=False))
+        return await self._adopt_login(await self.request("POST", "/auth/login", json_body=body, auth=False))
+
+    async def login_with_wallet(self, message: str, signature: str, totp_code: str | None = None) -> Session:
+        """Sign-In with Ethereum; ``totp_code`` when the account has MFA on (``mfa_required``)."""
+        body: JSON = {"message": message, "signature": signature}
+        if totp_code:
+            body["totp_code"] = totp_code
+        return await self._adopt_login(await self.request("POST", "/auth/siwe", json_body=body, auth=False))
+
+    async def _adopt_login(self, reply: JSON) -> Session:
+        session = Session.from_login(reply)
         await self._set_session(session)
+        # a login is a recent authentication: its reauth token lets this device publish its key
+        self._keep_reauth(reply.get("reauth_token"), 300.0)
         return session
 
-    async def login_with_wallet(self, message: str, signature: str) -> Session:
+    # -- recent authentication (SPEC §11) -----------------------------------------------------
+    @property
+    def reauth_token(self) -> str | None:
+        """The session's reauth token while it is valid, else None."""
+        if self._reauth is None or self._reauth[1] - time.time() < _REAUTH_MARGIN_S:
+            return None
+        return self._reauth[0]
+
+    def _keep_reauth(self, token: str | None, expires_in: float) -> None:
+        self._reauth = (token, time.time() + expires_in) if token else None
+
+    async def reauth(
+        self,
+        password: str | None = None,
+        totp_code: str | None = None,
+        *,
+        siwe_message: str | None = None,
+        signature: str | None = None,
+    ) -> str:
+        """Prove again that this session holds the account's credentials (the password, or the
+        linked wallet's signature; TOTP when MFA is on). The token is kept and sent with the
+        routes that need it for up to five minutes; returned too."""
+        body: JSON = {"password": password} if password is not None else {}
+        if siwe_message is not None or signature is not None:
+            body.update({"siwe_message": siwe_message, "signature": signature})
+        if totp_code:
+            body["totp_code"] = totp_code
+        reply: JSON = await self.request("POST", "/auth/reauth", json_body=body)
+        self._keep_reauth(reply["reauth_token"], float(reply["expires_in"]))
+        return str(reply["reauth_token"])
+
+    async def change_password(self, new_password: str) -> None:
+        """Set a new password (needs :meth:`reauth`); the account's other sessions end."""
+        await self.request("POST", "/auth/password/change", json_body={"password": new_password}, reauth=True)
+
+    async def mfa_setup(self) -> JSON:
+        """Start TOTP enrolment (needs :meth:`reauth`): ``{secret, otpauth_uri}``."""
+        result: JSON = await self.request("POST", "/auth/mfa/setup", json_body={}, reauth=True)
+        return result
+
+    async def mfa_enable(self, code: str) -> JSON:
+        """Confirm TOTP with a code (needs :meth:`reauth`): ``{mfa_enabled, recovery_codes}``."""
+        result: JSON = await self.request("POST", "/auth/mfa/enable", json_body={"code": code}, reauth=True)
+        return result
+
+    async def mfa_disable(self, code: str) -> JSON:
+        """Turn TOTP off with a code or a recovery code (needs :meth:`reauth`)."""
+        result: JSON = await self.request("POST", "/auth/mfa/disable", json_body={"code": code}, reauth=True)
+        return result
+
+    async def link_wallet(self, message: str, signature: str) -> JSON:
+        """Link a wallet to the logged-in account (needs :meth:`reauth`)."""
         body = {"message": message, "signature": signature}
-        session = Session.from_login(await self.request("POST", "/auth/siwe", json_body=body, auth=False))
-        await self._set_session(session)
-        return session
+        result: JSON = await self.request("POST", "/auth/siwe", json_body=body, reauth=True)
+        return result
+
+    async def unlink_wallet(self) -> JSON:
+        """Unlink the account's wallet (needs :meth:`reauth`); returns the account."""
+        result: JSON = await self.request("DELETE", "/auth/siwe", reauth=True)
+        return result
 
     async def refresh(self) -> Session:
         if self.session is None:
@@ -196,10 +278,29 @@ class Client:
         users: list[JSON] = result["users"] if isinstance(result, dict) else result
         return users
 
-    async def publish_keys(self, x25519_public: str, ed25519_public: str, suites: list[str]) -> JSON:
-        body = {"x25519_public": x25519_public, "ed25519_public": ed25519_public, "suite_support": suites}
-        result: JSON = await self.request("PUT", "/keys/me", json_body=body)
+    async def publish_keys(
+        self, x25519_public: str, ed25519_public: str, suites: list[str], label: str | None = None
+    ) -> JSON:
+        """Publish this device's keys; a new device on an account that has one needs :meth:`reauth`."""
+        body: JSON = {
+            "x25519_public": x25519_public,
+            "ed25519_public": ed25519_public,
+            "suite_support": suites,
+        }
+        if label:
+            body["label"] = label
+        result: JSON = await self.request("PUT", "/keys/me", json_body=body, reauth=True)
         return result
+
+    async def my_devices(self) -> list[JSON]:
+        """The account's devices: ``{key_id, label, created_at, revoked_at}``, revoked ones too."""
+        result = await self.request("GET", "/keys/me")
+        devices: list[JSON] = result["devices"]
+        return devices
+
+    async def revoke_device(self, key_id: str) -> None:
+        """Revoke one of the account's device keys (needs :meth:`reauth`)."""
+        await self.request("DELETE", f"/keys/me/{key_id}", reauth=True)
 
     async def get_keys(self, user_id: str) -> JSON:
         result: JSON = await self.request("GET", f"/keys/{user_id}")

@@ -2,7 +2,9 @@
 
 :func:`verify_proof_onchain` checks, in order:
 
-1. the proof object is well formed and ``anchored``;
+1. the proof object is well formed, is about the entry asked for (``entry.kind`` and ``entry.id``:
+   a tombstone's proof carries the deleted message's digest, so the digest alone is not enough),
+   and is ``anchored``;
 2. locally (RFC 9162): the entry hashes to the leaf, and the inclusion proof reaches ``root_hash``
    at ``tree_size`` — the same code the ledger uses;
 3. the node at ``rpc_url`` is on ``chain_id`` and ``contract_address`` holds code;
@@ -24,6 +26,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
+from chainchat.ledger_pin import LedgerPin
 from chainchat_protocol.abi import ledger_abi
 from chainchat_protocol.proof import ProofObject, hashes_from_hex, verify_proof_offline
 
@@ -43,9 +46,14 @@ class OnchainVerification:
 
     valid: bool = False
     reason: str | None = None
+    code: str | None = None
     status: str | None = None
+    kind: str | None = None
+    id: str | None = None
+    digest: str | None = None
     leaf_index: int | None = None
     tree_size: int | None = None
+    root_hash: str | None = None
     head_index: int | None = None
     tx_hash: str | None = None
     block_number: int | None = None
@@ -63,18 +71,27 @@ class OnchainVerification:
         """JSON-ready form (the CLI's ``--json`` output)."""
         return asdict(self)
 
-    def fail(self, reason: str) -> OnchainVerification:
+    def fail(self, reason: str, code: str = "invalid_proof") -> OnchainVerification:
         self.valid = False
         self.reason = reason
+        self.code = code
         return self
 
 
 async def verify_proof_onchain(
-    proof: ProofObject | dict[str, Any], rpc_url: str, *, timeout: float = 10.0
+    proof: ProofObject | dict[str, Any],
+    rpc_url: str,
+    *,
+    expect: tuple[str, str] | None = None,
+    ledger: LedgerPin | None = None,
+    timeout: float = 10.0,
 ) -> OnchainVerification:
     """Check ``proof`` locally and against the contract it names, via ``rpc_url`` only.
 
-    Never raises for a bad proof or an unreachable node: the result says what failed.
+    ``expect`` is the ``(kind, id)`` the caller asked about; a proof of any other entry fails with
+    code ``wrong_entry``; ``ledger`` is the pinned ledger, and a proof naming another chain or
+    contract fails with code ``ledger_mismatch`` before the chain is asked. Never raises for a
+    bad proof or an unreachable node: the result says what failed (``reason``, and ``code``).
     """
     result = OnchainVerification()
     try:
@@ -82,8 +99,21 @@ async def verify_proof_onchain(
     except ValidationError as exc:
         return result.fail(f"not a proof object: {exc.errors()[0].get('msg', 'invalid')}")
     _copy_claims(result, parsed)
+    entry = parsed.entry
+    if expect is not None and entry is not None and (entry.kind, entry.id) != expect:
+        return result.fail(
+            f"this is the proof of {entry.kind} {entry.id}, not of {expect[0]} {expect[1]}",
+            "wrong_entry",
+        )
     if parsed.status != "anchored":
-        return result.fail("the entry is not anchored on chain yet")
+        return result.fail("the entry is not anchored on chain yet", "not_anchored")
+    if ledger is not None and not ledger.names(parsed.chain_id, parsed.contract_address):
+        return result.fail(
+            f"the proof names contract {parsed.contract_address} on chain {parsed.chain_id}, "
+            f"but the pinned ledger is {ledger.contract_address} "
+            f"on chain {ledger.chain_id}",
+            "ledger_mismatch",
+        )
     offline = verify_proof_offline(parsed)
     result.leaf_hash = offline.leaf_hash
     result.local_verify_inclusion = offline.ok
@@ -96,15 +126,18 @@ async def verify_proof_onchain(
     try:
         return await _check_chain(w3, parsed, result)
     except (Web3Exception, OSError, ValueError, TimeoutError) as exc:
-        return result.fail(f"chain check failed: {type(exc).__name__}: {str(exc)[:200]}")
+        return result.fail(f"chain check failed: {type(exc).__name__}: {str(exc)[:200]}", "chain_unreachable")
     finally:
         await _close(w3)
 
 
 def _copy_claims(result: OnchainVerification, proof: ProofObject) -> None:
     result.status = proof.status
+    if proof.entry is not None:
+        result.kind, result.id, result.digest = proof.entry.kind, proof.entry.id, proof.entry.digest
     result.leaf_index = proof.leaf_index
     result.tree_size = proof.tree_size
+    result.root_hash = proof.root_hash
     result.head_index = proof.head_index
     result.tx_hash = proof.tx_hash
     result.block_number = proof.block_number

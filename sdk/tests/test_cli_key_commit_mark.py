@@ -23,6 +23,6 @@ def test_history_line_marks_v1(version: int, marked: bool) -> None:
                         recipients=[keys.public("alice")], version=version)  # fmt: skip
     message: dict[str, Any] = {"message_id": "m1", "seq": 1, "created_at": "now"}
     message.update(env.model_dump(mode="json"))
-    view = asyncio.run(render(cast(Any, None), messenger, message))
+    view = asyncio.run(render(cast(Any, None), messenger, message, "c1"))
     assert view["key_committing"] is (not marked)
     assert _line(view) == "#1 me: hi" + (" [not key-committing]" if marked else "")

@@ -122,7 +122,10 @@ async def stream_msg_ids(bus: Bus, stream: str, subject: str) -> list[str]:
 async def test_r3_stream_keeps_every_acknowledged_entry_when_its_leader_is_killed(
     cluster: NatsCluster,
 ) -> None:
-    publishers = [Bus(cluster.url_from(i), f"publisher-{i}", stream_replicas=3) for i in range(3)]
+    publishers = [
+        Bus(cluster.credentials.url(cluster.url_from(i)), f"publisher-{i}", stream_replicas=3)
+        for i in range(3)
+    ]
     for bus in publishers:
         await bus.connect()
     admin = publishers[0]
@@ -209,7 +212,10 @@ async def test_existing_single_replica_stream_and_bucket_are_scaled_to_three(clu
     config = StreamConfig(
         name=name, subjects=[f"scale.{name}.>"], retention=RetentionPolicy.LIMITS, storage=StorageType.FILE
     )
-    single, clustered = Bus(cluster.url, "r1", stream_replicas=1), Bus(cluster.url, "r3", stream_replicas=3)
+    single, clustered = (
+        Bus(cluster.client_url(), "r1", stream_replicas=1),
+        Bus(cluster.client_url(), "r3", stream_replicas=3),
+    )
     await single.connect()
     await clustered.connect()
     try:
@@ -260,6 +266,7 @@ def cluster_stack(cluster: NatsCluster, tmp_path: Path) -> Iterator[Stack]:
             "NATS_STREAM_REPLICAS": "3",
         },
     )
+    stack.nats.auth_dir = cluster.credentials.directory  # the services log in to the cluster
     try:
         for component in (stack.chain, stack.ipfs, stack.mail):
             component.start()
@@ -312,7 +319,7 @@ async def test_stack_on_a_cluster_loses_nothing_when_a_node_is_killed(
     assert resp.status_code == 201, resp.text
     cid = resp.json()["conversation_id"]
 
-    admin = Bus(cluster.url, "chaos-observer", stream_replicas=3)
+    admin = Bus(cluster.client_url(), "chaos-observer", stream_replicas=3)
     await admin.connect()
     try:
         info = await admin.js.stream_info(LEDGER)
@@ -466,7 +473,7 @@ async def test_more_replicas_than_servers_is_refused_not_ignored(nats_server: An
     believes is replicated; the server's refusal surfaces instead of "stream exists"."""
     from nats.js.errors import APIError
 
-    bus = Bus(nats_server.url, "r3-on-one-server", stream_replicas=3)
+    bus = Bus(nats_server.client_url(), "r3-on-one-server", stream_replicas=3)
     await bus.connect()
     name = f"MISCONF_{uuid.uuid4().hex[:8].upper()}"
     try:

@@ -181,7 +181,7 @@ async def test_users_on_different_gateways_talk_swap_files_and_every_message_is_
         assert not result.duplicated, result.summary()
         assert not result.gaps, result.summary()
         assert len(stored) == total
-        bus = await connect(stack.nats.url, "scaled-check")
+        bus = await connect(stack.nats.client_url(), "scaled-check")
         try:
             proofs, _ = await wait_anchored(stack, bus, stored, timeout=60)
             # the ledger's proof API is a queue group too: ask each instance a few times

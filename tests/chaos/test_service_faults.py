@@ -93,7 +93,7 @@ async def settle(crowd: Crowd, load: MessageLoad, readers: dict[str, dict[str, s
     """After the load stopped: what the users find in history and in the ledger."""
     assert not load.rejected, load.rejected[:3]
     result, stored = await asyncio.to_thread(account_messages, crowd.accounts.http, readers, load.acked)
-    bus = await connect(crowd.stack.nats.url, "chaos-check")
+    bus = await connect(crowd.stack.nats.client_url(), "chaos-check")
     try:
         proofs, _ = await wait_anchored(crowd.stack, bus, stored, timeout=120)
     finally:

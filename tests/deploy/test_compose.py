@@ -3,6 +3,7 @@ services, health-based start order, one entry point (nginx) in front of the gate
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -149,6 +150,7 @@ def test_nats_runs_jetstream_with_fsync_on_a_volume(config: dict[str, Any]) -> N
     assert mounts[store.group(1)]["source"] == "nats-data"
     checked = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "nats-server"), "-c", str(conf_source), "-t"],
+        env={**os.environ, **{k: str(v) for k, v in (nats.get("environment") or {}).items()}},
         capture_output=True,
         text=True,
         timeout=30,
@@ -255,3 +257,20 @@ def test_the_ipfs_node_is_private(config: dict[str, Any]) -> None:
     documented = (ROOT / "docs" / "operations.md").read_text()
     assert "ipfs-private.sh" in documented
     assert "| `Routing.Type` | `none` |" in documented
+
+
+def test_the_bus_needs_credentials_in_compose(config: dict[str, Any]) -> None:
+    """The nats container includes the generated authorization block (current with
+    deploy/devstack/nats_auth.py) and every service logs in as its own user."""
+    from devstack.nats_auth import SERVICE_USERS, compose_block, password_variable
+
+    assert (DOCKER_DIR / "nats-authorization.conf").read_text() == compose_block(), (
+        "run: python -m devstack.nats_auth --compose deploy/docker/nats-authorization.conf"
+    )
+    assert 'include "nats-authorization.conf"' in (DOCKER_DIR / "nats.conf").read_text()
+    nats_env = config["services"]["nats"]["environment"]
+    for service in SERVICE_USERS:
+        env = service_environment(config, service)
+        assert env["NATS_USER"] == service
+        assert env["NATS_PASSWORD"] == nats_env[password_variable(service)]
+    assert len({nats_env[password_variable(s)] for s in SERVICE_USERS}) == len(SERVICE_USERS)

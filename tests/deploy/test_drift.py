@@ -153,6 +153,7 @@ def test_compose_environment_is_accepted_by_the_settings(
         "AUTH_DATA_KEY": secrets.token_urlsafe(32),
         "LEDGER_PRIVATE_KEY": "0x" + secrets.token_hex(32),
         "POSTGRES_PASSWORD": secrets.token_hex(16),
+        **{f"NATS_{name.upper()}_PASSWORD": secrets.token_urlsafe(32) for name in SERVICES},
     }
     production = resolved_compose(_production_env(tmp_path, **given))
     for service in SERVICES:
@@ -162,10 +163,21 @@ def test_compose_environment_is_accepted_by_the_settings(
     assert given["POSTGRES_PASSWORD"] in service_environment(production, "chat")["DATABASE_URL"]
 
 
+def test_production_without_bus_passwords_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compose's chainchat-dev-nats-* bus passwords are placeholders: production refuses them."""
+    production = resolved_compose(_production_env(tmp_path))
+    for service in SERVICES:
+        errors = "\n".join(_settings_from(service_environment(production, service), service, monkeypatch))
+        assert "NATS_PASSWORD" in errors or "must be set" in errors, service
+
+
 def test_production_without_secrets_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """compose's development placeholders are not accepted in production: each service that holds a
     secret stops with the variable's name."""
-    production = resolved_compose(_production_env(tmp_path))
+    bus = {f"NATS_{name.upper()}_PASSWORD": secrets.token_urlsafe(32) for name in SERVICES}  # not tested here
+    production = resolved_compose(_production_env(tmp_path, **bus))
     for service in ("auth", "files", "ledger"):
         errors = "\n".join(_settings_from(service_environment(production, service), service, monkeypatch))
         wanted = secret_env_names(service)

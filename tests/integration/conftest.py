@@ -40,6 +40,7 @@ class Account:
     refresh_token: str = ""
     user: dict[str, Any] = field(default_factory=dict)
     logged_in_at: float = 0.0
+    reauth_token: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -68,6 +69,14 @@ class Accounts:
             if time.monotonic() > deadline:
                 raise AssertionError(f"token still answered {resp.status_code} {resp.text[:200]}")
             time.sleep(0.05)
+
+    def reauth_headers(self, account: Account, totp_code: str | None = None) -> dict[str, str]:
+        """Bearer and a fresh ``X-Reauth-Token`` of the account's session (password given again)."""
+        body = {"password": account.password, **({"totp_code": totp_code} if totp_code else {})}
+        resp = self.http.post("/auth/reauth", json=body, headers=account.headers)
+        assert resp.status_code == 200, resp.text
+        account.reauth_token = resp.json()["reauth_token"]
+        return {**account.headers, "X-Reauth-Token": account.reauth_token}
 
     def close(self) -> None:
         self.http.close()
@@ -125,6 +134,7 @@ class Accounts:
             data["refresh_token"],
             data["user"],
         )
+        account.reauth_token = data.get("reauth_token") or ""
         account.logged_in_at = time.monotonic()
         return account
 

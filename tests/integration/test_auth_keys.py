@@ -43,7 +43,7 @@ def _body(device: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _nats(running_stack: Any, rpc: Any, req: Any) -> Any:
-    bus = Bus(running_stack.nats.url, "auth-keys-test")
+    bus = Bus(running_stack.nats.client_url(), "auth-keys-test")
     await bus.connect()
     try:
         return await bus.request(rpc, req)
@@ -60,7 +60,11 @@ def test_publish_is_idempotent_and_get_lists_devices_with_proofs(accounts: Any, 
         accounts.http.put("/keys/me", json=_body(phone), headers=member.headers).json()["key_id"]
         == phone["_key_id"]
     )
-    accounts.http.put("/keys/me", json=_body(laptop), headers=member.headers)
+    # a second device needs the password again (SPEC §11); the login's reauth token is that
+    refused = accounts.http.put("/keys/me", json=_body(laptop), headers=member.headers)
+    assert (refused.status_code, _code(refused)) == (403, "reauth_required")
+    recent = {**member.headers, "X-Reauth-Token": member.reauth_token}
+    assert accounts.http.put("/keys/me", json=_body(laptop), headers=recent).status_code == 200
 
     other = accounts.create_active("peer")
     resp = accounts.http.get(f"/keys/{member.user_id}", headers=other.headers)
@@ -74,13 +78,19 @@ def test_publish_is_idempotent_and_get_lists_devices_with_proofs(accounts: Any, 
         assert proof["status"] in ("pending", "anchored")
         assert (proof["entry"]["kind"], proof["entry"]["id"]) == ("key", kid)
 
-    gone = accounts.http.delete(f"/keys/me/{phone['_key_id']}", headers=member.headers)
+    token_only = accounts.http.delete(f"/keys/me/{phone['_key_id']}", headers=member.headers)
+    assert (token_only.status_code, _code(token_only)) == (403, "reauth_required")
+    gone = accounts.http.delete(f"/keys/me/{phone['_key_id']}", headers=recent)
     assert gone.status_code == 204
-    keys = accounts.http.get(f"/keys/{member.user_id}", headers=other.headers).json()["keys"]
-    assert [k["key_id"] for k in keys] == [laptop["_key_id"]]
-    again = accounts.http.delete(f"/keys/me/{phone['_key_id']}", headers=member.headers)
+    listed = accounts.http.get(f"/keys/{member.user_id}", headers=other.headers).json()
+    assert [k["key_id"] for k in listed["keys"]] == [laptop["_key_id"]]
+    # the revoked key stays readable, apart, to verify history signed with it; its revocation is logged
+    assert [k["key_id"] for k in listed["revoked_keys"]] == [phone["_key_id"]]
+    revocation = listed["proofs"][f"{phone['_key_id']}:revoked"]
+    assert (revocation["entry"]["kind"], revocation["status"] in ("pending", "anchored")) == ("key", True)
+    again = accounts.http.delete(f"/keys/me/{phone['_key_id']}", headers=recent)
     assert (again.status_code, _code(again)) == (404, "key_not_found")
-    revoked = accounts.http.put("/keys/me", json=_body(phone), headers=member.headers)
+    revoked = accounts.http.put("/keys/me", json=_body(phone), headers=recent)
     assert (revoked.status_code, _code(revoked)) == (409, "key_revoked")
 
 
@@ -90,7 +100,9 @@ def test_someone_elses_key_cannot_be_claimed_or_deleted(accounts: Any, member: A
     thief = accounts.create_active("thief")
     claim = accounts.http.put("/keys/me", json=_body(device), headers=thief.headers)
     assert (claim.status_code, _code(claim)) == (409, "key_in_use")
-    delete = accounts.http.delete(f"/keys/me/{device['_key_id']}", headers=thief.headers)
+    delete = accounts.http.delete(
+        f"/keys/me/{device['_key_id']}", headers={**thief.headers, "X-Reauth-Token": thief.reauth_token}
+    )
     assert delete.status_code == 404
 
 
@@ -116,14 +128,15 @@ def test_unknown_user_keys_are_404(accounts: Any, member: Any) -> None:
     resp = accounts.http.get("/keys/00000000-0000-0000-0000-000000000000", headers=member.headers)
     assert (resp.status_code, _code(resp)) == (404, "user_not_found")
     assert accounts.http.get(f"/keys/{member.user_id}").status_code == 401
-    assert accounts.http.delete("/keys/me/not-hex", headers=member.headers).status_code == 422
+    recent = {**member.headers, "X-Reauth-Token": member.reauth_token}
+    assert accounts.http.delete("/keys/me/not-hex", headers=recent).status_code == 422
 
 
 def test_nats_devices_users_and_key_changed_event(accounts: Any, member: Any, running_stack: Any) -> None:
     device = new_device()
 
     async def scenario() -> tuple[p.DevicesReply, p.UsersGetReply, list[p.KeyChanged]]:
-        bus = Bus(running_stack.nats.url, "auth-keys-test")
+        bus = Bus(running_stack.nats.client_url(), "auth-keys-test")
         await bus.connect()
         seen: list[p.KeyChanged] = []
 
@@ -147,7 +160,10 @@ def test_nats_devices_users_and_key_changed_event(accounts: Any, member: Any, ru
     assert device["_key_id"] in [k.key_id for k in devices.devices[member.user_id]]
     assert devices.devices["00000000-0000-0000-0000-000000000000"] == []
     assert [(u.id, u.status, u.role) for u in users.users] == [(member.user_id, "active", "member")]
-    assert p.KeyChanged(user_id=member.user_id, key_id=device["_key_id"]) in seen
+    published = (member.user_id, device["_key_id"], False)
+    added = [e for e in seen if (e.user_id, e.key_id, e.revoked) == published]
+    assert len(added) == 1
+    assert added[0].at is not None  # what the owner's devices are shown in ``device_added``
 
 
 def test_nats_rejects_malformed_requests(running_stack: Any) -> None:

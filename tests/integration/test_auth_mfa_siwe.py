@@ -43,12 +43,13 @@ def _next_step_code(totp: pyotp.TOTP) -> str:
 
 def test_totp_enrol_login_replay_recovery_and_disable(accounts: Any) -> None:
     user = accounts.create_active("mfa")
-    setup = accounts.http.post("/auth/mfa/setup", headers=user.headers).json()
+    recent = accounts.reauth_headers(user)  # MFA changes need the password again (SPEC §11)
+    setup = accounts.http.post("/auth/mfa/setup", headers=recent).json()
     assert setup["otpauth_uri"].startswith("otpauth://totp/ChainChat:")
     totp = pyotp.TOTP(setup["secret"])
-    wrong = accounts.http.post("/auth/mfa/enable", json={"code": "000000"}, headers=user.headers)
+    wrong = accounts.http.post("/auth/mfa/enable", json={"code": "000000"}, headers=recent)
     assert (wrong.status_code, _code(wrong)) == (401, "invalid_mfa_code")
-    enabled = accounts.http.post("/auth/mfa/enable", json={"code": totp.now()}, headers=user.headers)
+    enabled = accounts.http.post("/auth/mfa/enable", json={"code": totp.now()}, headers=recent)
     assert enabled.status_code == 200
     codes = enabled.json()["recovery_codes"]
     assert len(codes) == len(set(codes)) == 10
@@ -65,18 +66,23 @@ def test_totp_enrol_login_replay_recovery_and_disable(accounts: Any) -> None:
     assert _code(_login(accounts, user, codes[0])) == "invalid_mfa_code"
 
     fresh = accounts.login(user, totp_code=codes[1])
-    off = accounts.http.post("/auth/mfa/disable", json={"code": codes[2]}, headers=fresh.headers)
+    off = accounts.http.post(
+        "/auth/mfa/disable",
+        json={"code": codes[2]},
+        headers={**fresh.headers, "X-Reauth-Token": fresh.reauth_token},
+    )
     assert off.json() == {"mfa_enabled": False}
     assert _login(accounts, user).status_code == 200
 
 
 def test_mfa_requires_login_and_valid_codes(accounts: Any, member: Any) -> None:
     assert accounts.http.post("/auth/mfa/setup").status_code == 401
-    enable = accounts.http.post("/auth/mfa/enable", json={"code": "123456"}, headers=member.headers)
+    recent = {**member.headers, "X-Reauth-Token": member.reauth_token}
+    enable = accounts.http.post("/auth/mfa/enable", json={"code": "123456"}, headers=recent)
     assert (enable.status_code, _code(enable)) == (409, "mfa_setup_required")
-    disable = accounts.http.post("/auth/mfa/disable", json={"code": "123456"}, headers=member.headers)
+    disable = accounts.http.post("/auth/mfa/disable", json={"code": "123456"}, headers=recent)
     assert (disable.status_code, _code(disable)) == (409, "mfa_not_enabled")
-    bad = accounts.http.post("/auth/mfa/enable", json={"code": "<script>"}, headers=member.headers)
+    bad = accounts.http.post("/auth/mfa/enable", json={"code": "<script>"}, headers=recent)
     assert bad.status_code == 422
 
 
@@ -110,7 +116,7 @@ def test_siwe_links_a_wallet_then_logs_in_with_it(accounts: Any) -> None:
 
     text = _siwe_message(accounts, wallet.address)
     body = {"message": text, "signature": _sign(wallet, text)}
-    linked = accounts.http.post("/auth/siwe", json=body, headers=user.headers)
+    linked = accounts.http.post("/auth/siwe", json=body, headers=accounts.reauth_headers(user))
     assert linked.status_code == 200
     assert linked.json()["user"]["wallet_address"] == wallet.address
     replay = accounts.http.post("/auth/siwe", json=body)
@@ -126,7 +132,9 @@ def test_siwe_links_a_wallet_then_logs_in_with_it(accounts: Any) -> None:
     other = accounts.create_active("wallet2")
     text = _siwe_message(accounts, wallet.address)
     taken = accounts.http.post(
-        "/auth/siwe", json={"message": text, "signature": _sign(wallet, text)}, headers=other.headers
+        "/auth/siwe",
+        json={"message": text, "signature": _sign(wallet, text)},
+        headers=accounts.reauth_headers(other),
     )
     assert (taken.status_code, _code(taken)) == (409, "wallet_in_use")
 

@@ -88,11 +88,13 @@ def test_registration_survives_smtp_outage(accounts: Any, running_stack: Any) ->
 
 def test_no_secret_reaches_the_logs(accounts: Any, running_stack: Any) -> None:
     user = accounts.create_active("logs", password="log-check-passphrase-31337")
-    secrets = [user.password, user.access_token, user.refresh_token]
+    secrets = [user.password, user.access_token, user.refresh_token, user.reauth_token]
     refreshed = accounts.http.post("/auth/refresh", json={"refresh_token": user.refresh_token}).json()
     secrets += [refreshed["access_token"], refreshed["refresh_token"]]
+    # the login's reauth token still holds: a refresh keeps the session
     setup = accounts.http.post(
-        "/auth/mfa/setup", headers={"Authorization": f"Bearer {refreshed['access_token']}"}
+        "/auth/mfa/setup",
+        headers={"Authorization": f"Bearer {refreshed['access_token']}", "X-Reauth-Token": user.reauth_token},
     ).json()
     secrets.append(setup["secret"])
     secrets.append(accounts.wait_link(user.email))

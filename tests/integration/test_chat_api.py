@@ -97,7 +97,7 @@ def test_bad_sends_get_the_spec_error_and_store_nothing(accounts: Any, trio: Any
         "conversation_not_found",
     )
     history = http.get(url, headers=ana.headers)
-    assert history.json() == {"messages": []}
+    assert history.json() == {"messages": [], "has_more": False}
     assert http.get(f"/conversations/{cid}", headers=ana.headers).json()["last_seq"] == 0
 
     sent = http.post(url, json={"envelope": good, "client_id": "same"}, headers=ana.headers)

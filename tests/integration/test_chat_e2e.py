@@ -212,8 +212,13 @@ async def proof_gets_anchored(scene: Scene, message_id: str) -> None:
 async def key_change_is_announced(scene: Scene) -> None:
     """B publishes a new device: A, who shares conversations with B, is told; stale seals fail."""
     new_device = DeviceKeys.generate()
+    # a second device needs B's password again (SPEC §11)
+    again = scene.http.post(
+        "/auth/reauth", json={"password": scene.bo.account.password}, headers=scene.bo.headers
+    )
+    headers = {**scene.bo.headers, "X-Reauth-Token": again.json()["reauth_token"]}
     resp = scene.http.put(
-        "/keys/me", json=new_device.publish_body(["hpke-x25519-aes256gcm"]), headers=scene.bo.headers
+        "/keys/me", json=new_device.publish_body(["hpke-x25519-aes256gcm"]), headers=headers
     )
     assert resp.status_code == 200
     assert (await scene.a.expect("key_changed", user_id=scene.bo.id, timeout=15))["user_id"] == scene.bo.id

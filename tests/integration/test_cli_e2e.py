@@ -14,36 +14,9 @@ from typing import Any
 import pytest
 
 from devstack.stack import Stack
+from tests.integration.cli_helpers import PASSWORD, Cli
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "cli-correct-horse-battery-9"
-
-
-class Cli:
-    """Runs `chainchat` with one config dir; each user is a profile."""
-
-    def __init__(self, config_dir: Path, server: str) -> None:
-        self.config_dir = config_dir
-        self.server = server
-
-    def run(
-        self,
-        *args: str,
-        profile: str | None = None,
-        ok: bool = True,
-        timeout: float = 120,
-        password: str = PASSWORD,
-    ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "CHAINCHAT_CONFIG_DIR": str(self.config_dir), "CHAINCHAT_PASSWORD": password}
-        cmd = [sys.executable, "-m", "chainchat.cli", *(["--profile", profile] if profile else []), *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-        if ok:
-            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
-        return result
-
-    def json(self, *args: str, profile: str | None = None) -> Any:
-        return json.loads(self.run("--json", *args, profile=profile).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +182,24 @@ def test_stopped_stack_is_a_clear_cannot_reach(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot reach http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_device_asks_for_the_password_and_can_be_revoked(cli: Cli, accounts: Any) -> None:
+    """`keys init` on a second CLI device of one account needs the password again (SPEC §11);
+    `keys devices` lists both with their labels and `keys revoke` removes the first."""
+    user = accounts.create_active("cli-2dev")
+    for who in ("dev-one", "dev-two"):
+        cli.run("login", "--email", user.email, "--server", cli.server, profile=who, password=user.password)
+    cli.run("keys", "init", "--label", "first", profile="dev-one", password=user.password)
+    refused = cli.run(
+        "keys", "init", "--label", "second", profile="dev-two", password="not-the-password", ok=False
+    )
+    assert refused.returncode == 1
+    assert "invalid_credentials" in refused.stderr
+    cli.run("keys", "init", "--label", "second", profile="dev-two", password=user.password)
+    devices = cli.json("keys", "devices", profile="dev-two")
+    assert [(d["label"], d["revoked_at"] is None) for d in devices] == [("first", True), ("second", True)]
+    first = devices[0]["key_id"]
+    cli.run("keys", "revoke", first, profile="dev-two", password=user.password)
+    after = {d["key_id"]: d["revoked_at"] for d in cli.json("keys", "devices", profile="dev-one")}
+    assert after[first] is not None

@@ -93,7 +93,7 @@ async def test_encrypted_attachment_end_to_end(running_stack: Stack, accounts: A
         [message] = [
             m for m in await bob.client.history(conversation_id) if m["message_id"] == sent["message_id"]
         ]
-        opened = (await bob.open(message))["file"]
+        opened = (await bob.open(message, conversation_id=conversation_id))["file"]
         assert opened["file_id"] == uploaded["file_id"]
         got = hashlib.sha256()
         async for plain in adecrypt_chunks(

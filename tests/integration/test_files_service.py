@@ -259,10 +259,12 @@ def test_internal_api_needs_a_caller(env: FilesEnv, stored: tuple[str, bytes, st
 
 def test_signed_identity_when_a_secret_is_set(env: FilesEnv) -> None:
     secret = "a-test-secret-shared-by-gateway-and-files"
-    files = files_server(env.db_path.parent, env.nats.url, env.ipfs.api_url, MIB, secret=secret)
+    files = files_server(
+        env.db_path.parent, env.nats.client_url("files"), env.ipfs.api_url, MIB, secret=secret
+    )
     env.loop.run(files.start())
-    good = gateway_server(env.nats.url, files.url, MIB, secret=secret)
-    forged = gateway_server(env.nats.url, files.url, MIB, secret="not-the-secret")
+    good = gateway_server(env.nats.client_url("gateway"), files.url, MIB, secret=secret)
+    forged = gateway_server(env.nats.client_url("gateway"), files.url, MIB, secret="not-the-secret")
     for server in (good, forged):
         env.loop.run(server.start())
     conv, auth = env.conversation("alice"), {"Authorization": "Bearer user:alice"}
@@ -287,7 +289,7 @@ def test_signed_identity_when_a_secret_is_set(env: FilesEnv) -> None:
 
 def _rpc(env: FilesEnv, subject: str, request: object) -> RpcReply:
     async def call() -> RpcReply:
-        nc = await nats.connect(env.nats.url)
+        nc = await nats.connect(env.nats.client_url())
         try:
             msg = await nc.request(subject, request.model_dump_json().encode(), timeout=5)  # type: ignore[attr-defined]
             return RpcReply.model_validate_json(msg.data)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_nats_pubsub_and_durable_jetstream(nats_server: NatsServer) -> None:
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.client_url())
     try:
         sub = await nc.subscribe("test.ping")
         await nc.publish("test.ping", b"hello")

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_each_service_answers_health_over_nats(running_stack: Stack) -> None:
-    nc = await nats.connect(running_stack.nats.url)
+    nc = await nats.connect(running_stack.nats.client_url())
     try:
         for service in SERVICES:
             msg = await nc.request(health_rpc(service).subject, b"{}", timeout=3)

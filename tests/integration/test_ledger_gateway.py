@@ -116,7 +116,7 @@ async def test_proof_of_a_message_the_ledger_has_not_received_is_pending_not_404
     member gets 200 ``pending`` with a null entry; a non-member still gets 404."""
     alice, bob, carol = (accounts.create_active(n) for n in ("alice", "bob", "carol"))
     sender = await _messenger(running_stack.gateway_url, alice)
-    bus = await connect(running_stack.nats.url)
+    bus = await connect(running_stack.nats.client_url())
     until = (datetime.now(UTC) + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
     await bus.js.pause_consumer(Subject.LEDGER_STREAM, "ledger", until)
     try:

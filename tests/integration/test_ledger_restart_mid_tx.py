@@ -38,7 +38,7 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsS
 
 @pytest.fixture
 async def bus(components: tuple[NatsServer, Chain]) -> AsyncIterator[Bus]:
-    client = await connect(components[0].url)
+    client = await connect(components[0].client_url("ledger"))
     yield client
     await client.close()
 
@@ -46,7 +46,7 @@ async def bus(components: tuple[NatsServer, Chain]) -> AsyncIterator[Bus]:
 async def start_ledger(tmp_path: Path, components: tuple[NatsServer, Chain], bus: Bus, name: str) -> Ledger:
     nats, chain = components
     settings = LedgerSettings(
-        environment="test", nats_url=nats.url, chain_rpc_url=chain.rpc_url, instance_id=name,
+        environment="test", nats_url=nats.client_url("ledger"), chain_rpc_url=chain.rpc_url, instance_id=name,
         database_url=f"sqlite:///{tmp_path / 'ledger.db'}", leader_bucket=f"lease_{tmp_path.name}"[:60],
         anchor_interval_s=0.1, ledger_private_key=chain.dev_private_key,
     )  # fmt: skip

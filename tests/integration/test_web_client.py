@@ -228,14 +228,26 @@ def test_register_approve_chat_files_proofs_and_key_change(web: Web, accounts: A
     )
 
     # B rotates keys: A is warned in the open conversation; B still reads the older history
+    # (after a reload the login's recent authentication is gone: new keys ask for the password)
+    bob.reload()
+    expect(bob.get_by_label("Find people")).to_be_visible()  # the session came back from the cookie
     bob.get_by_role("link", name="Settings").click()
     old_key = bob.locator("dd.mono").first.inner_text()
     bob.once("dialog", lambda d: d.accept())
     bob.get_by_role("button", name="Rotate this device's keys").click()
+    confirm = bob.get_by_role("dialog", name="Confirm it's you")
+    confirm.get_by_label("Your password").fill(accounts.password)
+    confirm.get_by_role("button", name="Confirm").click()
     expect(bob.locator("dd.mono").first).not_to_have_text(old_key)
     banner = alice.get_by_role("alert").filter(has_text="security keys changed")
     expect(banner).to_be_visible()
     web.shot(alice, "key-change-warning")
+    # never re-pinned silently: nothing is sealed to the new key until Alice confirms it
+    alice.get_by_label("Message", exact=True).fill("before confirming")
+    alice.get_by_label("Message", exact=True).press("Enter")
+    expect(alice.locator("li.message.failed", has_text="before confirming")).to_contain_text("not confirmed")
+    banner.get_by_role("button", name="Confirm new keys").click()
+    expect(banner).to_have_count(0)
     web.send(alice, "to your new key")
     bob.get_by_role("link", name="Chats").click()
     bob.locator("a.conv").first.click()

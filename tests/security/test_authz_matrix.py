@@ -5,6 +5,8 @@ file that the path names), ``other`` (an active user who is not in that conversa
 (an admin, also not in it) and ``disabled`` (logged in, then disabled by an admin: its token is
 revoked). SPEC §7: 401 without a valid token, 403 for a non-admin on admin routes, 404 for a
 resource the caller may not see (the same answer as for one that does not exist: no IDOR oracle).
+Routes that change the account (SPEC §11) are called with a fresh reauth token of the caller's
+session (``RECENT``); ``tests/integration/test_auth_reauth.py`` shows each refuses a bare token.
 
 The table lists the status each caller gets. A route added to the gateway without a row here
 fails ``test_every_route_has_a_row``. Routes that change state get a fresh resource per caller
@@ -55,6 +57,9 @@ MATRIX: list[tuple[str, str, int, int, int, int, int]] = [
     ("POST",   V + "/auth/mfa/setup",                                401, 200, 200, 200, 401),
     ("POST",   V + "/auth/mfa/enable",                               401, 401, 401, 401, 401),
     ("POST",   V + "/auth/mfa/disable",                              401, 409, 409, 409, 401),
+    ("POST",   V + "/auth/reauth",                                   401, 200, 200, 200, 401),
+    ("POST",   V + "/auth/password/change",                          401, 204, 204, 204, 401),
+    ("DELETE", V + "/auth/siwe",                                     401, 409, 409, 409, 401),
     # administration
     ("GET",    V + "/admin/users",                                   401, 403, 403, 200, 401),
     ("POST",   V + "/admin/users/{user_id}/{action}",                401, 403, 403, 200, 401),
@@ -65,6 +70,7 @@ MATRIX: list[tuple[str, str, int, int, int, int, int]] = [
     ("GET",    V + "/users",                                         401, 200, 200, 200, 401),
     ("GET",    V + "/users/{user_id}",                               401, 200, 200, 200, 401),
     ("PUT",    V + "/keys/me",                                       401, 200, 200, 200, 401),
+    ("GET",    V + "/keys/me",                                       401, 200, 200, 200, 401),
     ("GET",    V + "/keys/{user_id}",                                401, 200, 200, 200, 401),
     # conversations: only members see them, admins included
     ("GET",    V + "/conversations",                                 401, 200, 200, 200, 401),
@@ -210,13 +216,21 @@ REQUESTS: dict[tuple[str, str], Request] = {
         "json": {"email": w.accounts.unique_email("nobody"), "password": "wrong-Passw0rd!"}},
     ("POST", V + "/auth/refresh"): lambda w, r: {"json": {"refresh_token": "B" * 43}},
     ("POST", V + "/auth/siwe"): lambda w, r: {
-        "json": {"message": "example wants you to sign in", "signature": "0x" + "11" * 65}},
+        "json": {"message": "example wants you to sign in", "signature": "0x" + "11" * 65},
+        "headers": _recent(w, r)},
     ("POST", V + "/auth/password/reset-request"): lambda w, r: {
         "json": {"email": w.accounts.unique_email("nobody")}},
     ("POST", V + "/auth/password/reset"): lambda w, r: {
         "json": {"token": "C" * 43, "password": "another-Passw0rd!"}},
-    ("POST", V + "/auth/mfa/enable"): lambda w, r: {"json": {"code": "000000"}},
-    ("POST", V + "/auth/mfa/disable"): lambda w, r: {"json": {"code": "000000"}},
+    ("POST", V + "/auth/mfa/setup"): lambda w, r: {"headers": _recent(w, r)},
+    ("POST", V + "/auth/mfa/enable"): lambda w, r: {"json": {"code": "000000"}, "headers": _recent(w, r)},
+    ("POST", V + "/auth/mfa/disable"): lambda w, r: {"json": {"code": "000000"}, "headers": _recent(w, r)},
+    ("POST", V + "/auth/reauth"): lambda w, r: {"json": {"password": _password(w, r)}},
+    # the caller's own password again: the account stays usable for the rows after this one
+    ("POST", V + "/auth/password/change"): lambda w, r: {
+        "json": {"password": _password(w, r)}, "headers": _recent(w, r)},
+    ("DELETE", V + "/auth/siwe"): lambda w, r: {"headers": _recent(w, r)},
+    ("DELETE", V + "/keys/me/{key_id}"): lambda w, r: {"headers": _recent(w, r)},
     ("PUT", V + "/admin/users/{user_id}/role"): lambda w, r: {"json": {"role": "member"}},
     ("GET", V + "/admin/users"): lambda w, r: {"params": {"status": "active"}},
     ("GET", V + "/users"): lambda w, r: {"params": {"q": "authz"}},
@@ -234,6 +248,23 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("GET", V + "/ledger/consistency"): lambda w, r: {"params": {"from_size": 0}},
     ("POST", V + "/auth/logout"): lambda w, r: {"headers": _fresh_session(w, r)},
 }  # fmt: skip
+
+
+def _password(world: World, role: str) -> str:
+    user = world.caller(role)
+    return user.account.password if user else world.accounts.password
+
+
+def _recent(world: World, role: str) -> dict[str, str]:
+    """A reauth token of the caller's session (none for callers that cannot get one)."""
+    user = world.caller(role)
+    if user is None or role == "disabled":
+        return {}
+    resp = world.accounts.http.post(
+        "/auth/reauth", json={"password": user.account.password}, headers=user.headers
+    )
+    assert resp.status_code == 200, resp.text
+    return {"X-Reauth-Token": resp.json()["reauth_token"]}
 
 
 def _send_as(world: World, role: str) -> dict[str, Any]:

@@ -131,7 +131,7 @@ async def _run_workload(stack: Stack, alice: ChatUser, bob: ChatUser, texts: dic
         async with Client(stack.gateway_url) as other:
             bob_session = await other.login(bob.account.email, bob.account.password)
             reader = Messenger(other, bob_session.user["id"], bob.device)
-            opened = [await reader.open(m) for m in await other.history(cid)]
+            opened = [await reader.open(m, conversation_id=cid) for m in await other.history(cid)]
         assert [b.get("text") for b in opened[:2]] == [texts["message"], texts["message 2"]]
         assert opened[2]["file"]["name"] == f"{texts['file name']}.txt"
         # wait until the ledger anchored the messages: their hashes are on chain when we scan

@@ -2,6 +2,13 @@
  * The gateway's HTTP API (SPEC §7) for the browser: JSON requests with the bearer token, one
  * transparent refresh on 401, errors as ApiError carrying the SPEC's {code, message}, uploads with
  * progress (XHR: fetch has no upload progress) and streamed downloads with progress.
+ *
+ * Tokens are out of reach of scripts (SPEC §11): the refresh token lives only in the gateway's
+ * HttpOnly cookie (path /api/v1/auth), the access token only in this object's memory. A page
+ * load gets a fresh access token from the cookie (`restore`). Tabs share the cookie and each
+ * refresh rotates it, so refreshes are serialised across tabs with the Web Locks API: a tab that
+ * waited sends the cookie the previous one received, never the spent one (a reuse would end the
+ * session for every tab).
  */
 
 export const API = "/api/v1";
@@ -34,16 +41,34 @@ export interface TokenReply {
   token_type: "bearer";
   expires_in: number;
   user: UserPublic;
+  /** Set by a login: the new session starts recently authenticated (SPEC §11). */
+  reauth_token?: string | null;
 }
+
+/** What `POST /auth/reauth` takes: the password (or a wallet signature) and TOTP when it is on. */
+export interface ReauthBody {
+  password?: string;
+  totp_code?: string;
+  siwe_message?: string;
+  signature?: string;
+}
+
+const REAUTH_HEADER = "X-Reauth-Token";
+const REAUTH_LIFETIME_MS = 300_000;
+const REAUTH_MARGIN_MS = 10_000;
 
 interface StoredSession {
   access_token: string;
-  refresh_token: string;
   expires_at: number;
   user: UserPublic;
 }
 
-const SESSION_KEY = "chainchat.session";
+// where earlier versions kept both tokens in localStorage: removed on start
+const LEGACY_SESSION_KEY = "chainchat.session";
+// not a secret, only a hint that this browser holds a refresh cookie (scripts cannot see the
+// cookie itself): without it a page load does not ask, so a fresh browser makes no failing call
+const SIGNED_IN_HINT = "chainchat.signed-in";
+const REFRESH_LOCK = "chainchat-refresh";
 
 type Listener = (session: StoredSession | null) => void;
 
@@ -69,14 +94,41 @@ export class ApiClient {
   private session: StoredSession | null = null;
   private refreshing: Promise<void> | null = null;
   private listeners = new Set<Listener>();
+  // recent authentication of this session: in memory only, gone with the page
+  private recentAuth: { token: string; expiresAt: number } | null = null;
 
   constructor(private readonly storage: Storage = localStorage) {
     try {
-      const raw = storage.getItem(SESSION_KEY);
-      this.session = raw ? (JSON.parse(raw) as StoredSession) : null;
+      storage.removeItem(LEGACY_SESSION_KEY);
     } catch {
-      this.session = null;
+      /* storage may be unavailable: nothing was kept there then */
     }
+  }
+
+  private hint(signedIn: boolean): void {
+    try {
+      if (signedIn) this.storage.setItem(SIGNED_IN_HINT, "1");
+      else this.storage.removeItem(SIGNED_IN_HINT);
+    } catch {
+      /* without storage a reload just asks for the password */
+    }
+  }
+
+  /** On page load: an access token from the refresh cookie, if the browser has a live one. */
+  async restore(): Promise<boolean> {
+    let hinted = false;
+    try {
+      hinted = this.storage.getItem(SIGNED_IN_HINT) === "1";
+    } catch {
+      hinted = false;
+    }
+    if (!hinted) return false;
+    try {
+      await this.refresh();
+    } catch {
+      return false;
+    }
+    return this.session !== null;
   }
 
   get user(): UserPublic | null {
@@ -93,16 +145,18 @@ export class ApiClient {
   }
 
   private setSession(session: StoredSession | null): void {
+    if (!session) this.recentAuth = null;
+    const changed = session !== null || this.session !== null;
     this.session = session;
-    if (session) this.storage.setItem(SESSION_KEY, JSON.stringify(session));
-    else this.storage.removeItem(SESSION_KEY);
-    for (const fn of this.listeners) fn(session);
+    this.hint(session !== null);
+    if (changed) for (const fn of this.listeners) fn(session);
   }
 
   adoptTokens(reply: TokenReply): void {
+    if (reply.reauth_token) this.recentAuth = { token: reply.reauth_token, expiresAt: Date.now() + REAUTH_LIFETIME_MS };
+    // reply.refresh_token is not kept: the gateway set it as this browser's HttpOnly cookie
     this.setSession({
       access_token: reply.access_token,
-      refresh_token: reply.refresh_token,
       expires_at: Date.now() + reply.expires_in * 1000,
       user: reply.user ?? this.session?.user,
     });
@@ -116,6 +170,17 @@ export class ApiClient {
     this.setSession(null);
   }
 
+  /** Whether a reauth token of this session is at hand (sent with every changing request). */
+  get recentlyAuthenticated(): boolean {
+    return this.recentAuth !== null && this.recentAuth.expiresAt - Date.now() > REAUTH_MARGIN_MS;
+  }
+
+  /** Give the credentials again (`POST /auth/reauth`); the token is kept for five minutes. */
+  async reauth(body: ReauthBody): Promise<void> {
+    const reply = await this.post<{ reauth_token: string; expires_in: number }>("/auth/reauth", body);
+    this.recentAuth = { token: reply.reauth_token, expiresAt: Date.now() + reply.expires_in * 1000 };
+  }
+
   /** A fresh-enough access token (refreshed when it expires within 30 s). */
   async accessToken(): Promise<string> {
     if (!this.session) throw new ApiError(401, "not_logged_in", "Please log in.");
@@ -123,22 +188,20 @@ export class ApiClient {
     return this.session!.access_token;
   }
 
+  /** A new access token from the refresh cookie (one at a time across this browser's tabs). */
   async refresh(): Promise<void> {
     this.refreshing ??= (async () => {
-      const current = this.session;
-      if (!current) throw new ApiError(401, "not_logged_in", "Please log in.");
       try {
-        const resp = await fetch(`${API}/auth/refresh`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ refresh_token: current.refresh_token }),
-        });
+        const resp = await withRefreshLock(() => fetch(`${API}/auth/refresh`, { method: "POST", credentials: "same-origin" }));
         if (!resp.ok) {
           const err = await errorFrom(resp);
           if (resp.status === 401 || resp.status === 403) this.clear();
           throw err;
         }
         this.adoptTokens((await resp.json()) as TokenReply);
+      } catch (err) {
+        if (err instanceof ApiError) throw err;
+        throw new ApiError(0, "unreachable", "Cannot reach the server. Check your connection.");
       } finally {
         this.refreshing = null;
       }
@@ -150,6 +213,7 @@ export class ApiClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (auth) headers["Authorization"] = `Bearer ${await this.accessToken()}`;
+    if (auth && method !== "GET" && this.recentlyAuthenticated) headers[REAUTH_HEADER] = this.recentAuth!.token;
     try {
       return await fetch(`${API}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch {
@@ -243,6 +307,13 @@ export class ApiClient {
     }
     onProgress(1);
   }
+}
+
+/** Run `fn` holding the browser-wide refresh lock (Web Locks), or directly where there are none. */
+async function withRefreshLock<T>(fn: () => Promise<T>): Promise<T> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  if (!locks) return fn();
+  return locks.request(REFRESH_LOCK, fn);
 }
 
 export const api = new ApiClient();

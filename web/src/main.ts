@@ -5,6 +5,7 @@ import { Messenger } from "./messenger";
 import { AdminScreen } from "./ui/admin";
 import { forgotPasswordView, loginView, registerView, resetPasswordView, verifyView } from "./ui/auth";
 import { ChatScreen } from "./ui/chat";
+import { DeviceAlerts } from "./ui/devices";
 import { clear, h, messageOf } from "./ui/dom";
 import { settingsView } from "./ui/settings";
 import { applyTheme, themeToggle } from "./ui/theme";
@@ -14,6 +15,7 @@ applyTheme();
 const app = document.getElementById("app")!;
 const live = new LiveConnection(api);
 let messenger: Messenger | null = null;
+let deviceAlerts: DeviceAlerts | null = null;
 let chat: ChatScreen | null = null;
 let content: HTMLElement | null = null;
 let statusDot: HTMLElement | null = null;
@@ -23,7 +25,8 @@ const PUBLIC_ROUTES = new Set(["/login", "/register", "/verify", "/forgot-passwo
 function navigate(path: string, replace = false): void {
   if (replace) history.replaceState(null, "", path);
   else if (location.pathname + location.search !== path) history.pushState(null, "", path);
-  void route();
+  // the access token lives in memory only: a page load asks for one with the refresh cookie
+void api.restore().finally(() => void route());
 }
 
 document.addEventListener("click", (e) => {
@@ -39,6 +42,8 @@ function teardownSession(): void {
   chat = null;
   content = null;
   messenger = null;
+  deviceAlerts?.stop();
+  deviceAlerts = null;
   live.stop();
 }
 
@@ -80,6 +85,7 @@ function shell(me: UserPublic): HTMLElement {
     h("a", { href: "/settings", "data-route": "" }, "Settings"),
   );
   content = h("div", { class: "content" });
+  const alerts = h("div", { class: "device-alerts", "aria-live": "assertive" });
   clear(
     app,
     h(
@@ -92,9 +98,11 @@ function shell(me: UserPublic): HTMLElement {
         nav,
         h("div", { class: "me" }, statusDot, h("span", { class: "me-name" }, me.display_name), themeToggle(), h("button", { type: "button", class: "secondary small", onclick: () => void logout() }, "Log out")),
       ),
+      alerts,
       content,
     ),
   );
+  deviceAlerts?.mount(alerts);
   return content;
 }
 
@@ -108,6 +116,7 @@ async function startSession(): Promise<void> {
     /* keep the user from the login reply */
   }
   messenger = await Messenger.start(api, me);
+  deviceAlerts = new DeviceAlerts(messenger, live);
   live.start();
 }
 
@@ -152,4 +161,5 @@ async function route(): Promise<void> {
   clear(root, h("main", { class: "admin" }, h("h1", null, "Not found"), h("p", null, "There is nothing at this address. "), h("a", { href: "/", "data-route": "" }, "Back to your chats")));
 }
 
-void route();
+// the access token lives in memory only: a page load asks for one with the refresh cookie
+void api.restore().finally(() => void route());

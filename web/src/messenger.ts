@@ -14,6 +14,8 @@ import { verifyProof, type ProofCheck, type ProofObject } from "./crypto/proof";
 import { safetyNumber } from "./crypto/safety";
 import { StreamDecryptor, StreamEncryptor, ciphertextSize, generateFileKey } from "./crypto/stream";
 import { loadDevice, loadPin, loadRetired, saveDevice, savePin, saveRetired, type PinRecord } from "./db";
+import { LedgerTrust } from "./ledger";
+import { confirmPin, reconcilePin, unconfirmedOf } from "./pins";
 
 export interface ConversationSummary {
   conversation_id: string;
@@ -84,18 +86,38 @@ export interface FileInfo {
   sha256: string;
 }
 
+/** "anchored": inclusion proven under a head anchored on the pinned ledger; "logged": in the log
+ *  (inclusion proven), not anchored yet or the chain could not be asked; "pending": the ledger has
+ *  not logged it yet; "invalid": the proof is of something else, fails, or names another ledger.
+ *  Invalid keys are refused; pending and logged ones are used and marked (the ledger lags seconds
+ *  behind a new device, and the pin already stops a silent one). */
+export type KeyLogStatus = "anchored" | "logged" | "pending" | "invalid";
+
 export interface KeyDirectoryEntry {
   userId: string;
   keys: PublicDeviceKey[];
   createdAt: Map<string, string>;
-  /** key id → "logged" (proof checks out), "pending", "invalid" */
-  logStatus: Map<string, "logged" | "pending" | "invalid">;
+  logStatus: Map<string, KeyLogStatus>;
+  logReason: Map<string, string>;
 }
 
 export interface KeyChange {
   userId: string;
   from: string[];
   to: string[];
+  added: string[];
+  removed: string[];
+}
+
+/** Sending refused by a trust rule: `unconfirmed_devices` or `key_proof_invalid`. */
+export class TrustError extends Error {
+  constructor(
+    readonly code: "unconfirmed_devices" | "key_proof_invalid",
+    message: string,
+    readonly userId: string,
+  ) {
+    super(message);
+  }
 }
 
 type Listener<T> = (value: T) => void;
@@ -121,6 +143,9 @@ export function nowIso(): string {
 
 export class Messenger {
   readonly keyChanged = new Emitter<KeyChange>();
+  /** A user confirmed or revoked devices of this account (user id). */
+  readonly trustChanged = new Emitter<string>();
+  readonly ledger: LedgerTrust;
   readonly namesChanged = new Emitter<string>();
   private directory = new Map<string, Promise<KeyDirectoryEntry>>();
   private names = new Map<string, string>();
@@ -136,6 +161,7 @@ export class Messenger {
     private retired: DeviceKeys[],
   ) {
     this.names.set(me.id, me.display_name);
+    this.ledger = new LedgerTrust(api, me.id);
   }
 
   /** This browser's device keys (replaced by `rotateKeys`). */
@@ -256,7 +282,8 @@ export class Messenger {
     const res = await this.api.get(`/keys/${encodeURIComponent(userId)}`);
     const keys: PublicDeviceKey[] = [];
     const createdAt = new Map<string, string>();
-    const logStatus = new Map<string, "logged" | "pending" | "invalid">();
+    const logStatus = new Map<string, KeyLogStatus>();
+    const logReason = new Map<string, string>();
     for (const k of res?.keys ?? []) {
       try {
         keys.push(await publicKeyFromDirectory(userId, k));
@@ -264,42 +291,82 @@ export class Messenger {
       } catch {
         continue; // a key whose id does not match its bytes is never used
       }
-      const proof: ProofObject | undefined = res?.proofs?.[k.key_id];
-      if (!proof) logStatus.set(k.key_id, "pending");
-      else {
-        const check = await verifyProof(proof, await keyLogDigest(userId, k));
-        logStatus.set(k.key_id, check.ok ? "logged" : check.reason === "entry not yet in the log" ? "pending" : "invalid");
-      }
+      const [status, reason] = await this.keyLogStatus(userId, k, res?.proofs?.[k.key_id]);
+      logStatus.set(k.key_id, status);
+      logReason.set(k.key_id, reason);
     }
-    if (userId !== this.me.id) await this.checkPins(userId, keys.map((k) => k.keyId));
-    return { userId, keys, createdAt, logStatus };
+    await this.checkPins(userId, keys.map((k) => k.keyId));
+    return { userId, keys, createdAt, logStatus, logReason };
   }
 
-  private async checkPins(peer: string, current: string[]): Promise<void> {
-    const sorted = [...new Set(current)].sort();
-    const pin = await loadPin(this.me.id, peer);
-    if (!pin) {
-      if (sorted.length) await savePin({ id: `${this.me.id}:${peer}`, keyIds: sorted, pinnedAt: nowIso(), changed: null });
-      return;
+  /** What the transparency log says about one device key (see `KeyLogStatus`). */
+  private async keyLogStatus(userId: string, k: { key_id: string; x25519_public: string; ed25519_public: string }, proof: ProofObject | undefined): Promise<[KeyLogStatus, string]> {
+    if (!proof || !proof.entry) return ["pending", "the ledger has not logged this key yet"];
+    if (proof.entry.kind !== "key" || proof.entry.id !== k.key_id) return ["invalid", `the proof is of ${proof.entry.kind} ${proof.entry.id}, not of this key`];
+    const check = await verifyProof(proof, await keyLogDigest(userId, k));
+    if (!check.ok) return check.reason === "entry not yet in the log" ? ["pending", "not in the log yet"] : ["invalid", check.reason ?? "the proof does not verify"];
+    if (proof.status !== "anchored") return ["logged", "in the log, not anchored on chain yet"];
+    const verdict = await this.ledger.verify(proof, check.leafHash);
+    if (verdict.ok) return ["anchored", "anchored on the pinned ledger"];
+    if (verdict.code === "chain_unreachable" || verdict.code === "no_rpc") return ["logged", `in the log; ${verdict.detail}`];
+    return ["invalid", verdict.detail];
+  }
+
+  private ownIds(userId: string): string[] {
+    return userId === this.me.id ? [this.device.keyId] : [];
+  }
+
+  private async checkPins(userId: string, current: string[]): Promise<void> {
+    const stored = await loadPin(this.me.id, userId);
+    const update = reconcilePin(`${this.me.id}:${userId}`, stored, current, this.ownIds(userId), nowIso());
+    if (update.pin && JSON.stringify(update.pin) !== JSON.stringify(stored)) await savePin(update.pin);
+    if (update.added.length || update.removed.length) {
+      this.keyChanged.emit({ userId, from: stored?.keyIds ?? [], to: [...new Set(current)].sort(), added: update.added, removed: update.removed });
     }
-    const same = pin.keyIds.length === sorted.length && pin.keyIds.every((k, i) => k === sorted[i]);
-    if (same) {
-      if (pin.changed) await savePin({ ...pin, changed: null });
-      return;
-    }
-    const from = pin.changed?.from ?? pin.keyIds;
-    await savePin({ ...pin, changed: { from, to: sorted, seenAt: nowIso() }, verified: false });
-    this.keyChanged.emit({ userId: peer, from, to: sorted });
   }
 
   pinOf(peer: string): Promise<PinRecord | null> {
     return loadPin(this.me.id, peer);
   }
 
-  /** The user saw the change: pin the current keys. */
+  /** Devices of `userId` published but not confirmed: nothing is sealed to them. */
+  async unconfirmed(userId: string): Promise<string[]> {
+    const entry = await this.keysOf(userId);
+    return unconfirmedOf(await loadPin(this.me.id, userId), entry.keys.map((k) => k.keyId), this.ownIds(userId));
+  }
+
+  /** The user checked the devices of `peer` (or their own): confirm the ones published now. */
   async acceptKeys(peer: string, verified = false): Promise<void> {
     const entry = await this.keysOf(peer);
-    await savePin({ id: `${this.me.id}:${peer}`, keyIds: entry.keys.map((k) => k.keyId).sort(), pinnedAt: nowIso(), changed: null, verified });
+    await savePin(confirmPin(`${this.me.id}:${peer}`, entry.keys.map((k) => k.keyId), this.ownIds(peer), nowIso(), verified));
+    this.trustChanged.emit(peer);
+  }
+
+  /** Revoke a device of this account (the server asks for recent authentication). */
+  async revokeDevice(keyId: string): Promise<void> {
+    await this.api.delete(`/keys/me/${encodeURIComponent(keyId)}`);
+    await this.keysOf(this.me.id, true);
+    this.trustChanged.emit(this.me.id);
+  }
+
+  /** Refuse to seal to `recipients` when a key's log proof fails or a device is not confirmed
+   *  (the own account's too). */
+  private async assertSealable(recipients: PublicDeviceKey[]): Promise<void> {
+    const unconfirmed = new Set<string>();
+    for (const m of new Set(recipients.map((r) => r.userId))) {
+      const entry = await this.keysOf(m);
+      const own = this.ownIds(m);
+      const pin = await loadPin(this.me.id, m);
+      const ids = recipients.filter((r) => r.userId === m && !own.includes(r.keyId)).map((r) => r.keyId);
+      for (const keyId of ids) {
+        if (entry.logStatus.get(keyId) === "invalid") throw new TrustError("key_proof_invalid", `The transparency-log proof of a key of ${this.nameOf(m)} does not verify (${entry.logReason.get(keyId)}). Nothing was sent.`, m);
+      }
+      if (unconfirmedOf(pin, ids, own).length) unconfirmed.add(m);
+    }
+    if (unconfirmed.size) {
+      const who = [...unconfirmed].map((u) => (u === this.me.id ? "your account" : this.nameOf(u))).join(", ");
+      throw new TrustError("unconfirmed_devices", `A new device was added to ${who} and is not confirmed yet: confirm it (or revoke it) above before sending.`, [...unconfirmed][0]!);
+    }
   }
 
   async safetyNumberWith(peer: string): Promise<{ number: string; mine: string[]; theirs: string[] }> {
@@ -371,11 +438,13 @@ export class Messenger {
       const missing = [];
       for (const m of conv.members) if ((await this.keysOf(m, attempt > 0)).keys.length === 0 && m !== this.me.id) missing.push(m);
       if (missing.length) throw new Error(`${missing.map((m) => this.nameOf(m)).join(", ")} has no published keys yet and cannot receive encrypted messages.`);
+      const recipients = await this.recipients(conv.members, attempt > 0);
+      await this.assertSealable(recipients);
       const envelope = await sealEnvelope(body, {
         sender: this.device,
         senderId: this.me.id,
         conversationId: conv.conversation_id,
-        recipients: await this.recipients(conv.members, attempt > 0),
+        recipients,
         suite: this.suite as Envelope["suite"],
       });
       try {
@@ -418,18 +487,23 @@ export class Messenger {
     const own = senderId === this.me.id ? this.ownKey(keyId) : undefined;
     if (own) return { userId: senderId, keyId, x25519Public: own.x25519Public, ed25519Public: own.ed25519Public };
     for (const refresh of [false, true]) {
-      const found = (await this.keysOf(senderId, refresh)).keys.find((k) => k.keyId === keyId);
-      if (found) return found;
+      const entry = await this.keysOf(senderId, refresh);
+      const found = entry.keys.find((k) => k.keyId === keyId);
+      if (!found) continue;
+      if (entry.logStatus.get(keyId) === "invalid") throw new EnvelopeError("bad_signature", `the sender's key is not proven by the log: ${entry.logReason.get(keyId)}`);
+      return found;
     }
     throw new EnvelopeError("bad_signature", "the sender's key is not in the directory");
   }
 
-  /** Verify and decrypt one stored or delivered message. Never throws: failures are shown. */
-  async open(view: MessageView): Promise<ChatMessage> {
+  /** Verify and decrypt one stored or delivered message shown in `conversationId`. Never
+   *  throws: failures are shown. A message whose signed header names another conversation was
+   *  moved here (spliced in by the server) and is shown as invalid, never opened. */
+  async open(view: MessageView, conversationId: string): Promise<ChatMessage> {
     const msg: ChatMessage = {
       id: view.message_id,
       seq: view.seq,
-      conversationId: view.conversation_id,
+      conversationId,
       senderId: view.sender_id,
       createdAt: view.created_at,
       deleted: Boolean(view.deleted),
@@ -442,6 +516,11 @@ export class Messenger {
     };
     if (msg.deleted) return msg;
     const envelope = pickEnvelope(view);
+    if (envelope.conversation_id !== conversationId) {
+      msg.errorCode = "wrong_conversation";
+      msg.error = "This message was signed for another conversation and moved here by the server: it is not shown.";
+      return msg;
+    }
     msg.envelope = envelope;
     if (envelope.suite !== undefined && !SUITES.includes(envelope.suite)) {
       msg.errorCode = "unsupported_suite";
@@ -477,6 +556,11 @@ export class Messenger {
     const proof: ProofObject = await this.api.get(`/messages/${encodeURIComponent(msg.id)}/proof`);
     const digest = msg.envelope ? await envelopeDigest(msg.envelope) : null;
     const check = await verifyProof(proof, digest ?? undefined);
+    // A tombstone's entry carries the deleted message's digest: the digest alone is not enough.
+    const entry = proof.entry;
+    if (entry && (entry.kind !== "message" || entry.id !== msg.id)) {
+      return { proof, check: { ok: false, leafHash: check.leafHash, reason: `this is the proof of ${entry.kind} ${entry.id}, not of message ${msg.id}` }, digest };
+    }
     return { proof, check, digest };
   }
 

@@ -4,7 +4,7 @@
  * from the server), the wallet signs it with personal_sign, the server checks it.
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import type { ApiClient, TokenReply } from "./api";
+import { ApiError, type ApiClient, type TokenReply } from "./api";
 import { toHex, utf8 } from "./crypto/bytes";
 
 interface Eip1193 {
@@ -41,7 +41,7 @@ export function siweMessage(p: { domain: string; address: string; uri: string; c
 }
 
 /** Sign in (no session) or link the wallet to the logged-in account (`link`). */
-export async function signInWithEthereum(api: ApiClient, link: boolean): Promise<TokenReply> {
+export async function signInWithEthereum(api: ApiClient, link: boolean, askCode?: () => Promise<string>): Promise<TokenReply> {
   const eth = (window as any).ethereum as Eip1193 | undefined;
   if (!eth) throw new Error("No Ethereum wallet was found in this browser.");
   const accounts: string[] = await eth.request({ method: "eth_requestAccounts" });
@@ -58,5 +58,12 @@ export async function signInWithEthereum(api: ApiClient, link: boolean): Promise
     statement: link ? "Link this wallet to my ChainChat account." : "Sign in to ChainChat.",
   });
   const signature: string = await eth.request({ method: "personal_sign", params: [`0x${toHex(utf8(message))}`, address] });
-  return api.post<TokenReply>("/auth/siwe", { message, signature }, { auth: link });
+  try {
+    return await api.post<TokenReply>("/auth/siwe", { message, signature }, { auth: link });
+  } catch (err) {
+    // wallet login asks for TOTP like password login: the same signed message again, with the code
+    if (link || !askCode || !(err instanceof ApiError) || err.code !== "mfa_required") throw err;
+    const totp_code = await askCode();
+    return api.post<TokenReply>("/auth/siwe", { message, signature, totp_code }, { auth: false });
+  }
 }

@@ -32,6 +32,12 @@ def _options(
     ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
+    ledger: str | None = typer.Option(
+        None, "--ledger", envvar="CHAINCHAT_LEDGER", help="the ledger to trust: <chain_id>:<contract address>"
+    ),
+    rpc: str | None = typer.Option(
+        None, "--rpc", envvar="CHAINCHAT_RPC_URL", help="your chain RPC (default: the server's)"
+    ),
 ) -> None:
     config = Config()
     ctx.obj = state = Ctx(
@@ -41,6 +47,8 @@ def _options(
         debug=debug,
         out=Console(highlight=False),
         err=Console(stderr=True, highlight=False),
+        ledger_option=ledger,
+        rpc_option=rpc,
     )
     set_ctx(state)
 

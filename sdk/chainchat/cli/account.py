@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import typer
 
 from chainchat.cli.context import CliError, command, get_ctx
-from chainchat.client import ApiError
+from chainchat.client import ApiError, Client
+
+T = TypeVar("T")
 
 
 def email_token(token_or_link: str) -> str:
@@ -27,6 +31,29 @@ def _password(confirm: bool = False) -> str:
         return from_env
     value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
     return value
+
+
+async def reauthenticate(client: Client) -> None:
+    """Give the password (``CHAINCHAT_PASSWORD`` or a prompt) again, and the TOTP code
+    (``CHAINCHAT_TOTP`` or a prompt) when the account asks for it."""
+    password = _password()
+    try:
+        await client.reauth(password, os.environ.get("CHAINCHAT_TOTP") or None)
+    except ApiError as exc:
+        if exc.code != "mfa_required":
+            raise
+        await client.reauth(password, typer.prompt("Authentication code"))
+
+
+async def with_reauth(client: Client, call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call``; when the server wants recent authentication, reauthenticate once and retry."""
+    try:
+        return await call()
+    except ApiError as exc:
+        if exc.code != "reauth_required":
+            raise
+    await reauthenticate(client)
+    return await call()
 
 
 @command

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
 from chainchat.cli.context import command, get_ctx
+from chainchat.client import Client
+from chainchat.heads import HeadTracker, LogForked, TreeHead, check_consistent
 
 admin_app = typer.Typer(help="Administration (admin role).", no_args_is_help=True)
 ledger_app = typer.Typer(help="The transparency log.", no_args_is_help=True)
@@ -68,10 +72,16 @@ async def audit(
 @ledger_app.command("info")
 @command
 async def ledger_info() -> None:
-    """Chain, contract, latest anchored tree head and backlog."""
+    """Chain, contract, latest anchored tree head and backlog — and the ledger this profile trusts."""
     ctx = get_ctx()
     async with ctx.client() as client:
+        pin = await ctx.ledger_pin(client)
         info = await client.ledger_info()
+        tracker = HeadTracker(ctx.profile.ledger_state())
+        largest = tracker.largest.to_dict() if tracker.largest else None
+        info["pinned"] = {**pin.to_dict(), "largest_verified_head": largest}
+        info["ledger_mismatch"] = not pin.names(info.get("chain_id"), info.get("contract_address"))
+        info["log_forked"] = await _forked(client, tracker, info.get("latest_head"))
 
     def human() -> None:
         head = info.get("latest_head") or {}
@@ -81,5 +91,27 @@ async def ledger_info() -> None:
         ctx.out.print(f"root hash         {head.get('root_hash')}")
         ctx.out.print(f"anchored in       tx {head.get('tx_hash')}  block {head.get('block_number')}")
         ctx.out.print(f"pending leaves    {info.get('pending_leaves')}")
+        ctx.out.print(f"pinned ledger     {pin} ({pin.source.replace('_', ' ')})")
+        largest = tracker.largest
+        ctx.out.print(f"largest verified  {f'size {largest.tree_size}' if largest else 'none yet'}")
+        if info["ledger_mismatch"]:
+            ctx.err.print("[bold red]ledger_mismatch:[/] the server names another ledger than the pinned one")
+        if info["log_forked"]:
+            ctx.err.print(f"[bold red]log_forked:[/] {info['log_forked']}", markup=True)
 
     ctx.emit(info, human)
+    if info["ledger_mismatch"] or info["log_forked"]:
+        raise SystemExit(1)
+
+
+async def _forked(client: Client, tracker: HeadTracker, latest: dict[str, Any] | None) -> str | None:
+    """The server's latest head checked against the largest one verified here (not kept: it was
+    not checked on chain)."""
+    known = tracker.largest
+    if not latest or known is None:
+        return None
+    try:
+        await check_consistent(client, known, TreeHead(int(latest["tree_size"]), str(latest["root_hash"])))
+    except LogForked as exc:
+        return exc.message
+    return None

@@ -4,7 +4,8 @@ Layout under ``$CHAINCHAT_CONFIG_DIR`` or ``$XDG_CONFIG_HOME/chainchat`` (``~/.c
 
     config.json                 {"current": "default", "profiles": {"default": {...}}}
     profiles/<name>/device.key  the device's private keys (optionally sealed with a passphrase)
-    profiles/<name>/pins.json   peers' key ids as last seen (key-change warnings)
+    profiles/<name>/pins.json   key ids confirmed per account, own included (new devices need confirming)
+    profiles/<name>/ledger.json the pinned ledger (chain id, contract) and the largest verified tree head
     profiles/<name>/cursors.json  last seq seen per conversation (watch catches up from there)
 """
 
@@ -82,6 +83,12 @@ class Profile:
 
     def save_pins(self, pins: dict[str, list[str]]) -> None:
         self._save_json("pins.json", pins)
+
+    def ledger_state(self) -> dict[str, Any]:
+        return self._load_json("ledger.json")
+
+    def save_ledger_state(self, state: dict[str, Any]) -> None:
+        self._save_json("ledger.json", dict(state))
 
     def cursors(self) -> dict[str, int]:
         return {k: int(v) for k, v in self._load_json("cursors.json").items()}

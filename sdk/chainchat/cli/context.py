@@ -18,7 +18,10 @@ from rich.markup import escape
 from chainchat.cli.config import Config, Profile
 from chainchat.client import ApiError, Client, Session
 from chainchat.crypto import CryptoError
+from chainchat.heads import HeadTracker
+from chainchat.ledger_pin import LedgerPin
 from chainchat.messenger import Messenger
+from chainchat.verifier import LedgerVerifier
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,6 +39,10 @@ class Ctx:
     debug: bool
     out: Console
     err: Console
+    ledger_option: str | None = None
+    rpc_option: str | None = None
+    #: `send` says "unconfirmed" in its one-line error instead of warning first
+    warn_new_devices: bool = True
 
     def client(self) -> Client:
         async def persist(session: Session | None) -> None:
@@ -48,21 +55,77 @@ class Ctx:
         if self.profile.session is None or self.profile.user_id is None:
             raise CliError(f"not logged in (profile {self.profile.name}); run `chainchat login`")
 
-    def messenger(self, client: Client) -> Messenger:
+    async def messenger(self, client: Client) -> Messenger:
+        """This device's messenger: the profile's pins, key proofs checked on the pinned ledger."""
         self.require_login()
         if not self.profile.has_keys():
             raise CliError("this device has no keys yet; run `chainchat keys init`")
-        pins = self.profile.pins()
-
-        def warn(user_id: str, old: set[str], new: set[str]) -> None:
-            self.err.print(
-                f"[bold yellow]warning:[/] the keys of user {user_id} changed "
-                f"(was {', '.join(sorted(old))}; now {', '.join(sorted(new)) or 'none'}). "
-                "Compare safety numbers out of band: `chainchat safety-number " + user_id + "`"
-            )
-
         assert self.profile.user_id is not None
-        return Messenger(client, self.profile.user_id, self.profile.load_keys(), pins, on_key_change=warn)
+        keys, pins = self.profile.load_keys(), self.profile.pins()
+        messenger = Messenger(client, self.profile.user_id, keys, pins, on_key_change=self._warn)
+        try:
+            messenger.verifier = await self.verifier(client)
+        except (ApiError, CliError, ValueError) as exc:
+            self.err.print(f"[yellow]note:[/] key proofs are not checked on chain: {escape(str(exc))}")
+        return messenger
+
+    def _warn(self, user_id: str, old: set[str], new: set[str]) -> None:
+        """A device appeared or went: said on stderr, never confirmed here."""
+        added, removed = sorted(new - old), sorted(old - new)
+        if added and not self.warn_new_devices:
+            pass
+        elif added and user_id == self.profile.user_id:
+            self.err.print(
+                f"[bold red]warning:[/] a new device was added to your account ({', '.join(added)}). "
+                "If this was not you, revoke it: `chainchat keys revoke <key id>`; "
+                "if it was, `chainchat keys confirm me`."
+            )
+        elif added:
+            self.err.print(
+                f"[bold yellow]warning:[/] user {user_id} has new devices ({', '.join(added)}): nothing is "
+                f"sent to them until you compare `chainchat safety-number {user_id}` and run "
+                f"`chainchat keys confirm {user_id}`."
+            )
+        if removed:
+            self.err.print(f"[dim]note: devices of user {user_id} were removed: {', '.join(removed)}[/]")
+
+    async def ledger_pin(self, client: Client) -> LedgerPin:
+        """The pinned ledger: ``--ledger``/``CHAINCHAT_LEDGER``, else the profile's, else the server's
+        on first use (saved, and said on stderr)."""
+        state = self.profile.ledger_state()
+        saved = LedgerPin.from_dict(state["pin"]) if state.get("pin") else None
+        if self.ledger_option:
+            pin = LedgerPin.parse(self.ledger_option)
+            if saved != pin:
+                self.profile.save_ledger_state({"pin": pin.to_dict()})  # another ledger: heads restart
+            return pin
+        if saved is not None:
+            return saved
+        info = await client.ledger_info()
+        if not info.get("contract_address") or not info.get("chain_id"):
+            raise CliError("the server names no ledger contract yet; pass --ledger <chain_id>:<address>")
+        pin = LedgerPin(int(info["chain_id"]), str(info["contract_address"]), "first_use")
+        self.profile.save_ledger_state({**state, "pin": pin.to_dict()})
+        self.err.print(
+            f"[dim]pinned ledger {pin} (first use; `chainchat ledger info` shows it, --ledger changes it)[/]"
+        )
+        return pin
+
+    async def rpc_url(self, client: Client) -> str:
+        """The chain RPC: ``--rpc``/``CHAINCHAT_RPC_URL``, else the server's public one, else localhost."""
+        if self.rpc_option:
+            return self.rpc_option
+        try:
+            public = (await client.ledger_info()).get("rpc_url_public")
+        except ApiError:
+            public = None
+        return str(public or DEFAULT_RPC_URL)
+
+    async def verifier(self, client: Client, rpc_url: str | None = None) -> LedgerVerifier:
+        """Checks proofs against the pinned ledger and the heads seen before (saved on exit)."""
+        pin = await self.ledger_pin(client)
+        state = _SavedState(self.profile)
+        return LedgerVerifier(pin, rpc_url or await self.rpc_url(client), HeadTracker(state))
 
     def save_pins(self, messenger: Messenger) -> None:
         self.profile.save_pins(dict(messenger.pins))
@@ -74,6 +137,21 @@ class Ctx:
             sys.stdout.flush()
         else:
             human()
+
+
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+
+
+class _SavedState(dict[str, Any]):
+    """The profile's ledger.json as a dict that writes itself back on every change."""
+
+    def __init__(self, profile: Profile) -> None:
+        super().__init__(profile.ledger_state())
+        self._profile = profile
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._profile.save_ledger_state(dict(self))
 
 
 _current: list[Ctx] = []

@@ -45,7 +45,7 @@ async def file_send(
     key = generate_file_key()
     plain_digest = hashlib.sha256()
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
+        messenger = await ctx.messenger(client)
         with _progress(not ctx.as_json) as progress:
             task = progress.add_task(f"upload {path.name}", total=ciphertext_size(size))
 
@@ -77,13 +77,13 @@ async def file_send(
 async def _find_file_message(conversation: str, message_id: str) -> JSON:
     ctx = get_ctx()
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
+        messenger = await ctx.messenger(client)
         before: int | None = None
         while True:
             page = await client.history(conversation, before_seq=before, limit=200)
             for message in page:
                 if message["message_id"] == message_id:
-                    body = await messenger.open(message)
+                    body = await messenger.open(message, conversation_id=conversation)
                     if body.get("type") != "file":
                         raise CliError("that message carries no file")
                     file_info: JSON = body.get("file", body)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from chainchat.cli.context import Ctx, command, get_ctx
 from chainchat.client import JSON, ApiError
-from chainchat.crypto import CryptoError
+from chainchat.crypto import CryptoError, PublicDeviceKey
 from chainchat.messenger import Messenger
 
 users_app = typer.Typer(help="Find people.", no_args_is_help=True)
@@ -66,25 +66,40 @@ async def chat_list() -> None:
 async def send(
     conversation: str = typer.Argument(..., help="conversation id"),
     text: str = typer.Argument(..., help="the message"),
+    accept_new_devices: bool = typer.Option(
+        False, "--accept-new-devices", help="confirm new devices of the members (and yours) and send"
+    ),
 ) -> None:
-    """Encrypt TEXT on this device for every member device and send it."""
+    """Encrypt TEXT on this device for every member device and send it. Refused while a member
+    (or you) has a device you have not confirmed (`chainchat keys confirm <user>`)."""
     ctx = get_ctx()
+    ctx.warn_new_devices = accept_new_devices  # refused otherwise, with the devices in its one line
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
-        result = await messenger.send_text(conversation, text)
-        ctx.save_pins(messenger)
+        messenger = await ctx.messenger(client)
+        try:
+            result = await messenger.send_text(conversation, text, accept_new_devices=accept_new_devices)
+            note_unanchored(ctx, messenger, await messenger.recipients(conversation))
+        finally:
+            ctx.save_pins(messenger)
     ctx.emit(result, lambda: ctx.out.print(f"sent #{result['seq']} ({result['message_id']})"))
 
 
-async def render(ctx: Ctx, messenger: Messenger, message: JSON) -> JSON:
-    """Decrypt one message for display; failures are shown, never hidden."""
+def note_unanchored(ctx: Ctx, messenger: Messenger, recipients: list[PublicDeviceKey]) -> None:
+    """Keys sealed to that the log has not anchored yet: used, and said."""
+    for key, status in messenger.not_yet_anchored(recipients):
+        what = "not in the transparency log yet" if status == "pending" else "not anchored on chain yet"
+        ctx.err.print(f"[dim]note: key {key.key_id} of user {key.user_id} is pending: {what}[/]")
+
+
+async def render(ctx: Ctx, messenger: Messenger, message: JSON, conversation_id: str) -> JSON:
+    """Decrypt one message shown in ``conversation_id``; failures are shown, never hidden."""
     view: dict[str, Any] = {k: message.get(k) for k in ("message_id", "seq", "sender_id", "created_at")}
     view["sender"] = await _display_name(messenger, str(message.get("sender_id")))
     if message.get("deleted"):
         view["deleted"] = True
     else:
         try:
-            opened = await messenger.open_detailed(message)
+            opened = await messenger.open_detailed(message, conversation_id=conversation_id)
             view["body"], view["key_committing"] = opened.body, opened.key_committing
         except CryptoError as exc:
             view["error"] = exc.code
@@ -133,9 +148,9 @@ async def history(
     """Show and decrypt a conversation's messages."""
     ctx = get_ctx()
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
+        messenger = await ctx.messenger(client)
         messages = await client.history(conversation, after_seq=after_seq, before_seq=before_seq, limit=limit)
-        views = [await render(ctx, messenger, m) for m in messages]
+        views = [await render(ctx, messenger, m, conversation) for m in messages]
         ctx.save_pins(messenger)
 
     def human() -> None:
@@ -166,7 +181,7 @@ async def watch(
     """Print messages as they arrive; reconnects and catches up on what was missed."""
     ctx = get_ctx()
     async with ctx.client() as client:
-        messenger = ctx.messenger(client)
+        messenger = await ctx.messenger(client)
         watcher = _Watcher(ctx, messenger, conversation, count)
         await watcher.run()
 
@@ -211,11 +226,12 @@ class _Watcher:
         async for raw in ws:
             frame = json.loads(raw)
             if frame.get("type") == "message":
-                await self._show(frame["message"])
+                await self._show(frame["message"], str(frame.get("conversation_id")))
             elif frame.get("type") == "error":
                 self.ctx.err.print(f"server: {frame.get('message') or frame}", markup=False)
-            elif frame.get("type") == "key_changed":
+            elif frame.get("type") in ("key_changed", "device_added"):
                 await self.messenger.devices_of(frame["user_id"], refresh=True)
+                self.ctx.save_pins(self.messenger)
             if self.left is not None and self.left <= 0:
                 return
 
@@ -229,15 +245,15 @@ class _Watcher:
                 self.cursors[cid] = conv.get("last_seq", 0)
                 continue
             for message in await self.messenger.client.history(cid, after_seq=after, limit=200):
-                await self._show(message)
+                await self._show(message, cid)
 
-    async def _show(self, message: JSON) -> None:
-        cid = message["conversation_id"]
+    async def _show(self, message: JSON, cid: str) -> None:
+        """Show a message delivered for (or listed in) conversation ``cid``."""
         if self.only and cid != self.only:
             return
         if message["seq"] <= self.cursors.get(cid, 0):
             return  # already shown (a catch-up and a live delivery may overlap)
-        view = await render(self.ctx, self.messenger, message)
+        view = await render(self.ctx, self.messenger, message, cid)
         view["conversation_id"] = cid
         self.cursors[cid] = message["seq"]
         self.ctx.profile.save_cursors(self.cursors)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
+from rich.markup import escape
 
 from chainchat.cli.account import email_token
 from chainchat.cli.context import CliError, command, get_ctx
+from chainchat_protocol.proof import ProofObject
 
 _MESSAGE_ID = re.compile(r"^[0-9a-fA-F-]{32,36}$|^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -24,14 +26,16 @@ def looks_like_email_token(arg: str) -> bool:
 async def verify(
     target: str | None = typer.Argument(None, help="a message id, or the e-mail verification token/link"),
     file: Path | None = typer.Option(None, "--file", help="verify a saved proof object (JSON) instead"),
-    rpc_url: str = typer.Option(
-        os.environ.get("CHAINCHAT_RPC_URL", "http://127.0.0.1:8545"),
-        help="the only thing trusted: a chain RPC",
+    rpc_url: str | None = typer.Option(
+        None, "--rpc-url", "--rpc", help="the chain RPC to ask (default: global --rpc, else the server's)"
     ),
     save: Path | None = typer.Option(None, help="also write the fetched proof to this file"),
     kind: str = typer.Option("message", help="message or file (for ids)"),
 ) -> None:
-    """Verify a message (or file) proof on chain — or, given a token/link, your e-mail address."""
+    """Verify a message (or file) proof on chain — or, given a token/link, your e-mail address.
+
+    The proof must be about the entry asked for (kind and id), name the pinned ledger, verify on
+    chain, and be consistent with every tree head this profile verified before."""
     ctx = get_ctx()
     if file is None and target is None:
         raise CliError("give a message id, a verification token/link, or --file proof.json")
@@ -43,7 +47,16 @@ async def verify(
     proof = await _load_proof(file, target, kind)
     if save is not None:
         save.write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n")
-    report = await _check(proof, rpc_url)
+    expect = (kind, target) if target else None
+    if _anchored(proof):
+        async with ctx.client() as client:
+            verifier = await ctx.verifier(client, rpc_url or None)
+            verdict = await verifier.verify(client, proof, expect=expect)
+    else:  # refused before any ledger or chain is needed
+        from chainchat.proof import verify_proof_onchain  # web3 is slow to import: only when used
+
+        verdict = await verify_proof_onchain(proof, "", expect=expect)
+    report = verdict.as_dict()
     ctx.emit(report, lambda: _print_report(report))
     if not report["valid"]:
         raise SystemExit(1)
@@ -63,27 +76,22 @@ async def _load_proof(file: Path | None, target: str | None, kind: str) -> dict[
     return dict(fetched)
 
 
-async def _check(proof: dict[str, Any], rpc_url: str) -> dict[str, Any]:
-    if proof.get("status") != "anchored":
-        return {
-            "valid": False,
-            "status": proof.get("status"),
-            "reason": "not anchored yet; try again shortly",
-        }
-    from chainchat.proof import verify_proof_onchain
-
-    result = await verify_proof_onchain(proof, rpc_url)
-    return result.as_dict()
+def _anchored(proof: dict[str, Any]) -> bool:
+    try:
+        return ProofObject.model_validate(proof).status == "anchored"
+    except ValidationError:
+        return False
 
 
 def _print_report(report: dict[str, Any]) -> None:
     ctx = get_ctx()
-    if report.get("status") not in (None, "anchored"):
-        ctx.out.print(f"proof status: {report['status']} — {report.get('reason')}")
+    entry = f"{report.get('kind')} {report.get('id')}"
+    if report.get("code") == "not_anchored":
+        ctx.out.print(f"proof status: {report['status']} — {entry} is not anchored yet; try again shortly")
         return
-    mark = "[bold green]VALID[/]" if report["valid"] else "[bold red]INVALID[/]"
-    ctx.out.print(f"{mark}  {report.get('reason') or ''}")
-    for key in ("tree_size", "head_index", "leaf_index", "tx_hash", "block_number", "chain_id",
+    mark = "[bold green]VALID[/]" if report["valid"] else f"[bold red]INVALID[/] {report.get('code')}:"
+    ctx.out.print(f"{mark}  {escape(entry)}  {escape(report.get('reason') or '')}", highlight=False)
+    for key in ("digest", "tree_size", "head_index", "leaf_index", "tx_hash", "block_number", "chain_id",
                 "contract_address", "onchain_verify_inclusion", "local_verify_inclusion"):  # fmt: skip
         if key in report:
             ctx.out.print(f"  {key:<26} {report[key]}")

@@ -190,7 +190,10 @@ async def login(ctx: AuthContext, req: LoginRequest) -> TokenReply:
     ctx.after_commit()
     if earlier_failures:
         await ctx.limiter.clear(account_key)  # a success forgives the account's failures
-    return await token_reply(ctx, user, auth_session.id, refresh_raw)
+    reply = await token_reply(ctx, user, auth_session.id, refresh_raw)
+    # every factor was just given: the new session starts recently authenticated
+    reply.reauth_token = await ctx.signer.mint_reauth(user, auth_session.id, ctx.settings.reauth_ttl_s)
+    return reply
 
 
 async def _login_failed(
@@ -222,7 +225,11 @@ async def request_password_reset(ctx: AuthContext, req: EmailRequest) -> None:
 
 
 async def reset_password(ctx: AuthContext, req: PasswordResetBody) -> None:
-    """Set a new password from a reset link and sign out every session."""
+    """Set a new password from a reset link, sign out every session and unlink the wallet.
+
+    A reset is how an owner takes the account back: whoever held it must keep no way in, and a
+    linked wallet is one (device keys stay: revoking them would lock the owner out of its own
+    history; ``GET /keys/me`` lists them, each was announced by mail, and one revokes them there)."""
     async with ctx.db.session() as session:
         link = await _consume_link(session, req.token, "reset")
         user = await session.get(User, link.user_id)
@@ -237,7 +244,13 @@ async def reset_password(ctx: AuthContext, req: PasswordResetBody) -> None:
             .values(used_at=utcnow())
         )
         revoked = await revoke_user_sessions(session, ctx, user.id, "password_reset")
-        record_event(session, "password_reset", user_id=user.id, detail={"sessions_revoked": revoked})
+        wallet, user.wallet_address = user.wallet_address, None
+        record_event(
+            session,
+            "password_reset",
+            user_id=user.id,
+            detail={"sessions_revoked": revoked, "wallet_unlinked": wallet},
+        )
         await session.commit()
     ctx.after_commit()
 

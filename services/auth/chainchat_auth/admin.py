@@ -20,7 +20,7 @@ from chainchat_protocol.auth import (
     RotateKeyRequest,
     UserPublic,
 )
-from chainchat_protocol.errors import Conflict, NotFound
+from chainchat_protocol.errors import Conflict, Forbidden, NotFound
 from chainchat_service.outbox import outbox_message
 
 _STATUS_FILTER = {
@@ -48,6 +48,15 @@ async def list_users(ctx: AuthContext, req: AdminUsersRequest) -> AdminUsersRepl
     async with ctx.db.session() as session:
         users = (await session.exec(stmt)).all()
     return AdminUsersReply(users=[u.public() for u in users])
+
+
+async def require_admin(ctx: AuthContext, actor_id: str) -> None:
+    """The actor of an admin request is an active admin *in this database*: the gateway checked
+    the token's role claim, but a request on the bus is not trusted for who it says acts."""
+    async with ctx.db.session() as session:
+        actor = await session.get(User, actor_id)
+    if actor is None or actor.role != "admin" or actor.status != "active":
+        raise Forbidden("only an active admin may do this", code="admin_required")
 
 
 async def _target(session: AsyncSession, user_id: str) -> User:

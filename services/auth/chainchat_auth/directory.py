@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
+from chainchat_auth.mailer import device_added_mail, queue_mail
 from chainchat_auth.models import DeviceKey, User, as_utc, new_id, utcnow
 from chainchat_protocol import keys
 from chainchat_protocol.auth import DeviceKey as DeviceKeyView
 from chainchat_protocol.auth import (
     DevicesReply,
     KeyChanged,
+    OwnDevice,
+    OwnDevicesReply,
     PublishKeyReply,
     PublishKeyRequest,
+    RevokedDeviceKey,
     RevokeKeyRequest,
     UserHit,
     UserKeysReply,
@@ -24,12 +29,14 @@ from chainchat_protocol.auth import (
     UserSummary,
 )
 from chainchat_protocol.b64 import b64d_exact
-from chainchat_protocol.errors import Conflict, NotFound
+from chainchat_protocol.errors import Conflict, Forbidden, NotFound
 from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
 from chainchat_protocol.subjects import Subject
 from chainchat_service.outbox import OutboxMessage, log_entry_message, outbox_message
 
 MAX_DEVICES = 20
+# the id of a revocation's ``key`` log entry is the key id with this suffix
+REVOKED_SUFFIX = ":revoked"
 
 
 def key_object(row: DeviceKey) -> dict[str, str]:
@@ -63,7 +70,11 @@ def _view(row: DeviceKey) -> DeviceKeyView:
 
 
 async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyReply:
-    """Publish a device key: idempotent for the same keys; logs a ``key`` entry when new."""
+    """Publish a device key: idempotent for the same keys; logs a ``key`` entry when new.
+
+    A new key on an account that already has a live one needs recent authentication (a stolen
+    access token must not add a device that every later message is sealed to), and is announced
+    to the owner: a ``device_added`` frame to its connected devices and a mail."""
     kid = keys.key_id(b64d_exact(req.x25519_public, 32), b64d_exact(req.ed25519_public, 32))
     suites = ",".join(dict.fromkeys(req.suite_support))
     async with ctx.db.session() as session:
@@ -83,7 +94,12 @@ async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyRep
             .select_from(DeviceKey)
             .where(DeviceKey.user_id == user.id, col(DeviceKey.revoked_at).is_(None))
         )
-        if (await session.exec(live)).one() >= MAX_DEVICES:
+        others = (await session.exec(live)).one()
+        if others and not req.reauthenticated:
+            raise Forbidden(
+                "adding a device needs your password again (POST /auth/reauth)", code="reauth_required"
+            )
+        if others >= MAX_DEVICES:
             raise Conflict(f"at most {MAX_DEVICES} device keys; revoke one first", code="too_many_devices")
         row = DeviceKey(
             user_id=user.id,
@@ -91,11 +107,10 @@ async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyRep
             x25519_public=req.x25519_public,
             ed25519_public=req.ed25519_public,
             suite_support=suites,
+            label=req.label,
         )
         session.add(row)
-        session.add(log_entry_message(key_entry(row)))
-        session.add(_key_changed(user.id, kid, revoked=False))
-        record_event(session, "key_published", user_id=user.id, detail={"key_id": kid})
+        _announce_device(session, ctx, user, row, first=not others)
         try:
             await session.commit()
         except IntegrityError:
@@ -104,13 +119,38 @@ async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyRep
     return PublishKeyReply(key_id=kid, created=True)
 
 
-def _key_changed(user_id: str, key_id: str, *, revoked: bool) -> OutboxMessage:
-    event = KeyChanged(user_id=user_id, key_id=key_id, revoked=revoked)
+def _announce_device(
+    session: AsyncSession, ctx: AuthContext, user: User, row: DeviceKey, *, first: bool
+) -> None:
+    """The new key's log entry, its ``key_changed`` event (with what ``device_added`` shows) and,
+    unless it is the account's first device, the mail to the owner; all in the caller's commit."""
+    at = format_timestamp(as_utc(row.created_at))
+    session.add(log_entry_message(key_entry(row)))
+    session.add(_key_changed(KeyChanged(user_id=user.id, key_id=row.key_id, label=row.label, at=at)))
+    record_event(session, "key_published", user_id=user.id, detail={"key_id": row.key_id, "label": row.label})
+    if not first:
+        subject, text, html_body = device_added_mail(
+            ctx.settings, name=user.display_name, key_id=row.key_id, label=row.label, at=at
+        )
+        queue_mail(session, user.email, subject, text, html_body)
+
+
+def _key_changed(event: KeyChanged) -> OutboxMessage:
     return outbox_message(Subject.KEY_CHANGED, event, msg_id=f"key_changed:{new_id()}", jetstream=False)
 
 
+def revocation_entry(row: DeviceKey) -> LogEntry:
+    """The ``key`` log entry of a revocation: id ``<key_id>:revoked``, digest over who, which, when."""
+    assert row.revoked_at is not None
+    at = format_timestamp(as_utc(row.revoked_at))
+    digest = digest_object({"user_id": row.user_id, "key_id": row.key_id, "revoked_at": at})
+    return LogEntry(kind="key", id=f"{row.key_id}{REVOKED_SUFFIX}", digest=digest, at=at)
+
+
 async def revoke_key(ctx: AuthContext, req: RevokeKeyRequest) -> None:
-    """Revoke one of the caller's device keys (404 if it is not theirs or already revoked)."""
+    """Revoke one of the caller's device keys (404 if it is not theirs or already revoked); the
+    gateway checked a reauth token. Chat stops requiring the key as a recipient at once (the
+    ``key_changed`` event evicts its cache) and a ``key`` entry logs the revocation."""
     async with ctx.db.session() as session:
         stmt = select(DeviceKey).where(
             DeviceKey.user_id == req.user_id,
@@ -122,40 +162,65 @@ async def revoke_key(ctx: AuthContext, req: RevokeKeyRequest) -> None:
             raise NotFound("no such device key", code="key_not_found")
         row.revoked_at = utcnow()
         session.add(row)
-        session.add(_key_changed(req.user_id, req.key_id, revoked=True))
+        session.add(log_entry_message(revocation_entry(row)))
+        session.add(_key_changed(KeyChanged(user_id=req.user_id, key_id=req.key_id, revoked=True)))
         record_event(session, "key_revoked", user_id=req.user_id, detail={"key_id": req.key_id})
         await session.commit()
     ctx.after_commit()
 
 
-async def _live_rows(ctx: AuthContext, user_ids: list[str]) -> dict[str, list[DeviceKey]]:
-    stmt = (
-        select(DeviceKey)
-        .where(col(DeviceKey.user_id).in_(user_ids), col(DeviceKey.revoked_at).is_(None))
-        .order_by(col(DeviceKey.created_at), col(DeviceKey.id))
-    )
+async def _rows(ctx: AuthContext, user_ids: list[str], *, live: bool = True) -> dict[str, list[DeviceKey]]:
+    stmt = select(DeviceKey).where(col(DeviceKey.user_id).in_(user_ids))
+    if live:
+        stmt = stmt.where(col(DeviceKey.revoked_at).is_(None))
     found: dict[str, list[DeviceKey]] = {uid: [] for uid in user_ids}
     async with ctx.db.session() as session:
-        for row in (await session.exec(stmt)).all():
+        for row in (await session.exec(stmt.order_by(col(DeviceKey.created_at), col(DeviceKey.id)))).all():
             found[row.user_id].append(row)
     return found
 
 
 async def user_keys(ctx: AuthContext, user_id: str) -> UserKeysReply:
-    """A user's current device keys; 404 for unknown or not-yet-approved accounts."""
+    """A user's current device keys, and its revoked ones (to verify history with, never to seal
+    to), with their log entries; 404 for unknown or not-yet-approved accounts."""
     async with ctx.db.session() as session:
         user = await session.get(User, user_id)
     if user is None or user.status not in ("active", "disabled"):
         raise NotFound("no such user", code="user_not_found")
-    rows = (await _live_rows(ctx, [user_id]))[user_id]
+    rows = (await _rows(ctx, [user_id], live=False))[user_id]
+    current = [r for r in rows if r.revoked_at is None]
+    revoked = [r for r in rows if r.revoked_at is not None]
+    entries = {r.key_id: key_entry(r) for r in rows}
+    entries.update({(e := revocation_entry(r)).id: e for r in revoked})
     return UserKeysReply(
-        user_id=user_id, keys=[_view(r) for r in rows], entries={r.key_id: key_entry(r) for r in rows}
+        user_id=user_id,
+        keys=[_view(r) for r in current],
+        revoked_keys=[
+            RevokedDeviceKey(**_view(r).model_dump(), revoked_at=as_utc(r.revoked_at)) for r in revoked
+        ],  # type: ignore[arg-type]
+        entries=entries,
+    )
+
+
+async def own_devices(ctx: AuthContext, user_id: str) -> OwnDevicesReply:
+    """The caller's devices, revoked ones included, oldest first (``GET /keys/me``)."""
+    rows = (await _rows(ctx, [user_id], live=False))[user_id]
+    return OwnDevicesReply(
+        devices=[
+            OwnDevice(
+                key_id=r.key_id,
+                label=r.label,
+                created_at=as_utc(r.created_at),
+                revoked_at=as_utc(r.revoked_at) if r.revoked_at else None,
+            )
+            for r in rows
+        ]
     )
 
 
 async def devices(ctx: AuthContext, user_ids: list[str]) -> DevicesReply:
     """Current device keys for many users at once (chat checks envelope recipients with it)."""
-    rows = await _live_rows(ctx, list(dict.fromkeys(user_ids)))
+    rows = await _rows(ctx, list(dict.fromkeys(user_ids)))
     return DevicesReply(devices={uid: [_view(r) for r in found] for uid, found in rows.items()})
 
 

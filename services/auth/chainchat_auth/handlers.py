@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from chainchat_auth import accounts, admin, audit, directory, mfa, sessions, wallet
+from chainchat_auth import accounts, admin, audit, directory, mfa, reauth, sessions, wallet
 from chainchat_auth.context import AuthContext
 from chainchat_protocol import auth as p
 from chainchat_protocol.rpc import Empty, Rpc
@@ -25,6 +25,16 @@ async def _audit_list(ctx: AuthContext, req: p.AuditListRequest) -> p.AuditListR
     return p.AuditListReply(events=await audit.list_events(ctx.db, req))
 
 
+def _as_admin(ctx: AuthContext, call: Handler) -> Handler:
+    """An admin request: its ``actor_id`` must be an active admin in auth's own database."""
+
+    async def run(req: Any) -> Any:
+        await admin.require_admin(ctx, req.actor_id)
+        return await call(req)
+
+    return run
+
+
 def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
     """Every ``auth.*`` subject with the service call that answers it."""
     return [
@@ -42,18 +52,22 @@ def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
         (p.AUTH_SIWE, lambda r: wallet.sign_in(ctx, r)),
         (p.AUTH_RESET_REQUEST, lambda r: _empty(accounts.request_password_reset(ctx, r))),
         (p.AUTH_RESET, lambda r: _empty(accounts.reset_password(ctx, r))),
+        (p.AUTH_PASSWORD_CHANGE, lambda r: _empty(reauth.change_password(ctx, r))),
+        (p.AUTH_REAUTH, lambda r: reauth.reauthenticate(ctx, r)),
+        (p.AUTH_SIWE_UNLINK, lambda r: wallet.unlink(ctx, r)),
         (p.AUTH_JWKS, lambda _: ctx.signer.jwks()),
-        (p.AUTH_JWKS_ROTATE, lambda r: admin.rotate_signing_key(ctx, r)),
+        (p.AUTH_JWKS_ROTATE, _as_admin(ctx, lambda r: admin.rotate_signing_key(ctx, r))),
         (p.AUTH_REVOKED_LIST, lambda _: sessions.revoked_list(ctx)),
-        (p.AUTH_ADMIN_USERS, lambda r: admin.list_users(ctx, r)),
-        (p.AUTH_ADMIN_ACTION, lambda r: admin.act(ctx, r)),
-        (p.AUTH_ADMIN_ROLE, lambda r: admin.set_role(ctx, r)),
-        (p.AUTH_AUDIT_LIST, lambda r: _audit_list(ctx, r)),
+        (p.AUTH_ADMIN_USERS, _as_admin(ctx, lambda r: admin.list_users(ctx, r))),
+        (p.AUTH_ADMIN_ACTION, _as_admin(ctx, lambda r: admin.act(ctx, r))),
+        (p.AUTH_ADMIN_ROLE, _as_admin(ctx, lambda r: admin.set_role(ctx, r))),
+        (p.AUTH_AUDIT_LIST, _as_admin(ctx, lambda r: _audit_list(ctx, r))),
         (p.AUTH_USERS_GET, lambda r: directory.users_get(ctx, r.user_ids)),
         (p.AUTH_USERS_SEARCH, lambda r: directory.search(ctx, r)),
         (p.AUTH_KEYS_PUBLISH, lambda r: directory.publish_key(ctx, r)),
         (p.AUTH_KEYS_REVOKE, lambda r: _empty(directory.revoke_key(ctx, r))),
         (p.AUTH_KEYS_GET, lambda r: directory.user_keys(ctx, r.user_id)),
+        (p.AUTH_KEYS_MINE, lambda r: directory.own_devices(ctx, r.user_id)),
         (p.AUTH_KEYS_DEVICES, lambda r: directory.devices(ctx, r.user_ids)),
     ]
 

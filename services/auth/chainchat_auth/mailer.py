@@ -64,6 +64,38 @@ def link_mail(settings: AuthSettings, *, to: str, name: str, purpose: str, link:
     return subject, text, body
 
 
+DEVICE_ADDED_SUBJECT = "A new device was added to your ChainChat account"
+
+
+def device_added_mail(
+    settings: AuthSettings, *, name: str, key_id: str, label: str | None, at: str
+) -> tuple[str, str, str]:
+    """Subject, text and HTML of the notice that a device key was added to the account."""
+    settings_url = f"{settings.public_url.rstrip('/')}/settings"
+    facts = [("When", at), ("Device", label or "(no name given)"), ("Key id", key_id)]
+    lines = "\n".join(f"  {k}: {v}" for k, v in facts)
+    steps = [
+        f"in the web client: Settings → Devices ({settings_url}), then Revoke next to the key id;",
+        f"or with the command line client: chainchat keys revoke {key_id};",
+        f"or through the API: DELETE /api/v1/keys/me/{key_id} (asks for your password again).",
+    ]
+    intro = "A new device can now read the messages sent to you from here on."
+    outro = (
+        "If this was you, there is nothing to do. If it was not you, revoke the device at once"
+        " and change your password:"
+    )
+    text = f"Hello {name},\n\n{intro}\n\n{lines}\n\n{outro}\n" + "".join(f"  - {step}\n" for step in steps)
+    rows = "".join(
+        f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
+    )
+    items = "".join(f"<li>{html.escape(step)}</li>" for step in steps)
+    body = (
+        f"<!doctype html><html><body><p>Hello {html.escape(name)},</p><p>{html.escape(intro)}</p>"
+        f"<table>{rows}</table><p>{html.escape(outro)}</p><ul>{items}</ul></body></html>"
+    )
+    return DEVICE_ADDED_SUBJECT, text, body
+
+
 class MailSender:
     """The background loop that drains ``mail_outbox``."""
 

@@ -15,6 +15,7 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext
 from chainchat_auth.models import RecoveryCode, User, utcnow
 from chainchat_auth.secrets_util import hash_token
+from chainchat_auth.sessions import revoke_other_sessions
 from chainchat_auth.vault import SecretVault, totp_context
 from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
@@ -119,7 +120,8 @@ async def _wrong_code(ctx: AuthContext, user_id: str) -> Unauthorized:
 
 
 async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
-    """Confirm enrolment with a code; returns the recovery codes, shown this once."""
+    """Confirm enrolment with a code; returns the recovery codes, shown this once. The account's
+    other sessions end."""
     await ctx.limiter.check(f"mfa:{req.user_id}", ctx.limit("login_fail_account"))
     async with ctx.db.session() as session:
         user = await _load(session, req.user_id)
@@ -139,7 +141,13 @@ async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
         await session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
         for code in codes:
             session.add(RecoveryCode(user_id=user.id, code_hash=hash_token(_normalise_code(code))))
-        record_event(session, "mfa_enabled", user_id=user.id, ip=req.client_ip)
+        # whoever else is signed in did so without this factor: they sign in again with it
+        revoked = await revoke_other_sessions(
+            session, ctx, user.id, keep=req.session_id, reason="mfa_enabled"
+        )
+        record_event(
+            session, "mfa_enabled", user_id=user.id, ip=req.client_ip, detail={"sessions_revoked": revoked}
+        )
         await session.commit()
     ctx.after_commit()
     return MfaEnableReply(recovery_codes=codes)

@@ -149,6 +149,7 @@ class DeviceKey(SQLModel, table=True):
     x25519_public: str = Field(max_length=64)
     ed25519_public: str = Field(max_length=64)
     suite_support: str = Field(max_length=255)
+    label: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
 

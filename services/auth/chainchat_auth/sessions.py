@@ -82,6 +82,16 @@ async def revoke_user_sessions(session: AsyncSession, ctx: AuthContext, user_id:
     return len(live)
 
 
+async def revoke_other_sessions(
+    session: AsyncSession, ctx: AuthContext, user_id: str, *, keep: str | None, reason: str
+) -> int:
+    """Revoke every live session of a user but ``keep`` (MFA enabled, password changed)."""
+    stmt = select(AuthSession).where(AuthSession.user_id == user_id, col(AuthSession.revoked_at).is_(None))
+    live = [s for s in (await session.exec(stmt)).all() if s.id != keep]
+    revoke_sessions(session, ctx, live, user_id=user_id, reason=reason)
+    return len(live)
+
+
 async def refresh(ctx: AuthContext, req: RefreshRequest) -> TokenReply:
     """Exchange a refresh token for a new pair; a second use of any token revokes the session."""
     presented = hash_token(req.refresh_token)

@@ -35,6 +35,8 @@ class AuthSettings(ServiceSettings):
     reset_token_ttl_s: int = 3600
     resend_cooldown_s: int = 60
     siwe_nonce_ttl_s: int = 600
+    # lifetime of a reauth token (recent authentication, SPEC §11): at most five minutes
+    reauth_ttl_s: int = Field(default=300, ge=30, le=300)
     chain_id: int = 1337
 
     # argon2id cost: ~50 ms per hash on the reference machine (see bench/auth_bench.py)
@@ -49,6 +51,8 @@ class AuthSettings(ServiceSettings):
     rate_register_email: str = "3/3600"
     rate_reset_ip: str = "10/600"
     rate_reset_email: str = "3/3600"
+    # wrong passwords / codes at POST /auth/reauth, per account: a stolen token buys few guesses
+    rate_reauth_fail: str = "5/900"
     # every nonce is a row an unauthenticated caller makes us write
     rate_siwe_nonce_ip: str = "30/60"
     # The test harness drives every user from 127.0.0.1; per-IP sign-up limits would stop the

@@ -18,7 +18,7 @@ from sqlmodel import col, or_, select
 
 from chainchat_auth.models import SigningKey, User, utcnow
 from chainchat_auth.vault import SecretVault, signing_key_context, totp_context
-from chainchat_protocol.auth import AUDIENCE, ISSUER, Jwk, JwksReply
+from chainchat_protocol.auth import AUDIENCE, ISSUER, REAUTH_AUDIENCE, Jwk, JwksReply
 from chainchat_protocol.b64 import b64d, b64e
 from chainchat_service.db import Database
 
@@ -150,3 +150,20 @@ class Signer:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": key.kid, "typ": "JWT"})
+
+    async def mint_reauth(self, user: User, session_id: str, ttl_s: int) -> str:
+        """A reauth token: proof that the caller of session ``session_id`` gave its credentials
+        again just now. Its audience is not the access tokens', so it never works as one."""
+        key, private = await self.current()
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": REAUTH_AUDIENCE,
+            "sub": user.id,
+            "sid": session_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_s,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": key.kid, "typ": "reauth+jwt"})

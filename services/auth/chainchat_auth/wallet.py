@@ -11,12 +11,21 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
-from chainchat_auth.models import SiweNonce, User, utcnow
+from chainchat_auth.mfa import check_second_factor
+from chainchat_auth.models import SiweNonce, User, as_utc, utcnow
 from chainchat_auth.sessions import open_session, token_reply
-from chainchat_protocol.auth import SiweNonceReply, SiweNonceRequest, SiweRequest, TokenReply
+from chainchat_protocol.auth import (
+    SessionRef,
+    SiweNonceReply,
+    SiweNonceRequest,
+    SiweRequest,
+    TokenReply,
+    UserPublic,
+)
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
 
 with warnings.catch_warnings():
@@ -54,10 +63,10 @@ def _bad(message: str, code: str = "invalid_siwe") -> Unauthorized:
     return Unauthorized(message, code=code)
 
 
-def verified_message(ctx: AuthContext, req: SiweRequest) -> SiweMessage:
+def verified_message(ctx: AuthContext, text: str, signature: str) -> SiweMessage:
     """Parse and check domain, chain and signature (the nonce is consumed separately)."""
     try:
-        message = SiweMessage.from_message(req.message)
+        message = SiweMessage.from_message(text)
     except ValueError:
         raise _bad("the message is not an EIP-4361 sign-in message") from None
     if message.domain != ctx.settings.siwe_domain:
@@ -65,49 +74,87 @@ def verified_message(ctx: AuthContext, req: SiweRequest) -> SiweMessage:
     if message.chain_id != ctx.settings.chain_id:
         raise _bad(f"the message must be for chain {ctx.settings.chain_id}", code="siwe_chain_mismatch")
     try:
-        message.verify(req.signature, domain=ctx.settings.siwe_domain)
+        message.verify(signature, domain=ctx.settings.siwe_domain)
     except VerificationError as exc:
         raise _bad(f"the signed message is not valid ({type(exc).__name__})") from None
     return message
 
 
+async def consume_nonce(session: AsyncSession, nonce: str) -> None:
+    """Spend a nonce once (401 ``invalid_nonce`` if unknown, used or expired)."""
+    used = await session.exec(
+        update(SiweNonce)
+        .where(col(SiweNonce.nonce) == nonce, col(SiweNonce.used_at).is_(None))
+        .where(col(SiweNonce.expires_at) > utcnow())
+        .values(used_at=utcnow())
+    )
+    if used.rowcount != 1:
+        raise _bad("the nonce is unknown, used or expired", code="invalid_nonce")
+
+
+async def _link(session: AsyncSession, req: SiweRequest, user_id: str, address: str) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user", code="user_not_found")
+    ensure_active(user)
+    if user.wallet_address not in (None, address):
+        raise Conflict("another wallet is linked to this account", code="wallet_already_linked")
+    owner = (await session.exec(select(User.id).where(User.wallet_address == address))).first()
+    if owner not in (None, user.id):
+        raise Conflict("this wallet is linked to another account", code="wallet_in_use")
+    user.wallet_address = address
+    session.add(user)
+    record_event(session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address})
+    return user
+
+
+async def _wallet_login(
+    ctx: AuthContext, session: AsyncSession, req: SiweRequest, message: SiweMessage
+) -> User | None:
+    """The account linked to the wallet, its TOTP checked when on (before the nonce is spent,
+    so a client asked for the code sends the same signed message again with it)."""
+    user = (await session.exec(select(User).where(User.wallet_address == str(message.address)))).first()
+    if user is None:
+        return None  # the caller spends the nonce, then refuses
+    ensure_active(user)
+    if user.totp_secret is None:
+        return user
+    nonce = await session.get(SiweNonce, message.nonce)
+    if nonce is None or nonce.used_at is not None or as_utc(nonce.expires_at) <= utcnow():
+        raise _bad("the nonce is unknown, used or expired", code="invalid_nonce")
+    account_key = f"login:acct:{user.email}"
+    await ctx.limiter.check(account_key, ctx.limit("login_fail_account"))
+    if not req.totp_code:
+        raise Unauthorized("enter the code from your authenticator app", code="mfa_required")
+    if not await check_second_factor(session, ctx.vault, user, req.totp_code):
+        await ctx.limiter.hit(account_key)
+        record_event(
+            session, "login_failed", user_id=user.id, ip=req.client_ip, detail={"reason": "bad_mfa_code"}
+        )
+        await session.commit()
+        ctx.after_commit()
+        raise Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
+    return user
+
+
 async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
-    """Link the wallet to ``req.user_id`` if given, else log in the account linked to the wallet."""
+    """Link the wallet to ``req.user_id`` if given (the gateway checked a reauth token), else log
+    in the account linked to the wallet (with its TOTP code when MFA is on)."""
     # parsing is pure-Python CPU work: off the event loop, so other requests keep flowing
-    message = await asyncio.to_thread(verified_message, ctx, req)
+    message = await asyncio.to_thread(verified_message, ctx, req.message, req.signature)
     address = str(message.address)
     async with ctx.db.session() as session:
-        used = await session.exec(
-            update(SiweNonce)
-            .where(col(SiweNonce.nonce) == message.nonce, col(SiweNonce.used_at).is_(None))
-            .where(col(SiweNonce.expires_at) > utcnow())
-            .values(used_at=utcnow())
-        )
-        if used.rowcount != 1:
-            raise _bad("the nonce is unknown, used or expired", code="invalid_nonce")
         if req.user_id is not None:
-            user = await session.get(User, req.user_id)
-            if user is None:
-                raise NotFound("no such user", code="user_not_found")
-            ensure_active(user)
-            if user.wallet_address not in (None, address):
-                raise Conflict("another wallet is linked to this account", code="wallet_already_linked")
-            owner = (await session.exec(select(User.id).where(User.wallet_address == address))).first()
-            if owner not in (None, user.id):
-                raise Conflict("this wallet is linked to another account", code="wallet_in_use")
-            user.wallet_address = address
-            session.add(user)
-            record_event(
-                session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address}
-            )
+            await consume_nonce(session, message.nonce)
+            user = await _link(session, req, req.user_id, address)
             method = "siwe_link"
         else:
-            user = (await session.exec(select(User).where(User.wallet_address == address))).first()
-            if user is None:
+            found = await _wallet_login(ctx, session, req, message)
+            await consume_nonce(session, message.nonce)
+            if found is None:
                 await session.commit()  # the nonce stays spent
                 raise _bad("no account is linked to this wallet", code="wallet_not_linked")
-            ensure_active(user)
-            method = "siwe"
+            user, method = found, "siwe"
         auth_session, refresh_raw = open_session(session, ctx, user, method=method, ip=req.client_ip)
         record_event(session, "login", user_id=user.id, ip=req.client_ip, detail={"method": method})
         try:
@@ -115,4 +162,25 @@ async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
         except IntegrityError:
             raise Conflict("this wallet is linked to another account", code="wallet_in_use") from None
     ctx.after_commit()
-    return await token_reply(ctx, user, auth_session.id, refresh_raw)
+    reply = await token_reply(ctx, user, auth_session.id, refresh_raw)
+    if method == "siwe":
+        reply.reauth_token = await ctx.signer.mint_reauth(user, auth_session.id, ctx.settings.reauth_ttl_s)
+    return reply
+
+
+async def unlink(ctx: AuthContext, req: SessionRef) -> UserPublic:
+    """Remove the wallet from the caller's account (the gateway checked a reauth token)."""
+    async with ctx.db.session() as session:
+        user = await session.get(User, req.user_id)
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        if user.wallet_address is None:
+            raise Conflict("no wallet is linked to this account", code="wallet_not_linked")
+        address, user.wallet_address = user.wallet_address, None
+        session.add(user)
+        record_event(
+            session, "wallet_unlinked", user_id=user.id, ip=req.client_ip, detail={"address": address}
+        )
+        await session.commit()
+    ctx.after_commit()
+    return user.public()

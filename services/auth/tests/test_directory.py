@@ -9,21 +9,33 @@ from sqlmodel import select
 
 from chainchat_auth import admin, directory
 from chainchat_auth.context import AuthContext
-from chainchat_protocol.auth import AdminActionRequest, PublishKeyRequest, RevokeKeyRequest, UserSearchRequest
+from chainchat_auth.models import MailMessage
+from chainchat_protocol.auth import (
+    AdminActionRequest,
+    KeyChanged,
+    PublishKeyRequest,
+    RevokeKeyRequest,
+    UserSearchRequest,
+)
 from chainchat_protocol.b64 import b64e
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound
 from chainchat_protocol.keys import key_id
 from chainchat_protocol.log_entry import digest_object
+from chainchat_protocol.subjects import Subject
 from chainchat_service.outbox import OutboxMessage
 
 
-def _device(seed: int, user_id: str) -> PublishKeyRequest:
+def _device(
+    seed: int, user_id: str, *, reauthenticated: bool = False, label: str | None = None
+) -> PublishKeyRequest:
     x, ed = bytes([seed]) * 32, bytes([seed + 1]) * 32
     return PublishKeyRequest(
         user_id=user_id,
         x25519_public=b64e(x),
         ed25519_public=b64e(ed),
         suite_support=["hpke-x25519-aes256gcm"],
+        reauthenticated=reauthenticated,
+        label=label,
     )
 
 
@@ -52,16 +64,56 @@ async def test_publish_is_idempotent_and_logged_once(ctx: AuthContext, h: Any) -
 
 async def test_revoke_and_devices(ctx: AuthContext, h: Any) -> None:
     user = await h.make_user(ctx, "a@example.com")
-    one = await directory.publish_key(ctx, _device(1, user.id))
-    two = await directory.publish_key(ctx, _device(5, user.id))
+    one = await directory.publish_key(ctx, _device(1, user.id, label="phone"))
+    two = await directory.publish_key(ctx, _device(5, user.id, reauthenticated=True))
     await directory.revoke_key(ctx, RevokeKeyRequest(user_id=user.id, key_id=one.key_id))
     devices = await directory.devices(ctx, [user.id, "ghost"])
     assert [k.key_id for k in devices.devices[user.id]] == [two.key_id]
     assert devices.devices["ghost"] == []
     with pytest.raises(Conflict):
-        await directory.publish_key(ctx, _device(1, user.id))
+        await directory.publish_key(ctx, _device(1, user.id, reauthenticated=True))
     with pytest.raises(NotFound):
         await directory.revoke_key(ctx, RevokeKeyRequest(user_id=user.id, key_id=one.key_id))
+    mine = (await directory.own_devices(ctx, user.id)).devices
+    assert [(d.key_id, d.label, d.revoked_at is not None) for d in mine] == [
+        (one.key_id, "phone", True),
+        (two.key_id, None, False),
+    ]
+    keys = await directory.user_keys(ctx, user.id)
+    assert [k.key_id for k in keys.keys] == [two.key_id]
+    assert [k.key_id for k in keys.revoked_keys] == [one.key_id]
+    revocation = keys.entries[f"{one.key_id}:revoked"]
+    assert revocation.kind == "key"
+    assert revocation.digest == digest_object(
+        {"user_id": user.id, "key_id": one.key_id, "revoked_at": revocation.at}
+    )
+    async with ctx.db.session() as session:
+        logged = [r.msg_id for r in (await session.exec(select(OutboxMessage))).all()]
+    assert f"key:{one.key_id}:revoked" in logged
+
+
+async def test_a_second_device_needs_reauth_and_is_announced(ctx: AuthContext, h: Any) -> None:
+    user = await h.make_user(ctx, "a@example.com")
+    first = await directory.publish_key(ctx, _device(1, user.id))  # the first needs no reauth
+    with pytest.raises(Forbidden) as err:
+        await directory.publish_key(ctx, _device(5, user.id, label="attacker"))
+    assert err.value.code == "reauth_required"
+    again = await directory.publish_key(ctx, _device(1, user.id))  # re-publishing is not adding
+    assert (again.key_id, again.created) == (first.key_id, False)
+    second = await directory.publish_key(ctx, _device(5, user.id, reauthenticated=True, label="laptop"))
+    async with ctx.db.session() as session:
+        mails = (await session.exec(select(MailMessage).where(MailMessage.to_addr == user.email))).all()
+        events = [
+            r for r in (await session.exec(select(OutboxMessage))).all() if r.subject == Subject.KEY_CHANGED
+        ]
+    notices = [m for m in mails if m.subject == "A new device was added to your ChainChat account"]
+    assert len(notices) == 1  # for the second device only
+    assert second.key_id in notices[0].text_body
+    assert "laptop" in notices[0].text_body
+    assert f"chainchat keys revoke {second.key_id}" in notices[0].text_body
+    announced = [KeyChanged.model_validate_json(e.payload) for e in events]
+    assert [(e.key_id, e.label) for e in announced] == [(first.key_id, None), (second.key_id, "laptop")]
+    assert all(e.at for e in announced)
 
 
 async def test_keys_of_others_and_unapproved_users(ctx: AuthContext, h: Any) -> None:

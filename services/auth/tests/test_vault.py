@@ -47,7 +47,13 @@ def test_sealed_values_open_only_with_their_key_and_row() -> None:
 def test_production_refuses_to_start_without_a_data_key() -> None:
     with pytest.raises(ValidationError, match="AUTH_DATA_KEY must be set"):
         AuthSettings(_env_file=None, environment="production")  # type: ignore[call-arg]
-    assert AuthSettings(_env_file=None, environment="production", auth_data_key="k" * 43)  # type: ignore[call-arg]
+    assert AuthSettings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="production",
+        auth_data_key="k" * 43,
+        nats_user="auth",
+        nats_password="p" * 43,
+    )
 
 
 async def _raw_secrets(ctx: AuthContext) -> str:

@@ -1,7 +1,9 @@
 """Turn events about users and log entries into deliveries for the people concerned.
 
 * ``KeyChanged`` (auth): every user who shares a conversation with the owner (and the owner's own
-  other devices) gets ``{"type": "key_changed", "user_id"}`` — nobody else learns of it.
+  other devices) gets ``{"type": "key_changed", "user_id"}`` — nobody else learns of it. A key
+  added to the account also gives the owner's connected devices ``{"type": "device_added",
+  "user_id", "key_id", "label", "at"}`` (the label is the owner's, so only the owner gets it).
 * anchored tree heads (ledger): the message ids covered by the new head are mapped to their
   conversations, and each member gets ``{"type": "anchored", "message_ids", "head_index"}`` with
   only the ids of messages they may see.
@@ -18,7 +20,8 @@ from sqlmodel import col, select
 
 from chainchat_chat.models import Member, Message
 from chainchat_chat.notify import Notifier
-from chainchat_protocol.chat import AnchoredFrame, KeyChangedFrame
+from chainchat_protocol.auth import KeyChanged
+from chainchat_protocol.chat import AnchoredFrame, DeviceAddedFrame, KeyChangedFrame
 from chainchat_service.db import Database
 
 _CHUNK = 500
@@ -39,6 +42,12 @@ class FanOut:
             users = set(rows.all()) | {user_id}
         await self.notifier.deliver(users, KeyChangedFrame(user_id=user_id))
         return len(users)
+
+    async def device_added(self, event: KeyChanged) -> None:
+        """Tell the owner's devices that a device key was added to the account."""
+        assert event.at is not None
+        frame = DeviceAddedFrame(user_id=event.user_id, key_id=event.key_id, label=event.label, at=event.at)
+        await self.notifier.deliver([event.user_id], frame)
 
     async def anchored(self, message_ids: Sequence[str], head_index: int) -> int:
         """Tell each member which of their messages the head covers; return how many users."""

@@ -83,6 +83,8 @@ class ChatHandlers:
         if event is None:
             return
         try:
+            if not event.revoked and event.at is not None:
+                await self.fanout.device_added(event)
             told = await self.fanout.key_changed(event.user_id)
             log.info("key_change_announced", user_id=event.user_id, users=told)
         except Exception:  # noqa: BLE001 - an event handler must not kill the subscription

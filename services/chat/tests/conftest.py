@@ -261,7 +261,7 @@ async def mini_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     nats.start()
     db = Database(f"sqlite+aiosqlite:///{tmp / 'chat.db'}")
     await db.migrate(MIGRATIONS)
-    bus = Bus(nats.url, "chat-under-test")
+    bus = Bus(nats.client_url(), "chat-under-test")  # the operator: it plays auth too
     await bus.connect()
     auth = FakeAuth()
     await bus.serve(AUTH_USERS_GET, auth.users_get, queue="auth")
@@ -274,7 +274,7 @@ async def mini_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     )  # fmt: skip
     await handlers.register(bus)
     port = free_port()
-    app = create_app(GatewaySettings(nats_url=nats.url, http_port=port, environment="test"))
+    app = create_app(GatewaySettings(nats_url=nats.client_url("gateway"), http_port=port, environment="test"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -282,7 +282,9 @@ async def mini_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     await app.state.runtime.wait_started(timeout=10)
     app.state.token_verifier = auth  # after start-up: the auth routes install the real one
     try:
-        yield MiniStack(url=f"http://127.0.0.1:{port}", nats_url=nats.url, auth=auth, bus=bus, app=app)
+        yield MiniStack(
+            url=f"http://127.0.0.1:{port}", nats_url=nats.client_url(), auth=auth, bus=bus, app=app
+        )
     finally:
         server.should_exit = True
         await task

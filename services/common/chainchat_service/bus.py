@@ -42,6 +42,16 @@ NATS_RECONNECTS = Counter("chainchat_nats_reconnects_total", "NATS reconnections
 STREAM_ADMIN_TIMEOUT_S = 20.0
 
 
+def redact_url(url: str) -> str:
+    """``url`` without the password of its user info (``nats://user:***@host``) for logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
 class Bus:
     """One NATS connection per process, reconnecting for ever with bounded back-off.
 
@@ -50,9 +60,19 @@ class Bus:
     JetStream stream/KV bucket this deployment keeps (1 on a single server, 3 on a 3-node cluster).
     """
 
-    def __init__(self, url: str, name: str, *, stream_replicas: int = 1) -> None:
-        self.url = url
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        stream_replicas: int = 1,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.servers = [part.strip() for part in url.split(",") if part.strip()]
+        self.url = ",".join(redact_url(s) for s in self.servers)  # what logs show
+        self._user = user
+        self._password = password
         self.name = name
         self.stream_replicas = stream_replicas
         self._nc: NatsClient | None = None
@@ -95,10 +115,12 @@ class Bus:
                     disconnected_cb=self._on_disconnect,
                     reconnected_cb=self._on_reconnect,
                     error_cb=self._on_error,
+                    user=self._user,
+                    password=self._password,
                 )
                 log.info("nats_connected", url=self.url, server=self.server)
                 return
-            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
+            except (TimeoutError, OSError, nats.errors.NoServersError, nats.errors.Error) as exc:
                 log.warning(
                     "nats_connect_retry", url=self.url, error=str(exc) or type(exc).__name__, delay=delay
                 )
@@ -119,7 +141,9 @@ class Bus:
         log.info("nats_reconnected", url=self.url, server=self.server)
 
     async def _on_error(self, exc: Exception) -> None:
-        log.debug("nats_error", error=str(exc) or type(exc).__name__)
+        # a permissions violation is a bug or an attack: say so; the rest is connection noise
+        level = log.warning if "permission" in str(exc).lower() else log.debug
+        level("nats_error", error=str(exc) or type(exc).__name__)
 
     async def ensure_stream(self, config: StreamConfig) -> StreamInfo:
         """Create a JetStream stream with this deployment's replica count (every service that

@@ -30,6 +30,8 @@ class ServiceRuntime:
             settings.nats_url,
             f"{self.name}-{settings.instance_id}",
             stream_replicas=settings.nats_stream_replicas,
+            user=settings.nats_user or None,
+            password=settings.nats_secret() or None,
         )
         self.started_at = time.monotonic()
         self._checks: dict[str, Check] = {"nats": self._check_nats}

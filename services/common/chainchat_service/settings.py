@@ -33,6 +33,11 @@ class ServiceSettings(BaseSettings):
     # copies of every JetStream stream and KV bucket the services create: 1 on a single server,
     # 3 on a 3-node cluster (an existing stream with fewer is scaled up at start)
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+    # this service's bus user (SPEC §11): the password itself, or better a file holding it (a
+    # Compose secret, or var/nats-auth/<user>.password from devstack); required in production
+    nats_user: str = ""
+    nats_password: str = ""
+    nats_password_file: Path | None = None
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 0
@@ -43,6 +48,14 @@ class ServiceSettings(BaseSettings):
     service_name: str = "service"
     # names of settings that are secrets: must be set (and not a placeholder) in production
     secret_fields: tuple[str, ...] = ()
+
+    def nats_secret(self) -> str:
+        """The bus password: ``NATS_PASSWORD``, else the first line of ``NATS_PASSWORD_FILE``."""
+        if self.nats_password:
+            return self.nats_password
+        if self.nats_password_file is not None:
+            return self.nats_password_file.read_text().strip()
+        return ""
 
     @model_validator(mode="after")
     def _reject_placeholder_secrets(self) -> ServiceSettings:
@@ -55,6 +68,17 @@ class ServiceSettings(BaseSettings):
                     f"{name.upper()} must be set to a real secret in production "
                     f"(ENVIRONMENT=production); refusing to start"
                 )
+        bus_password = self.nats_password.strip().lower()
+        if bus_password in PLACEHOLDER_SECRETS - {""} or bus_password.startswith("chainchat-dev"):
+            raise ValueError(
+                "NATS_PASSWORD must be set to a real secret in production (ENVIRONMENT=production); "
+                "refusing to start"
+            )
+        if not self.nats_user or (not self.nats_password and self.nats_password_file is None):
+            raise ValueError(
+                "NATS_USER and NATS_PASSWORD (or NATS_PASSWORD_FILE) must be set in production "
+                "(ENVIRONMENT=production): the bus refuses connections without credentials"
+            )
         return self
 
     def sqlalchemy_url(self) -> str:

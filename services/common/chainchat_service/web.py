@@ -154,9 +154,6 @@ def run_http(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
-        # frames are base64 ciphertext: deflate saves a quarter of the bytes for most of the CPU a
-        # WebSocket frame costs on both ends
-        ws_per_message_deflate=False,
     )
 
 

@@ -34,7 +34,7 @@ HUGE = Rpc("test.huge.v1", Ping, Blob)
 
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> Bus:
-    bus = Bus(nats_server.url, "test")
+    bus = Bus(nats_server.client_url(), "test")
     await bus.connect()
 
     async def ping(req: Ping) -> Pong:
@@ -97,7 +97,7 @@ async def test_slow_requests_do_not_queue_behind_each_other(nats_server: NatsSer
     import asyncio
     import time
 
-    bus = Bus(nats_server.url, "slow")
+    bus = Bus(nats_server.client_url(), "slow")
     await bus.connect()
     slow = Rpc("test.slow.v1", Ping, Pong)
 

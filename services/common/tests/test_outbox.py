@@ -25,9 +25,9 @@ async def test_relay_publishes_in_order_and_prunes(tmp_path: Path, nats_server: 
     async with db.engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all, tables=[OutboxMessage.__table__])  # type: ignore[attr-defined]
     subject = f"test.outbox.{uuid.uuid4().hex}"
-    listener = await nats.connect(nats_server.url)
+    listener = await nats.connect(nats_server.client_url())
     sub = await listener.subscribe(subject)
-    bus = Bus(nats_server.url, "outbox-test")
+    bus = Bus(nats_server.client_url(), "outbox-test")
     await bus.connect()
     try:
         async with db.session() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import structlog
@@ -17,11 +18,37 @@ class SecretSettings(ServiceSettings):
     secret_fields: tuple[str, ...] = ("signing_secret",)
 
 
+BUS = {"nats_user": "chat", "nats_password": "a-long-random-bus-password"}
+
+
 def test_production_refuses_missing_or_placeholder_secret() -> None:
     for value in ("", "changeme", "secret"):
         with pytest.raises(ValidationError, match="SIGNING_SECRET must be set"):
-            SecretSettings(environment="production", signing_secret=value)
-    assert SecretSettings(environment="production", signing_secret="a-real-long-value").signing_secret
+            SecretSettings(environment="production", signing_secret=value, **BUS)
+    assert SecretSettings(environment="production", signing_secret="a-real-long-value", **BUS).signing_secret
+
+
+def test_production_needs_bus_credentials(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="NATS_USER and NATS_PASSWORD"):
+        SecretSettings(environment="production", signing_secret="a-real-long-value")
+    secret_file = tmp_path / "chat.password"
+    secret_file.write_text("from-a-file\n")
+    settings = SecretSettings(
+        environment="production", signing_secret="a-real-long-value", nats_user="chat",
+        nats_password_file=secret_file,
+    )  # fmt: skip
+    assert settings.nats_secret() == "from-a-file"
+    assert SecretSettings(**BUS).nats_secret() == "a-long-random-bus-password"
+
+
+def test_bus_urls_in_logs_carry_no_password() -> None:
+    from chainchat_service.bus import Bus, redact_url
+
+    assert redact_url("nats://chat:s3cret@127.0.0.1:4222") == "nats://chat:***@127.0.0.1:4222"
+    assert redact_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+    bus = Bus("nats://a:pw1@h1:1, nats://b:pw2@h2:2", "x")
+    assert "pw1" not in bus.url
+    assert "pw2" not in bus.url
 
 
 def test_development_accepts_defaults() -> None:

@@ -76,7 +76,7 @@ async def test_a_handler_on_a_full_disk_answers_503_storage_full(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     db = await _full_database(tmp_path)
-    bus = Bus(nats_server.url, "storage-test")
+    bus = Bus(nats_server.client_url(), "storage-test")
     await bus.connect()
 
     async def save(req: Note) -> Saved:

@@ -288,11 +288,11 @@ def start_files_env(tmp: Path, *, small_limit: int = MIB) -> FilesEnv:
     nats_server.start()
     ipfs.start()
     loop = LoopThread()
-    chat = FakeChat(nats_server.url)
-    files = files_server(tmp, nats_server.url, ipfs.api_url, 100 * MIB)
-    small_files = files_server(tmp, nats_server.url, ipfs.api_url, small_limit)
-    gateway = gateway_server(nats_server.url, files.url, 100 * MIB)
-    small_gateway = gateway_server(nats_server.url, small_files.url, small_limit)
+    chat = FakeChat(nats_server.client_url("chat"))
+    files = files_server(tmp, nats_server.client_url("files"), ipfs.api_url, 100 * MIB)
+    small_files = files_server(tmp, nats_server.client_url("files"), ipfs.api_url, small_limit)
+    gateway = gateway_server(nats_server.client_url("gateway"), files.url, 100 * MIB)
+    small_gateway = gateway_server(nats_server.client_url("gateway"), small_files.url, small_limit)
     env = FilesEnv(
         loop,
         nats_server,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from chainchat_gateway import openapi
 from chainchat_gateway.bodies import BodyLimitMiddleware
-from chainchat_gateway.routes import auth, chat, files, ledger, system, web
+from chainchat_gateway.routes import auth, chat, directory, files, ledger, system, web
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.web import create_service_app
@@ -16,7 +16,7 @@ from chainchat_service.web import create_service_app
 API_PREFIX = "/api/v1"
 # Each domain module has `router` and may have `async def setup(app, runtime)` (subscriptions,
 # caches) and `async def teardown(app, runtime)`; the web client's module mounts last at "/".
-ROUTE_MODULES: tuple[ModuleType, ...] = (system, auth, chat, files, ledger)
+ROUTE_MODULES: tuple[ModuleType, ...] = (system, auth, directory, chat, files, ledger)
 
 
 async def _setup(app: FastAPI, runtime: ServiceRuntime) -> None:
@@ -41,7 +41,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         setup=_setup,
         teardown=_teardown,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # routes/web.py serves Swagger UI from the web build (no CDN script)
         redoc_url=None,
     )
     api = APIRouter(prefix=API_PREFIX)

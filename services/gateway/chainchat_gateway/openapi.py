@@ -17,14 +17,14 @@ from typing import Any
 from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 
-from chainchat_gateway.security import admin_user, current_user, optional_user
+from chainchat_gateway.security import admin_user, current_user, optional_user, reauthenticated, recent_user
 from chainchat_protocol.errors import ErrorBody
 
 ERROR_SCHEMA = "ErrorBody"
 DESCRIPTIONS = {
     400: "Bad request",
     401: "No, bad, expired or revoked access token (or credentials)",
-    403: "Not allowed",
+    403: "Not allowed (reauth_required: send X-Reauth-Token from POST /auth/reauth)",
     404: "Not found, or not visible to the caller",
     409: "Conflict with the current state",
     413: "Too large",
@@ -53,8 +53,8 @@ def _implied_statuses(route: Any) -> set[int]:
     statuses = {503}
     if calls & {current_user, optional_user, admin_user}:
         statuses.add(401)
-    if admin_user in calls:
-        statuses.add(403)
+    if calls & {admin_user, recent_user, reauthenticated}:
+        statuses.add(403)  # admin_required / reauth_required
     if route.dependant.path_params:
         statuses.add(404)
     has_body = route.body_field is not None or "requestBody" in (route.openapi_extra or {})

@@ -15,11 +15,19 @@ from typing import Annotated, Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from pydantic import BaseModel, ValidationError
 
 from chainchat_gateway.ratelimit import LocalLimiter
-from chainchat_protocol.auth import AUDIENCE, AUTH_JWKS, AUTH_REVOKED_LIST, ISSUER, RevokedSession
+from chainchat_protocol.auth import (
+    AUDIENCE,
+    AUTH_JWKS,
+    AUTH_REVOKED_LIST,
+    ISSUER,
+    REAUTH_AUDIENCE,
+    REAUTH_HEADER,
+    RevokedSession,
+)
 from chainchat_protocol.b64 import B64Error, b64d_exact
 from chainchat_protocol.errors import ChainChatError, Forbidden, Unauthorized, Unavailable
 from chainchat_protocol.rpc import Empty
@@ -29,6 +37,7 @@ from chainchat_service.logging import get_logger
 log = get_logger(__name__)
 
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "role", "sid", "jti", "iat", "exp"]
+REAUTH_CLAIMS = ["iss", "aud", "sub", "sid", "jti", "iat", "exp"]
 LEEWAY_S = 5
 
 
@@ -143,23 +152,55 @@ class TokenVerifier:
             self._verified.popitem(last=False)
         return principal
 
+    async def verify_reauth(self, token: str, principal: Principal) -> None:
+        """Accept a reauth token only for the caller's own, live session (403 ``reauth_required``
+        otherwise: the client asks for the password and tries again)."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            kid = None
+        if not isinstance(kid, str):
+            raise _reauth_required()
+        try:
+            claims = self._decode(
+                token, await self._key_for(kid), audience=REAUTH_AUDIENCE, required=REAUTH_CLAIMS, leeway=0
+            )
+        except Unauthorized:
+            raise _reauth_required() from None
+        if claims["sub"] != principal.user_id or claims["sid"] != principal.session_id:
+            raise _reauth_required()
+
     @staticmethod
-    def _decode(token: str, key: Ed25519PublicKey) -> dict[str, Any]:
+    def _decode(
+        token: str,
+        key: Ed25519PublicKey,
+        *,
+        audience: str = AUDIENCE,
+        required: list[str] = REQUIRED_CLAIMS,
+        leeway: int = LEEWAY_S,
+    ) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=["EdDSA"],
-                audience=AUDIENCE,
+                audience=audience,
                 issuer=ISSUER,
-                leeway=LEEWAY_S,
-                options={"require": REQUIRED_CLAIMS},
+                leeway=leeway,
+                options={"require": required},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the access token has expired", code="token_expired") from None
         except jwt.PyJWTError:
             raise _invalid() from None
         return claims
+
+
+def _reauth_required() -> Forbidden:
+    return Forbidden(
+        f"this needs your password again: POST /api/v1/auth/reauth, then send {REAUTH_HEADER}",
+        code="reauth_required",
+    )
 
 
 def bearer_token(request: Request) -> str | None:
@@ -195,6 +236,41 @@ async def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Princ
     return user
 
 
+ReauthHeader = Annotated[
+    str | None,
+    Header(
+        alias=REAUTH_HEADER,
+        max_length=4096,
+        description="a reauth token from POST /auth/reauth (or the login reply) of this session",
+    ),
+]
+
+
+async def reauthenticated(
+    request: Request, user: Annotated[Principal, Depends(current_user)], token: ReauthHeader = None
+) -> bool:
+    """Whether the request carries a valid reauth token of the caller's session."""
+    if not token:
+        return False
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        await verifier.verify_reauth(token, user)
+    except Forbidden:
+        return False
+    return True
+
+
+async def recent_user(
+    user: Annotated[Principal, Depends(current_user)], ok: Annotated[bool, Depends(reauthenticated)]
+) -> Principal:
+    """The caller, who proved again just now that it holds the account's credentials."""
+    if not ok:
+        raise _reauth_required()
+    return user
+
+
 CurrentUser = Annotated[Principal, Depends(current_user)]
+RecentUser = Annotated[Principal, Depends(recent_user)]
+Reauthenticated = Annotated[bool, Depends(reauthenticated)]
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 AdminUser = Annotated[Principal, Depends(admin_user)]

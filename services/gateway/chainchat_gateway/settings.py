@@ -17,3 +17,5 @@ class GatewaySettings(ServiceSettings):
     web_dist_dir: Path = ROOT / "web" / "dist"
     rpc_timeout_s: float = 5.0
     trusted_proxies: int = 0
+    # lifetime of the web client's refresh-token cookie (the session itself ends by auth's rules)
+    refresh_cookie_max_age_s: int = 30 * 86400

@@ -51,7 +51,8 @@ class IsolatedLedger:
 
     @property
     def nats_url(self) -> str:
-        return self.stack.nats.url
+        """The NATS URL with the operator's credentials, for the test's own client."""
+        return self.stack.nats.client_url()
 
     @property
     def rpc_url(self) -> str:

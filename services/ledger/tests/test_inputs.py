@@ -76,9 +76,10 @@ def test_anchored_ids_are_split_into_small_events() -> None:
 
 
 def test_production_refuses_the_public_dev_key() -> None:
+    bus = {"nats_user": "ledger", "nats_password": "p" * 43}
     with pytest.raises(ValidationError, match="public development key"):
-        LedgerSettings(environment="production")
+        LedgerSettings(environment="production", **bus)
     key = "0x" + "11" * 32
-    assert LedgerSettings(environment="production", ledger_private_key=key).ledger_private_key == key
+    assert LedgerSettings(environment="production", ledger_private_key=key, **bus).ledger_private_key == key
     with pytest.raises(ValidationError):
         LedgerSettings(ledger_contract_address="0x1234")

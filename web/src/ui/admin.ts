@@ -9,7 +9,7 @@ interface AuditFilter {
   since?: string;
 }
 
-const AUDIT_TYPES = ["register", "email_verified", "user_approved", "user_rejected", "user_disabled", "user_enabled", "role_changed", "login", "login_failed", "logout", "refresh_token_reused", "mfa_enabled", "mfa_disabled", "mfa_recovery_code_used", "password_reset_requested", "password_reset", "key_published", "key_revoked", "wallet_linked", "signing_key_rotated"];
+const AUDIT_TYPES = ["register", "email_verified", "user_approved", "user_rejected", "user_disabled", "user_enabled", "role_changed", "login", "login_failed", "logout", "refresh_token_reused", "mfa_enabled", "mfa_disabled", "mfa_recovery_code_used", "password_reset_requested", "password_reset", "password_changed", "reauth", "reauth_failed", "key_published", "key_revoked", "wallet_linked", "wallet_unlinked", "signing_key_rotated"];
 
 export class AdminScreen {
   private pending = h("section", { class: "panel", "aria-labelledby": "adm-pending" });

@@ -2,6 +2,7 @@
 import { ApiError, api, type TokenReply } from "../api";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
+import { askForCode } from "./reauth";
 import { themeToggle } from "./theme";
 
 export type Navigate = (path: string) => void;
@@ -63,7 +64,7 @@ export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () 
           onclick: async () => {
             err.show(null);
             try {
-              api.adoptTokens(await signInWithEthereum(api, false));
+              api.adoptTokens(await signInWithEthereum(api, false, askForCode));
               onLoggedIn();
             } catch (ex) {
               err.show(messageOf(ex));

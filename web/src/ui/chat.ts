@@ -4,7 +4,7 @@
  * numbers, key-change warnings).
  */
 import type { ApiClient } from "../api";
-import type { Messenger, ChatMessage, ConversationSummary, FileInfo, MessageView, Transport } from "../messenger";
+import { TrustError, type Messenger, type ChatMessage, type ConversationSummary, type FileInfo, type MessageView, type Transport } from "../messenger";
 import type { Frame, LiveConnection } from "../ws";
 import { clear, errorBox, field, formatBytes, formatTime, h, icon, messageOf, modal, uid } from "./dom";
 import { showProof } from "./proof";
@@ -146,7 +146,7 @@ export class ChatScreen {
         }
         try {
           const [view] = await this.messenger.history(st.summary.conversation_id, { before_seq: last + 1, limit: 1 });
-          if (view) this.setPreview(st, await this.messenger.open({ ...view, conversation_id: st.summary.conversation_id }));
+          if (view) this.setPreview(st, await this.messenger.open(view, st.summary.conversation_id));
         } catch {
           /* no preview: the list still works */
         }
@@ -160,6 +160,7 @@ export class ChatScreen {
   private previewText(m: ChatMessage): string {
     const who = m.senderId === this.messenger.me.id ? "You: " : "";
     if (m.deleted) return `${who}message deleted`;
+    if (m.errorCode === "wrong_conversation" || m.errorCode === "bad_signature") return `${who}invalid message`;
     if (m.error) return `${who}encrypted message (cannot be read on this device)`;
     if (m.body?.type === "text") return `${who}${String(m.body.text ?? "").replace(/\s+/g, " ").slice(0, 120)}`;
     if (m.body?.type === "file") return `${who}file ${String(((m.body.file ?? m.body) as FileInfo).name ?? "")}`;
@@ -404,7 +405,7 @@ export class ChatScreen {
 
   private async ingest(st: ConvState, views: MessageView[]): Promise<ChatMessage[]> {
     const fresh = views.filter((v) => !st.byId.has(v.message_id));
-    const opened = await Promise.all(fresh.map((v) => this.messenger.open({ ...v, conversation_id: v.conversation_id ?? st.summary.conversation_id })));
+    const opened = await Promise.all(fresh.map((v) => this.messenger.open(v, st.summary.conversation_id)));
     const added: ChatMessage[] = [];
     for (const m of opened) {
       if (st.byId.has(m.id)) continue;
@@ -726,6 +727,7 @@ export class ChatScreen {
       pending.remove();
       this.addSent(st, this.messenger.sentMessage(st.summary, sent));
     } catch (err) {
+      if (err instanceof TrustError) void this.renderBanner();
       pending.dataset.state = "failed";
       pending.classList.replace("sending", "failed");
       const foot = pending.querySelector(".foot")!;
@@ -908,11 +910,11 @@ export class ChatScreen {
     const active = conversationId === this.activeId;
     if (!st.loaded && !active) {
       if (view.sender_id !== this.messenger.me.id) st.unread += 1;
-      this.setPreview(st, await this.messenger.open({ ...view, conversation_id: conversationId }));
+      this.setPreview(st, await this.messenger.open(view, conversationId));
       this.renderSidebar();
       return;
     }
-    const [m] = await this.ingest(st, [{ ...view, conversation_id: conversationId }]);
+    const [m] = await this.ingest(st, [view]);
     if (!m) return;
     this.clearTyping(st, m.senderId);
     if (active) {
@@ -960,21 +962,23 @@ export class ChatScreen {
           continue;
         }
         if ([...entry.logStatus.values()].includes("invalid")) {
-          notes.push(h("div", { class: "banner danger", role: "alert" }, `The transparency-log proof of one of ${this.messenger.nameOf(peer)}'s keys does not verify. Do not trust this conversation until you compared safety numbers.`));
+          notes.push(h("div", { class: "banner danger", role: "alert" }, `The transparency-log proof of one of ${this.messenger.nameOf(peer)}'s keys does not verify. Messages to ${this.messenger.nameOf(peer)} are blocked: compare safety numbers.`));
+        } else if ([...entry.logStatus.values()].some((s) => s === "pending" || s === "logged")) {
+          notes.push(h("div", { class: "banner info key-pending", role: "status" }, `Pending: one of ${this.messenger.nameOf(peer)}'s keys is not anchored on chain yet (the ledger anchors within seconds).`));
         }
-        const pin = await this.messenger.pinOf(peer);
-        if (pin?.changed) {
+        const fresh = await this.messenger.unconfirmed(peer);
+        if (fresh.length) {
           const name = this.messenger.nameOf(peer);
           notes.push(
             h(
               "div",
               { class: "banner warning key-change", role: "alert" },
-              h("p", null, h("strong", null, `${name}'s security keys changed. `), `${name} may have a new device, or someone may be trying to intercept your messages. Compare the safety number with ${name} over another channel.`),
+              h("p", null, h("strong", null, `${name}'s security keys changed. `), `${name} may have a new device, or someone may be trying to intercept your messages. Nothing is sent to the new device until you confirm it; compare the safety number with ${name} over another channel.`),
               h(
                 "div",
                 { class: "banner-actions" },
                 h("button", { type: "button", onclick: () => void this.safetyDialog([peer]) }, "Verify safety number"),
-                h("button", { type: "button", class: "secondary", onclick: async () => (await this.messenger.acceptKeys(peer), void this.renderBanner()) }, "Dismiss"),
+                h("button", { type: "button", class: "secondary", onclick: async () => (await this.messenger.acceptKeys(peer), void this.renderBanner()) }, "Confirm new keys"),
               ),
             ),
           );

@@ -1,5 +1,4 @@
 /** The proof dialog: what the ledger says about a message, checked in this browser. */
-import { verifyOnChain } from "../chain";
 import type { ProofObject } from "../crypto/proof";
 import type { ChatMessage, Messenger } from "../messenger";
 import { h, messageOf, modal } from "./dom";
@@ -44,7 +43,7 @@ export async function showProof(messenger: Messenger, msg: ChatMessage, onState:
       ...row("Chain id", proof.chain_id),
       ...row("Contract", proof.contract_address),
     );
-    if (anchored && check.ok) await chainCheck(messenger, proof, check.leafHash, chainBox);
+    if (anchored && check.ok) await chainCheck(messenger, proof, check.leafHash, chainBox, onState);
   } catch (err) {
     status.textContent = messageOf(err);
     status.className = "error";
@@ -52,22 +51,17 @@ export async function showProof(messenger: Messenger, msg: ChatMessage, onState:
 }
 
 /** Ask the chain itself (the ledger's public RPC URL from /ledger/info), from this browser. */
-async function chainCheck(messenger: Messenger, proof: ProofObject, leafHash: string, box: HTMLElement): Promise<void> {
-  const info = await messenger.ledgerInfo().catch(() => null);
-  const rpcUrl: string | null = info?.rpc_url_public ?? null;
-  const result = h("p", { role: "status", class: "chain-result" }, rpcUrl ? "Asking the chain…" : "The ledger publishes no public RPC URL: the on-chain check is not possible from here.");
+async function chainCheck(messenger: Messenger, proof: ProofObject, leafHash: string, box: HTMLElement, onState: (state: ChatMessage["anchor"]) => void): Promise<void> {
+  const [pin, rpcUrl] = await Promise.all([messenger.ledger.pin().catch(() => null), messenger.ledger.rpcUrl()]);
+  const result = h("p", { role: "status", class: "chain-result" }, "Asking the chain…");
   const steps = h("ul", { class: "chain-steps" });
-  box.append(h("h3", null, "On-chain check"), h("p", { class: "hint" }, rpcUrl ? `Only the chain is trusted: ${rpcUrl}` : ""), result, steps);
-  if (!rpcUrl) return;
-  try {
-    const c = await verifyOnChain(proof, leafHash, rpcUrl);
-    for (const step of c.checks) steps.append(h("li", null, `✓ ${step}`));
-    result.textContent = c.ok ? `✓ ${c.detail}` : `✗ ${c.detail}`;
-    result.className = `chain-result ${c.ok ? "verified" : "error"}`;
-    result.dataset.chain = c.ok ? "verified" : "failed";
-  } catch (err) {
-    result.textContent = `Could not reach the chain at ${rpcUrl}: ${messageOf(err)}`;
-    result.className = "chain-result error";
-    result.dataset.chain = "unreachable";
-  }
+  const trusted = pin ? `Only the chain is trusted: contract ${pin.contract_address} on chain ${pin.chain_id} (pinned${pin.source === "first_use" ? " on first use" : ""}), through ${rpcUrl ?? "no RPC URL"}.` : "";
+  box.append(h("h3", null, "On-chain check"), h("p", { class: "hint" }, trusted), result, steps);
+  const v = await messenger.ledger.verify(proof, leafHash);
+  for (const step of v.checks) steps.append(h("li", null, `✓ ${step}`));
+  result.textContent = v.ok ? `✓ ${v.detail}` : `✗ ${v.detail}`;
+  result.className = `chain-result ${v.ok ? "verified" : "error"}`;
+  result.dataset.chain = v.ok ? "verified" : v.code === "chain_unreachable" || v.code === "no_rpc" ? "unreachable" : "failed";
+  if (v.code) result.dataset.code = v.code;
+  if (!v.ok && result.dataset.chain === "failed") onState("invalid");
 }

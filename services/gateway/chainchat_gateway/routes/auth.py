@@ -8,23 +8,35 @@ the root. ``setup`` installs the local token verifier and its revocation subscri
 from __future__ import annotations
 
 import asyncio
-import html
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse
 from nats.aio.msg import Msg
 from pydantic import BaseModel, ValidationError
 
+from chainchat_gateway.cookies import (
+    clear_refresh_cookie,
+    clearing_header,
+    refresh_cookie,
+    set_refresh_cookie,
+)
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.openapi import errors
 from chainchat_gateway.ratelimit import client_ip
-from chainchat_gateway.security import AdminUser, CurrentUser, OptionalUser, TokenVerifier
+from chainchat_gateway.security import (
+    AdminUser,
+    CurrentUser,
+    OptionalUser,
+    ReauthHeader,
+    RecentUser,
+    TokenVerifier,
+)
 from chainchat_gateway.settings import GatewaySettings
+from chainchat_gateway.verify_page import verify_page
 from chainchat_protocol import auth as p
-from chainchat_protocol.errors import ChainChatError, NotFound, Unauthorized
+from chainchat_protocol.errors import ChainChatError, Unauthorized
 from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, MAX_PROOF_BATCH, EntryRef, ProofBatchRequest
 from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.proof import ProofObject
@@ -101,22 +113,52 @@ async def resend_verification(body: p.EmailBody, request: Request, bus: BusDep, 
 
 
 @router.post("/auth/login", response_model=p.TokenReply, responses=errors(401, 403, 429))
-async def login(body: p.LoginBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+async def login(
+    body: p.LoginBody, request: Request, response: Response, bus: BusDep, settings: SettingsDep
+) -> Any:
     req = p.LoginRequest(**body.model_dump(), client_ip=_ip(request, settings))
-    return await _call(bus, settings, p.AUTH_LOGIN, req)
+    return _with_cookie(await _call(bus, settings, p.AUTH_LOGIN, req), response, settings)
+
+
+def _with_cookie(reply: p.TokenReply, response: Response, settings: GatewaySettings) -> p.TokenReply:
+    """Also hand the refresh token to a browser as its HttpOnly cookie (cookies.py)."""
+    if reply.refresh_token:
+        set_refresh_cookie(response, reply.refresh_token, settings)
+    return reply
 
 
 @router.post("/auth/refresh", response_model=p.TokenReply, responses=errors(401, 403, 429))
-async def refresh(body: p.RefreshBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
-    req = p.RefreshRequest(refresh_token=body.refresh_token, client_ip=_ip(request, settings))
-    return await _call(bus, settings, p.AUTH_REFRESH, req)
+async def refresh(
+    request: Request,
+    response: Response,
+    bus: BusDep,
+    settings: SettingsDep,
+    body: p.RefreshBody | None = None,
+) -> Any:
+    """Rotate the refresh token from the JSON body (SDK, CLI) or else the cookie (web client)."""
+    token = body.refresh_token if body else refresh_cookie(request)
+    if token is None:
+        raise Unauthorized("send a refresh token", code="missing_token")
+    try:
+        req = p.RefreshRequest(refresh_token=token, client_ip=_ip(request, settings))
+    except ValidationError:
+        raise Unauthorized("the refresh token is not valid", code="invalid_refresh_token") from None
+    try:
+        reply: p.TokenReply = await _call(bus, settings, p.AUTH_REFRESH, req)
+    except Unauthorized as exc:
+        if body is None:
+            exc.headers["Set-Cookie"] = clearing_header(settings)  # a dead cookie is not sent again
+        raise
+    _with_cookie(reply, response, settings)
+    return reply if body else reply.model_copy(update={"refresh_token": None})
 
 
 @router.post("/auth/logout", status_code=204)
 async def logout(
     user: OptionalUser, request: Request, bus: BusDep, settings: SettingsDep, body: p.LogoutBody | None = None
 ) -> Response:
-    refresh_token = body.refresh_token if body else None
+    """End the bearer's session, else the one of the refresh token (body, else cookie)."""
+    refresh_token = (body.refresh_token if body else None) or _cookie_token(request)
     if user is None and refresh_token is None:
         raise Unauthorized("send a bearer token or a refresh token", code="missing_token")
     req = p.LogoutRequest(
@@ -131,7 +173,18 @@ async def logout(
         request.app.state.token_verifier.revoke(
             [p.RevokedSession(session_id=user.session_id, expires_at=until)]
         )
-    return Response(status_code=204)
+    done = Response(status_code=204)
+    clear_refresh_cookie(done, settings)
+    return done
+
+
+def _cookie_token(request: Request) -> str | None:
+    """The cookie's refresh token when it is well-formed (a mangled cookie is just absent)."""
+    token = refresh_cookie(request)
+    try:
+        return p.LogoutBody(refresh_token=token).refresh_token if token else None
+    except ValidationError:
+        return None
 
 
 @router.get("/auth/me", response_model=p.UserPublic, responses=errors(404))
@@ -139,22 +192,55 @@ async def me(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_ME, p.UserRef(user_id=user.user_id))
 
 
+@router.post("/auth/reauth", response_model=p.ReauthReply, responses=errors(403, 429))
+async def reauth(
+    body: p.ReauthBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+) -> Any:
+    """Give the credentials again (password, or the linked wallet's signature; plus TOTP when on)
+    for a reauth token: send it as ``X-Reauth-Token`` to the routes that change the account."""
+    req = p.ReauthRequest(
+        **body.model_dump(),
+        user_id=user.user_id,
+        session_id=user.session_id,
+        client_ip=_ip(request, settings),
+    )
+    return await _call(bus, settings, p.AUTH_REAUTH, req)
+
+
+@router.post("/auth/password/change", status_code=204, responses=errors(404, 422))
+async def password_change(
+    body: p.PasswordChangeBody, user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep
+) -> Response:
+    """Set a new password; every other session of the account ends."""
+    req = p.PasswordChangeRequest(
+        password=body.password,
+        user_id=user.user_id,
+        session_id=user.session_id,
+        client_ip=_ip(request, settings),
+    )
+    await _call(bus, settings, p.AUTH_PASSWORD_CHANGE, req)
+    return Response(status_code=204)
+
+
 @router.post("/auth/mfa/setup", response_model=p.MfaSetupReply, responses=errors(404, 409))
-async def mfa_setup(user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
+async def mfa_setup(user: RecentUser, bus: BusDep, settings: SettingsDep) -> Any:
     return await _call(bus, settings, p.AUTH_MFA_SETUP, p.UserRef(user_id=user.user_id))
 
 
 @router.post("/auth/mfa/enable", response_model=p.MfaEnableReply, responses=errors(404, 409, 429))
 async def mfa_enable(
-    body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+    body: p.MfaCodeBody, user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
-    req = p.MfaCodeRequest(code=body.code, user_id=user.user_id, client_ip=_ip(request, settings))
+    """Turn TOTP on; every other session of the account ends."""
+    req = p.MfaCodeRequest(
+        code=body.code, user_id=user.user_id, session_id=user.session_id, client_ip=_ip(request, settings)
+    )
     return await _call(bus, settings, p.AUTH_MFA_ENABLE, req)
 
 
 @router.post("/auth/mfa/disable", response_model=p.MfaStatusReply, responses=errors(404, 409, 429))
 async def mfa_disable(
-    body: p.MfaCodeBody, user: CurrentUser, request: Request, bus: BusDep, settings: SettingsDep
+    body: p.MfaCodeBody, user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
     req = p.MfaCodeRequest(code=body.code, user_id=user.user_id, client_ip=_ip(request, settings))
     return await _call(bus, settings, p.AUTH_MFA_DISABLE, req)
@@ -168,12 +254,28 @@ async def siwe_nonce(request: Request, bus: BusDep, settings: SettingsDep) -> An
 
 @router.post("/auth/siwe", response_model=p.TokenReply, responses=errors(403, 404, 409, 429))
 async def siwe(
-    body: p.SiweBody, user: OptionalUser, request: Request, bus: BusDep, settings: SettingsDep
+    body: p.SiweBody,
+    user: OptionalUser,
+    request: Request,
+    response: Response,
+    bus: BusDep,
+    settings: SettingsDep,
+    reauth_token: ReauthHeader = None,
 ) -> Any:
+    """Log in with a linked wallet; with a bearer token (and a reauth token), link the wallet."""
+    if user is not None:
+        await request.app.state.token_verifier.verify_reauth(reauth_token or "", user)
     req = p.SiweRequest(
         **body.model_dump(), user_id=user.user_id if user else None, client_ip=_ip(request, settings)
     )
-    return await _call(bus, settings, p.AUTH_SIWE, req)
+    return _with_cookie(await _call(bus, settings, p.AUTH_SIWE, req), response, settings)
+
+
+@router.delete("/auth/siwe", response_model=p.UserPublic, responses=errors(404, 409))
+async def siwe_unlink(user: RecentUser, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
+    """Unlink the account's wallet: it no longer logs in."""
+    req = p.SessionRef(user_id=user.user_id, session_id=user.session_id, client_ip=_ip(request, settings))
+    return await _call(bus, settings, p.AUTH_SIWE_UNLINK, req)
 
 
 @router.post("/auth/password/reset-request", status_code=202, response_model=Accepted, responses=errors(429))
@@ -205,7 +307,9 @@ async def admin_users(
     settings: SettingsDep,
     status: Literal["pending", "active", "disabled", "rejected", "unverified"] | None = None,
 ) -> Any:
-    return await _call(bus, settings, p.AUTH_ADMIN_USERS, p.AdminUsersRequest(status=status))
+    return await _call(
+        bus, settings, p.AUTH_ADMIN_USERS, p.AdminUsersRequest(actor_id=admin.user_id, status=status)
+    )
 
 
 @router.post(
@@ -255,7 +359,7 @@ async def admin_audit(
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
-    req = p.AuditListRequest(type=type, user_id=user_id, since=since, limit=limit)
+    req = p.AuditListRequest(actor_id=admin.user_id, type=type, user_id=user_id, since=since, limit=limit)
     events: p.AuditListReply = await _call(bus, settings, p.AUTH_AUDIT_LIST, req)
     entries = [LogEntry(kind="audit", id=e.id, digest=e.digest, at=e.at) for e in events.events]
     proofs = await proofs_for(bus, entries)
@@ -265,99 +369,6 @@ async def admin_audit(
             for e in events.events
         ]
     )
-
-
-# --- directory -------------------------------------------------------------------------------
-
-
-@router.get("/users", response_model=list[p.UserHit], tags=["directory"])
-async def search_users(
-    user: CurrentUser,
-    bus: BusDep,
-    settings: SettingsDep,
-    q: Annotated[str, Query(min_length=1, max_length=100)],
-) -> Any:
-    reply: p.UserSearchReply = await _call(bus, settings, p.AUTH_USERS_SEARCH, p.UserSearchRequest(q=q))
-    return reply.users
-
-
-@router.get("/users/{user_id}", response_model=p.UserHit, tags=["directory"])
-async def get_user(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
-    """Display name of an active user (what clients show for a peer); 404 for anyone else."""
-    try:
-        request = p.UsersGetRequest(user_ids=[user_id])
-    except ValidationError:
-        raise NotFound("no such user", code="user_not_found") from None
-    reply: p.UsersGetReply = await _call(bus, settings, p.AUTH_USERS_GET, request)
-    found = next((u for u in reply.users if u.id == user_id and u.status == "active"), None)
-    if found is None:
-        raise NotFound("no such user", code="user_not_found")
-    return p.UserHit(user_id=found.id, display_name=found.display_name)
-
-
-@router.put("/keys/me", response_model=p.PublishKeyReply, tags=["directory"], responses=errors(404, 409))
-async def publish_key(body: p.PublishKeyBody, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
-    req = p.PublishKeyRequest(**body.model_dump(), user_id=user.user_id)
-    return await _call(bus, settings, p.AUTH_KEYS_PUBLISH, req)
-
-
-@router.delete("/keys/me/{key_id}", status_code=204, tags=["directory"])
-async def revoke_key(key_id: KeyIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Response:
-    await _call(bus, settings, p.AUTH_KEYS_REVOKE, p.RevokeKeyRequest(user_id=user.user_id, key_id=key_id))
-    return Response(status_code=204)
-
-
-@router.get("/keys/{user_id}", response_model=p.PublicKeysReply, tags=["directory"])
-async def user_keys(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> Any:
-    reply: p.UserKeysReply = await _call(bus, settings, p.AUTH_KEYS_GET, p.UserRef(user_id=user_id))
-    proofs = await proofs_for(bus, list(reply.entries.values()))
-    return p.PublicKeysReply(user_id=reply.user_id, keys=reply.keys, proofs=proofs)
-
-
-# --- the e-mail link page --------------------------------------------------------------------
-
-_PAGE_HEADERS = {
-    # the URL carries a secret: never leak it as a referrer, never cache the page
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-}
-
-
-def _page(title: str, text: str, settings: GatewaySettings, status: int = 200) -> HTMLResponse:
-    home = html.escape(settings.public_url.rstrip("/") + "/", quote=True)
-    body = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>ChainChat</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
-        f"<p><a href='{home}'>Open ChainChat</a></p></body></html>"
-    )
-    return HTMLResponse(body, status_code=status, headers=_PAGE_HEADERS)
-
-
-async def verify_page(request: Request, token: str = "") -> HTMLResponse:
-    """``GET /verify?token=…``: the link in the verification mail."""
-    settings: GatewaySettings = request.app.state.settings
-    bus: Bus = request.app.state.runtime.bus
-    try:
-        body = p.VerifyBody(token=token)
-        reply: p.VerifyReply = await _call(bus, settings, p.AUTH_VERIFY, body)
-    except ValidationError:
-        return _page("Link not valid", "This verification link is incomplete or damaged.", settings, 400)
-    except ChainChatError as exc:
-        if exc.http_status >= 500:
-            return _page(
-                "Please try again", "The service is busy; open the link again in a minute.", settings, 503
-            )
-        return _page(
-            "Link not valid", "This link was already used or has expired. Request a new one.", settings, 400
-        )
-    if reply.status == "active":
-        return _page("E-mail verified", "Your address is verified. You can sign in now.", settings)
-    if reply.status == "pending_approval":
-        text = "Your address is verified. An administrator will approve your account; then you can sign in."
-        return _page("E-mail verified", text, settings)
-    return _page("E-mail verified", f"Your account is {reply.status.replace('_', ' ')}.", settings)
 
 
 # --- lifecycle -------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from nats.errors import Error as NatsError
 
-from chainchat_gateway.routes.auth import verify_page
 from chainchat_gateway.settings import GatewaySettings
+from chainchat_gateway.verify_page import verify_page
 from chainchat_protocol.errors import ChainChatError, NotFound
 from chainchat_protocol.ledger import LEDGER_INFO
 from chainchat_protocol.rpc import Empty
@@ -125,6 +125,38 @@ async def asset(path: str, request: Request) -> Response:
     if target is None:
         raise NotFound("no such asset", code="not_found")
     return FileResponse(target, headers=_IMMUTABLE)
+
+
+# The API's own documentation page: Swagger UI from this build (dist/docs), nothing from elsewhere.
+_DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+_DOCS_PAGE = (
+    "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ChainChat API</title>"
+    "<link rel='stylesheet' href='/api/v1/docs/swagger-ui.css'></head><body><div id='swagger-ui'></div>"
+    "<script src='/api/v1/docs/swagger-ui-bundle.js'></script><script src='/api/v1/docs/init.js'></script>"
+    "</body></html>"
+)
+
+
+@router.api_route("/api/v1/docs", methods=["GET", "HEAD"])
+async def api_docs(request: Request) -> Response:
+    """Swagger UI for ``/api/v1/openapi.json``, served from the web build under a strict CSP."""
+    if not (_dist(request) / "docs" / "init.js").is_file():
+        return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
+    headers = {**_INDEX_HEADERS, "Content-Security-Policy": _DOCS_CSP}
+    return HTMLResponse(_DOCS_PAGE, headers=headers)
+
+
+@router.api_route("/api/v1/docs/{name}", methods=["GET", "HEAD"])
+async def api_docs_asset(name: str, request: Request) -> Response:
+    target = _inside(_dist(request) / "docs", name)
+    if target is None:
+        raise NotFound("no such file", code="not_found")
+    return FileResponse(
+        target, headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    )
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
