@@ -34,6 +34,6 @@ COPY services/files/chainchat_files ./services/files/chainchat_files
 RUN python -m compileall -q /app
 USER 10001:10001
 EXPOSE 8103
-HEALTHCHECK --interval=10s --timeout=10s --start-period=180s --retries=5 \
+HEALTHCHECK --interval=10s --timeout=30s --start-period=300s --retries=5 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ['HTTP_PORT'] + '/healthz', timeout=2)"]
 CMD ["python", "-m", "chainchat_files"]

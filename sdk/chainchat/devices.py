@@ -89,11 +89,12 @@ class DevicePins:
         """Compare the published ``current`` keys with the pin: pin on first sight, drop removed
         keys, never add one (``own``: this device's key, always confirmed). Returns the change."""
         now, always = set(current), set(own)
-        pinned = set(self.store.get(user_id) or [])
-        if not pinned:
+        stored = self.store.get(user_id)
+        if stored is None:  # never seen (an account whose devices were all removed stays pinned)
             if now or always:
                 self.store[user_id] = sorted(now | always)
             return None
+        pinned = set(stored)
         removed = pinned - now - always
         if removed:
             self.store[user_id] = sorted(pinned - removed)
@@ -103,7 +104,9 @@ class DevicePins:
         return PinChange(user_id, frozenset(added), frozenset(removed))
 
     def unconfirmed(self, user_id: str, current: Collection[str], *, own: Collection[str] = ()) -> set[str]:
-        return set(current) - set(self.store.get(user_id) or []) - set(own)
+        if user_id not in self.store:
+            return set()  # first sight: pinned as it is
+        return set(current) - set(self.store[user_id]) - set(own)
 
     def confirm(self, user_id: str, current: Collection[str]) -> None:
         """The user checked the devices: pin exactly ``current``."""

@@ -132,7 +132,7 @@ class Messenger:
             by_user.setdefault(r.user_id, set()).add(r.key_id)
         unconfirmed: dict[str, list[str]] = {}
         for user, keys in by_user.items():
-            if not self.pins.get(user):
+            if user not in self.pins:
                 self.device_pins.observe(user, keys, own=self._own(user))
             new = self.device_pins.unconfirmed(user, keys, own=self._own(user))
             if new:

@@ -28,6 +28,13 @@ def test_first_sight_pins_then_new_devices_wait_and_removed_ones_go() -> None:
     assert store["bob"] == ["k2"]
     pins.confirm("bob", {"k2", "k3"})
     assert pins.unconfirmed("bob", {"k2", "k3"}) == set()
+    # a rotation: every pinned device gone, a new one published — still needs confirming
+    change = pins.observe("bob", {"k9"})
+    assert change is not None
+    assert change.added == {"k9"}
+    assert store["bob"] == []
+    assert pins.unconfirmed("bob", {"k9"}) == {"k9"}
+    assert pins.observe("bob", {"k9"}) is not None
 
 
 def _messenger(store: dict[str, list[str]]) -> tuple[Messenger, list[Any]]:

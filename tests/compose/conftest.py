@@ -6,15 +6,17 @@ under `make compose-test` / CI, where they fail and say why."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.compose import ComposeError, bases_mode, ensure_engine
 from devstack.process import free_port
 from tests.compose._stack import SCALE, StackUnderTest
-from tests.integration.conftest import Accounts
+from tests.integration.conftest import PASSWORD, Accounts, unique_email
 
 LOG_DIR = Path(__file__).resolve().parents[2] / "test-artifacts" / "compose"
 
@@ -42,7 +44,8 @@ def compose_stack(docker_engine: None) -> Iterator[StackUnderTest]:
         gateway_port=free_port(),
         mail_port=free_port(),
         local=bases_mode() == "local",
-        extra_env={"ANCHOR_INTERVAL_S": "1"},
+        # a busy 2-core machine: registrations in containers (argon2id, PostgreSQL) took over 5 s
+        extra_env={"ANCHOR_INTERVAL_S": "1", "RPC_TIMEOUT_S": "30"},
     )
     project.chain_port = free_port()
     project.extra_env["CHAINCHAT_TEST_CHAIN_PORT"] = str(project.chain_port)
@@ -57,9 +60,23 @@ def compose_stack(docker_engine: None) -> Iterator[StackUnderTest]:
         project.down(volumes=True)
 
 
+def _warm_up(stack: StackUnderTest, attempts: int = 10) -> None:
+    """The first requests after a start (argon2, each database's first queries, the first SMTP
+    connection) can outlast the gateway's RPC timeout on a busy machine: register a throwaway
+    address (never verified, so it does not become the admin) until auth answers in time."""
+    for _ in range(attempts):
+        body = {"email": unique_email("warm-up"), "password": PASSWORD, "display_name": "Warm up"}
+        reply = httpx.post(f"{stack.gateway_url}/api/v1/auth/register", json=body, timeout=30)
+        if reply.status_code == 201:
+            return
+        time.sleep(3)
+    pytest.fail(f"registration never answered 201 after the start: {reply.status_code} {reply.text[:300]}")
+
+
 @pytest.fixture(scope="session")
 def compose_accounts(compose_stack: StackUnderTest) -> Iterator[Accounts]:
     """Accounts through the edge and maildev's REST API; the first verified one is the admin."""
+    _warm_up(compose_stack)
     helper = Accounts(compose_stack.gateway_url, compose_stack.mail_url)
     helper.admin_account()
     yield helper

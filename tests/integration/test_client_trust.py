@@ -92,6 +92,7 @@ def test_send_refuses_an_unconfirmed_device_until_keys_confirm(cli: Cli, account
     xia, yan = _cli_users(cli, accounts, "xia", "yan")
     conv = cli.json("chat", "new", yan.user_id, profile="xia")["conversation_id"]
     cli.run("send", conv, "before", profile="xia")  # first sight: yan's device pinned
+    cli.run("send", conv, "hi xia", profile="yan")  # and yan's own account, on yan's first device
     # yan gets a second device (the same account on another machine)
     cli.run("login", "--email", yan.email, "--server", cli.server, profile="yan-laptop")
     new_key = cli.json("keys", "init", profile="yan-laptop")["key_id"]
@@ -135,6 +136,7 @@ async def test_sdk_never_repins_silently_and_notices_a_forked_log(
         # the server (or a stolen token) adds a device to ben's account
         extra = DeviceKeys.generate().publish_body(sorted(SUITES))
         await bob.client.publish_keys(extra["x25519_public"], extra["ed25519_public"], extra["suite_support"])
+        await alice.devices_of(ben.user_id, refresh=True)  # as on a key_changed frame
         with pytest.raises(UnconfirmedDevices) as refused:
             await alice.send_text(conv, "this must not reach the new device")
         assert list(refused.value.devices) == [ben.user_id]

@@ -12,6 +12,7 @@ import httpx
 from web3 import Web3
 
 from chainchat_protocol.abi import ledger_artifact
+from chainchat_protocol.errors import NotFound
 from chainchat_protocol.ledger import LEDGER_PROOF_GET, EntryRef
 from chainchat_protocol.log_entry import LogEntry, leaf_bytes
 from chainchat_protocol.merkle import MerkleTree
@@ -39,7 +40,11 @@ async def ledger_proof(stack: Stack, kind: str, entry_id: str) -> dict[str, Any]
     await bus.connect()
     try:
         for _ in range(120):
-            proof = await bus.request(LEDGER_PROOF_GET, EntryRef(kind=kind, id=entry_id))  # type: ignore[arg-type]
+            try:
+                proof = await bus.request(LEDGER_PROOF_GET, EntryRef(kind=kind, id=entry_id))  # type: ignore[arg-type]
+            except NotFound:  # the entry is still on its way to the ledger
+                await asyncio.sleep(0.5)
+                continue
             if proof.status == "anchored":
                 return proof.model_dump(mode="json")
             await asyncio.sleep(0.5)

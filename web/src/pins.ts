@@ -19,7 +19,8 @@ const sortedSet = (ids: Iterable<string>): string[] => [...new Set(ids)].sort();
 /** Reconcile the stored pin with the published `current` key ids (`own`: this device's key). */
 export function reconcilePin(id: string, stored: PinRecord | null, current: string[], own: string[], now: string): PinUpdate {
   const published = sortedSet([...current, ...own]);
-  if (!stored || stored.keyIds.length === 0) {
+  if (!stored) {
+    // first sight; a pin whose devices were all removed (a rotation) is still a pin
     return { pin: published.length ? { id, keyIds: published, pinnedAt: now, changed: null } : null, added: [], removed: [] };
   }
   const removed = stored.keyIds.filter((k) => !published.includes(k));
@@ -32,7 +33,7 @@ export function reconcilePin(id: string, stored: PinRecord | null, current: stri
 
 /** Published key ids the user has not confirmed. */
 export function unconfirmedOf(stored: PinRecord | null, current: string[], own: string[]): string[] {
-  if (!stored || stored.keyIds.length === 0) return [];
+  if (!stored) return [];
   return sortedSet(current).filter((k) => !stored.keyIds.includes(k) && !own.includes(k));
 }
 

@@ -32,6 +32,16 @@ describe("device pins", () => {
     expect(unconfirmedOf(revoked.pin, ["own"], ["own"])).toEqual([]);
   });
 
+  it("a rotation (every pinned device gone, a new one published) still needs confirming", () => {
+    const start = reconcilePin(ID, null, ["old"], [], NOW).pin;
+    const rotated = reconcilePin(ID, start, ["new"], [], NOW);
+    expect(rotated.removed).toEqual(["old"]);
+    expect(rotated.added).toEqual(["new"]);
+    expect(rotated.pin?.keyIds).toEqual([]);
+    expect(unconfirmedOf(rotated.pin, ["new"], [])).toEqual(["new"]);
+    expect(reconcilePin(ID, rotated.pin, ["new"], [], NOW).pin?.keyIds).toEqual([]);
+  });
+
   it("confirming pins exactly what is published", () => {
     const pin = confirmPin(ID, ["c", "a"], [], NOW, true);
     expect(pin).toMatchObject({ keyIds: ["a", "c"], changed: null, verified: true });

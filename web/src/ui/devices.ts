@@ -7,6 +7,7 @@
 import type { Messenger } from "../messenger";
 import type { LiveConnection } from "../ws";
 import { clear, h, messageOf } from "./dom";
+import { withRecentAuth } from "./reauth";
 
 export class DeviceAlerts {
   private box: HTMLElement | null = null;
@@ -75,7 +76,7 @@ export class DeviceAlerts {
             "div",
             { class: "banner-actions" },
             h("button", { type: "button", onclick: () => void this.act(err, () => this.messenger.acceptKeys(me)) }, "This was me"),
-            h("button", { type: "button", class: "danger", onclick: () => void this.act(err, () => this.messenger.revokeDevice(keyId)) }, "Revoke this device"),
+            h("button", { type: "button", class: "danger", onclick: () => void this.act(err, () => withRecentAuth(this.messenger.api, "Revoking a device needs your password again.", () => this.messenger.revokeDevice(keyId))) }, "Revoke this device"),
           ),
         );
       }),
