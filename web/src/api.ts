@@ -97,7 +97,9 @@ export class ApiClient {
   // recent authentication of this session: in memory only, gone with the page
   private recentAuth: { token: string; expiresAt: number } | null = null;
 
-  constructor(private readonly storage: Storage = localStorage) {
+  // globalThis: the module is also imported where no DOM storage exists (vitest in Node); every use
+  // below tolerates its absence
+  constructor(private readonly storage: Storage = globalThis.localStorage) {
     try {
       storage.removeItem(LEGACY_SESSION_KEY);
     } catch {
