@@ -36,7 +36,7 @@ def wait_anchored_proof(
 
 async def ledger_proof(stack: Stack, kind: str, entry_id: str) -> dict[str, Any]:
     """What a malicious gateway could serve: the ledger's own proof of another entry."""
-    bus = Bus(stack.nats.url, "trust-test")
+    bus = Bus(stack.nats.client_url(), "trust-test")
     await bus.connect()
     try:
         for _ in range(120):
