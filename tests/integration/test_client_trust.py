@@ -45,10 +45,6 @@ def _verify(cli: Cli, rpc: str, *args: str, profile: str) -> tuple[int, dict[str
     return result.returncode, json.loads(result.stdout)
 
 
-# KNOWN HANG (2026-12-03): on a quiet machine this test waits past its 300 s timeout inside its
-# event loop (fresh-clone make test at 15d95b2); undiagnosed. Marked slow so make test stays a
-# signal; issue 17 stays open until it passes. Run: pytest -m slow tests/integration/test_client_trust.py
-@pytest.mark.slow
 def test_verify_names_the_entry_and_refuses_a_tombstone_or_a_rogue_ledger(
     cli: Cli, accounts: Any, running_stack: Stack, tmp_path: Path
 ) -> None:
