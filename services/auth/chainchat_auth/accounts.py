@@ -234,15 +234,7 @@ async def reset_password(ctx: AuthContext, req: PasswordResetBody) -> None:
         link = await _consume_link(session, req.token, "reset")
         user = await session.get(User, link.user_id)
         assert user is not None
-        check_password_policy(req.password, email=user.email, display_name=user.display_name)
-        user.password_hash = await ctx.passwords.hash(req.password)
-        session.add(user)
-        await session.exec(
-            update(EmailToken)
-            .where(col(EmailToken.user_id) == user.id, col(EmailToken.purpose) == "reset")
-            .where(col(EmailToken.used_at).is_(None))
-            .values(used_at=utcnow())
-        )
+        await set_password(session, ctx, user, req.password)
         revoked = await revoke_user_sessions(session, ctx, user.id, "password_reset")
         wallet, user.wallet_address = user.wallet_address, None
         record_event(
@@ -262,3 +254,17 @@ async def me(ctx: AuthContext, user_id: str) -> UserPublic:
     if user is None:
         raise NotFound("no such user", code="user_not_found")
     return user.public()
+
+
+async def set_password(session: AsyncSession, ctx: AuthContext, user: User, password: str) -> None:
+    """Hash and store a new password (policy checked) and spend every unused reset link, so a link
+    mailed earlier cannot undo the change."""
+    check_password_policy(password, email=user.email, display_name=user.display_name)
+    user.password_hash = await ctx.passwords.hash(password)
+    session.add(user)
+    await session.exec(
+        update(EmailToken)
+        .where(col(EmailToken.user_id) == user.id, col(EmailToken.purpose) == "reset")
+        .where(col(EmailToken.used_at).is_(None))
+        .values(used_at=utcnow())
+    )

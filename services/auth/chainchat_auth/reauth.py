@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import update
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chainchat_auth.accounts import set_password
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.mfa import check_second_factor
-from chainchat_auth.models import AuthSession, EmailToken, User, utcnow
-from chainchat_auth.passwords import check_password_policy
+from chainchat_auth.models import AuthSession, User
 from chainchat_auth.sessions import revoke_other_sessions
 from chainchat_auth.wallet import consume_nonce, verified_message
 from chainchat_protocol.auth import PasswordChangeRequest, ReauthReply, ReauthRequest
@@ -83,16 +81,7 @@ async def change_password(ctx: AuthContext, req: PasswordChangeRequest) -> None:
     """Set a new password (the gateway checked a reauth token) and end the other sessions."""
     async with ctx.db.session() as session:
         user = await _caller(session, req.user_id, req.session_id)
-        check_password_policy(req.password, email=user.email, display_name=user.display_name)
-        user.password_hash = await ctx.passwords.hash(req.password)
-        session.add(user)
-        # a reset link mailed earlier must not undo the change
-        await session.exec(
-            update(EmailToken)
-            .where(col(EmailToken.user_id) == user.id, col(EmailToken.purpose) == "reset")
-            .where(col(EmailToken.used_at).is_(None))
-            .values(used_at=utcnow())
-        )
+        await set_password(session, ctx, user, req.password)
         revoked = await revoke_other_sessions(
             session, ctx, user.id, keep=req.session_id, reason="password_change"
         )
