@@ -49,6 +49,9 @@ class CuttableProxy:
     (the page's WebSocket and any request in flight), so connections are refused until
     ``restore()`` listens again on the same port. The browser's own network stack sees exactly what
     it would see if the server went away, on any Chromium version.
+
+    Every socket the proxy opens is closed by the proxy, on its own loop, before ``close()`` returns:
+    a socket left to the garbage collector is a ``ResourceWarning`` in whichever test runs next.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -60,6 +63,7 @@ class CuttableProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="cuttable-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._thread.start()
         self.restore()
 
@@ -81,17 +85,25 @@ class CuttableProxy:
             writer.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(client_w)  # tracked at once, so a cut during the upstream connect reaches it
+        upstream_w: asyncio.StreamWriter | None = None
         try:
             upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            client_w.close()
-            return
-        pair = {client_w, upstream_w}
-        self._writers |= pair
-        try:
+            self._writers.add(upstream_w)
+            if client_w.is_closing():  # cut while the upstream connection was being made
+                return
             await asyncio.gather(self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w))
+        except OSError:
+            pass
         finally:
-            self._writers -= pair
+            for writer in (client_w, upstream_w):
+                if writer is not None:
+                    self._writers.discard(writer)
+                    await _closed(writer)
+            self._handlers.discard(task)
 
     async def _listen(self) -> None:
         if self._server is None:
@@ -100,10 +112,17 @@ class CuttableProxy:
     async def _cut(self) -> None:
         if self._server is not None:
             self._server.close()
+            await self._server.wait_closed()
             self._server = None
         for writer in list(self._writers):
             writer.transport.abort()  # a reset, as when the server goes away
-        self._writers.clear()
+
+    async def _shutdown(self) -> None:
+        await self._cut()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     def restore(self) -> None:
         self._call(self._listen())
@@ -112,10 +131,19 @@ class CuttableProxy:
         self._call(self._cut())
 
     def close(self) -> None:
-        self.cut()
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Close ``writer`` and wait until its socket is released (a reset one may raise: it is closed)."""
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (ConnectionError, OSError, asyncio.CancelledError):
+        pass
 
 
 def origin(url: str) -> str:

@@ -132,9 +132,10 @@ class Bus:
 
     @property
     def server(self) -> str | None:
-        """``host:port`` of the server this process is connected to now (None when not connected)."""
+        """``host:port`` of the server this process is connected to now (None when not connected).
+        Never the URL's user info: the logs name the server, they never carry the bus password."""
         url = self._nc.connected_url if self._nc is not None and self._nc.is_connected else None
-        return url.netloc if url is not None else None
+        return f"{url.hostname}:{url.port}" if url is not None else None
 
     async def _on_reconnect(self) -> None:
         NATS_RECONNECTS.inc()

@@ -120,3 +120,18 @@ async def test_a_reply_larger_than_max_payload_is_an_error_reply_not_a_timeout(b
     with pytest.raises(Unavailable) as err:
         await bus.request(HUGE, Ping(n=bus.nc.max_payload + 1), timeout=3)
     assert err.value.code == "reply_too_large"
+
+
+async def test_connect_logs_name_the_server_but_never_the_bus_password(nats_server: NatsServer) -> None:
+    from structlog.testing import capture_logs
+
+    url = nats_server.client_url()
+    password = url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+    assert password, "the harness's bus is authenticated: its URL carries a password"
+    bus = Bus(url, "log-check")
+    with capture_logs() as logs:
+        await bus.connect()
+        await bus.close()
+    connected = [e for e in logs if e["event"] == "nats_connected"]
+    assert connected and connected[0]["server"] == f"127.0.0.1:{nats_server.port}"
+    assert password not in repr(logs)
