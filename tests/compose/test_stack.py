@@ -145,9 +145,9 @@ async def test_a_20_mib_file_up_and_down(compose_stack: StackUnderTest, world: d
         uploaded = await sender.client.upload_file(
             world["direct"], aencrypt_chunks(key, _plaintext(FILE_SIZE, digest)), ciphertext_size(FILE_SIZE)
         )
-        assert uploaded["size"] == ciphertext_size(FILE_SIZE)
-        assert await download_sha256(receiver.client, uploaded["file_id"], key) == digest.hexdigest()
-        world["file"] = {"file_id": uploaded["file_id"], "key": b64e(key), "sha256": digest.hexdigest()}
+        assert uploaded.size == ciphertext_size(FILE_SIZE)
+        assert await download_sha256(receiver.client, uploaded.file_id, key) == digest.hexdigest()
+        world["file"] = {"file_id": uploaded.file_id, "key": b64e(key), "sha256": digest.hexdigest()}
     finally:
         await sender.client.aclose()
         await receiver.client.aclose()
