@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from chainchat_files.api import router as internal_router
-from chainchat_files.handlers import ChatEventsConsumer, ChatMembership, register_handlers
+from chainchat_files.handlers import ChatMembership, FilesHandlers
 from chainchat_files.ipfs import KuboClient
 from chainchat_files.maintenance import IpfsMaintenance
 from chainchat_files.service import FileService
@@ -59,11 +59,13 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     runtime.add_check("ipfs", ipfs_check)
     runtime.spawn(maintenance.run(service), "files-ipfs-maintenance")
 
+    handlers = FilesHandlers(service)
+
     async def on_connected(bus: Bus) -> None:
         await ensure_ledger_stream(bus)
-        await register_handlers(bus, service)
+        await handlers.register(bus)
         runtime.spawn(relay.run(), "files-outbox-relay")
-        runtime.spawn(ChatEventsConsumer(bus, service).run(), "files-chat-events")
+        runtime.spawn(handlers.consume_chat_events(bus), "files-chat-events")
 
     runtime.on_connected(on_connected)
     if not settings.files_internal_secret:

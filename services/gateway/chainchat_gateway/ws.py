@@ -236,7 +236,7 @@ class Hub:
 
     async def start(self, bus: Bus) -> None:
         """Every gateway hears revocations: a logged-out or disabled session loses its sockets."""
-        self._revocations = await bus.nc.subscribe(Subject.AUTH_REVOKED, cb=self._on_revoked)
+        self._revocations = await bus.subscribe(Subject.AUTH_REVOKED, SessionsRevoked, self._on_revoked)
 
     async def serve(self, ws: WebSocket) -> None:
         authenticated = await self._authenticate(ws)
@@ -297,7 +297,7 @@ class Hub:
             user = self._users.get(conn.user_id)
             if user is None:
                 subject = Subject.DELIVERY_TO_USER.format(user_id=conn.user_id)
-                user = _User(await self.bus.nc.subscribe(subject, cb=self._on_delivery))
+                user = _User(await self.bus.subscribe_raw(subject, self._on_delivery, label="delivery"))
                 self._users[conn.user_id] = user
                 WS_USERS.set(len(self._users))
             user.connections.add(conn)
@@ -324,11 +324,7 @@ class Hub:
         for conn in list(user.connections):
             conn.push(text)
 
-    async def _on_revoked(self, msg: Msg) -> None:
-        try:
-            event = SessionsRevoked.model_validate_json(msg.data)
-        except ValidationError:
-            return
+    async def _on_revoked(self, event: SessionsRevoked) -> None:
         sessions = {s.session_id for s in event.sessions}
         for user in list(self._users.values()):
             for conn in list(user.connections):
