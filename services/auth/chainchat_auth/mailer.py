@@ -18,9 +18,9 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chainchat_auth.models import MailMessage, utcnow
+from chainchat_auth.models import MailMessage
 from chainchat_auth.settings import AuthSettings
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 from chainchat_service.logging import get_logger
 from chainchat_service.loops import Backoff, supervise
 

@@ -27,11 +27,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainchat_chat import store
-from chainchat_chat.models import utcnow
 from chainchat_chat.service import conversation_not_found, new_id
 from chainchat_protocol.chat import PostMessageRequest, SendResult
 from chainchat_protocol.errors import Unavailable
-from chainchat_service.db import Database, storage_full, storage_full_error
+from chainchat_service.db import Database, storage_full, storage_full_error, utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)

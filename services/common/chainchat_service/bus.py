@@ -396,6 +396,7 @@ class Bus:
         active: Callable[[], bool] | None = None,
         backoff: Backoff = Backoff(0.5, 10.0),
         on_error: OnError | None = None,
+        prepare: Callable[[], Awaitable[object]] | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
         """The pull-consumer loop every service shares: fetch up to ``batch`` messages (the first
@@ -407,12 +408,13 @@ class Bus:
         reason. A handler that raises gets every message of the batch ``nak``ed (``nak_delay``) and
         the loop re-subscribes after a back-off. While ``active()`` is false (e.g. another instance
         holds the lease) nothing is fetched and the subscription is dropped, so messages delivered
-        but not fetched return after ``ack_wait``.
+        but not fetched return after ``ack_wait``. ``prepare`` runs before every (re)subscription
+        (e.g. create the stream when this service may be the first to use it).
         """
         consumer = _PullConsumer(
             self, stream, durable, _decoder(event), handler, subject=subject, batch=batch,
             fetch_timeout=fetch_timeout, linger_s=linger_s, nak_delay=nak_delay, active=active,
-            config=ConsumerConfig(
+            prepare=prepare, config=ConsumerConfig(
                 durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
                 ack_wait=ack_wait, max_ack_pending=max_ack_pending, max_deliver=max_deliver,
                 filter_subject=subject,
@@ -517,12 +519,13 @@ class _PullConsumer(Generic[E]):
         linger_s: float,
         nak_delay: float,
         active: Callable[[], bool] | None,
+        prepare: Callable[[], Awaitable[object]] | None,
         config: ConsumerConfig,
     ) -> None:
         self.bus, self.stream, self.durable, self.subject = bus, stream, durable, subject
         self.decode, self.handler, self.config = decode, handler, config
         self.batch, self.fetch_timeout, self.linger_s = batch, fetch_timeout, linger_s
-        self.nak_delay, self.active = nak_delay, active
+        self.nak_delay, self.active, self.prepare = nak_delay, active, prepare
         self._sub: JetStreamContext.PullSubscription | None = None
         self._consuming = False
 
@@ -544,6 +547,8 @@ class _PullConsumer(Generic[E]):
 
     async def subscription(self) -> JetStreamContext.PullSubscription:
         if self._sub is None:
+            if self.prepare is not None:
+                await self.prepare()
             self._sub = await self.bus.js.pull_subscribe(
                 self.subject, durable=self.durable, stream=self.stream, config=self.config
             )

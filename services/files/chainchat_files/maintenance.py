@@ -19,8 +19,8 @@ from datetime import timedelta
 from prometheus_client import Counter, Gauge
 
 from chainchat_files.ipfs import IpfsError, IpfsUnavailable, KuboClient
-from chainchat_files.models import utcnow
 from chainchat_files.service import FileService
+from chainchat_service.db import utcnow
 from chainchat_service.logging import get_logger
 from chainchat_service.loops import Backoff, supervise
 

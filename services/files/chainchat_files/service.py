@@ -20,12 +20,12 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_files.ipfs import IpfsError, IpfsUnavailable, KuboClient
-from chainchat_files.models import FileRecord, FileReference, UnpinTask, new_file_id, utcnow
+from chainchat_files.models import FileRecord, FileReference, UnpinTask, new_file_id
 from chainchat_files.settings import FilesSettings
 from chainchat_files.streams import FileTooLarge, UploadMeter
 from chainchat_protocol.errors import NotFound, Unavailable
 from chainchat_protocol.log_entry import LogEntry
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -297,7 +298,8 @@ class Hub:
             user = self._users.get(conn.user_id)
             if user is None:
                 subject = Subject.DELIVERY_TO_USER.format(user_id=conn.user_id)
-                user = _User(await self.bus.subscribe_raw(subject, self._on_delivery, label="delivery"))
+                deliver = functools.partial(self._on_delivery, conn.user_id)
+                user = _User(await self.bus.subscribe_raw(subject, deliver, label="delivery"))
                 self._users[conn.user_id] = user
                 WS_USERS.set(len(self._users))
             user.connections.add(conn)
@@ -314,9 +316,8 @@ class Hub:
                 with contextlib.suppress(Exception):  # NATS may be reconnecting: the sub dies with it
                     await user.subscription.unsubscribe()
 
-    async def _on_delivery(self, msg: Msg) -> None:
-        # deliver.user.<id>.v1: the id sits between the fixed prefix and suffix (it may hold dots)
-        user_id = msg.subject.removeprefix("deliver.user.").removesuffix(".v1")
+    async def _on_delivery(self, user_id: str, msg: Msg) -> None:
+        """A frame for ``user_id`` (``deliver.user.<id>.v1``), forwarded unchanged to their sockets."""
         user = self._users.get(user_id)
         if user is None:
             return

@@ -12,8 +12,9 @@ from chainchat_ledger import metrics
 from chainchat_ledger.anchors import AnchorBook
 from chainchat_ledger.chain import ChainClient, ChainRejected, ChainUnavailable
 from chainchat_ledger.log import TransparencyLog
-from chainchat_ledger.models import AnchorRecord, ChainDeployment, utcnow
+from chainchat_ledger.models import AnchorRecord, ChainDeployment
 from chainchat_ledger.settings import LedgerSettings
+from chainchat_service.db import utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
