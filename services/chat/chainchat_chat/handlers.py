@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,20 +25,14 @@ log = get_logger(__name__)
 QUEUE = "chat"
 
 
+@dataclass(eq=False)
 class ChatHandlers:
     """Adapts the domain services to the ``chat.*`` subjects (one queue group for all instances)."""
 
-    def __init__(
-        self,
-        conversations: ConversationService,
-        messages: MessageService,
-        directory: Directory,
-        fanout: FanOut,
-    ) -> None:
-        self.conversations = conversations
-        self.messages = messages
-        self.directory = directory
-        self.fanout = fanout
+    conversations: ConversationService
+    messages: MessageService
+    directory: Directory
+    fanout: FanOut
 
     async def register(self, bus: Bus, *, concurrency: int = 1) -> None:
         """Serve every subject; up to ``concurrency`` requests of each (mostly waiting on the

@@ -44,7 +44,8 @@ def _subject() -> str:
 # --- core NATS events ------------------------------------------------------------------------
 
 
-async def test_subscribe_hands_the_handler_a_validated_model(bus: Bus) -> None:
+async def _collecting(bus: Bus) -> tuple[str, list[Ping]]:
+    """A fresh subject whose events land in the returned list."""
     got: list[Ping] = []
 
     async def handler(event: Ping) -> None:
@@ -52,19 +53,18 @@ async def test_subscribe_hands_the_handler_a_validated_model(bus: Bus) -> None:
 
     subject = _subject()
     await bus.subscribe(subject, Ping, handler)
+    return subject, got
+
+
+async def test_subscribe_hands_the_handler_a_validated_model(bus: Bus) -> None:
+    subject, got = await _collecting(bus)
     await bus.publish(subject, Ping(n=7))
     await _until(lambda: bool(got))
     assert got == [Ping(n=7)]
 
 
 async def test_a_bad_payload_is_logged_without_its_content_and_dropped(bus: Bus) -> None:
-    got: list[Ping] = []
-
-    async def handler(event: Ping) -> None:
-        got.append(event)
-
-    subject = _subject()
-    await bus.subscribe(subject, Ping, handler)
+    subject, got = await _collecting(bus)
     with capture_logs() as logs:
         await bus.nc.publish(subject, b'{"n": "secret-value"}')
         await bus.publish(subject, Ping(n=1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from prometheus_client import Counter, Gauge
@@ -41,27 +42,20 @@ MAX_BACKOFF_S = 30.0
 IDLE_WAKE_S = 30.0
 
 
+@dataclass(eq=False)
 class IpfsMaintenance:
-    def __init__(
-        self,
-        ipfs: KuboClient,
-        gc_interval_s: float,
-        *,
-        undeclared_ttl_s: float = 0,
-        orphan_grace_s: float = 0,
-        sweep_interval_s: float = 600,
-    ) -> None:
-        self.ipfs = ipfs
-        self.gc_interval_s = gc_interval_s
-        self.undeclared_ttl_s = undeclared_ttl_s
-        self.orphan_grace_s = orphan_grace_s
-        self.sweep_interval_s = sweep_interval_s
-        self._last_sweep = float("-inf")
-        self._orphans_since: dict[str, float] = {}  # CID -> when first seen unused (monotonic)
-        self._wake = asyncio.Event()
-        self._node_ready = False
-        self._gc_wanted = False
-        self._last_gc = float("-inf")
+    ipfs: KuboClient
+    gc_interval_s: float
+    undeclared_ttl_s: float = field(default=0, kw_only=True)
+    orphan_grace_s: float = field(default=0, kw_only=True)
+    sweep_interval_s: float = field(default=600, kw_only=True)
+    _last_sweep: float = field(default=float("-inf"), init=False)
+    # CID -> when first seen unused (monotonic)
+    _orphans_since: dict[str, float] = field(default_factory=dict, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _node_ready: bool = field(default=False, init=False)
+    _gc_wanted: bool = field(default=False, init=False)
+    _last_gc: float = field(default=float("-inf"), init=False)
 
     def wake(self) -> None:
         """Something was queued for unpinning (or left unpinned blocks): run a round soon."""

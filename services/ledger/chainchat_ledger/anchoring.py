@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from chainchat_ledger import metrics
@@ -33,29 +34,20 @@ CHAIN_CHECK_INTERVAL_S = 5.0
 MAX_BACKOFF_S = 10.0
 
 
+@dataclass(eq=False)
 class Anchorer:
-    def __init__(
-        self,
-        settings: LedgerSettings,
-        tlog: TransparencyLog,
-        book: AnchorBook,
-        chain: ChainClient,
-        deployments: DeploymentManager,
-        lease: LeaderLease,
-        publisher: AnchoredPublisher,
-    ) -> None:
-        self.settings = settings
-        self.tlog = tlog
-        self.book = book
-        self.chain = chain
-        self.deployments = deployments
-        self.lease = lease
-        self.publisher = publisher
-        self.anchored_size = 0
-        self._last_anchor_at = float("-inf")
-        self._last_check_at = float("-inf")
-        self._wake = asyncio.Event()
-        self._state = "starting"
+    settings: LedgerSettings
+    tlog: TransparencyLog
+    book: AnchorBook
+    chain: ChainClient
+    deployments: DeploymentManager
+    lease: LeaderLease
+    publisher: AnchoredPublisher
+    anchored_size: int = field(default=0, init=False)
+    _last_anchor_at: float = field(default=float("-inf"), init=False)
+    _last_check_at: float = field(default=float("-inf"), init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _state: str = field(default="starting", init=False)
 
     def wake(self) -> None:
         """Called after appends: anchor early when ANCHOR_MAX_LEAVES are waiting."""

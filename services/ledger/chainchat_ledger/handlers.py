@@ -88,20 +88,13 @@ def decode_entry(msg: Msg) -> LogEntry:
     return parsed
 
 
+@dataclass(eq=False)
 class LedgerHandlers:
-    def __init__(
-        self,
-        tlog: TransparencyLog,
-        proofs: ProofService,
-        lease: LeaderLease,
-        settings: LedgerSettings,
-        on_appended: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.tlog = tlog
-        self.proofs = proofs
-        self.lease = lease
-        self.settings = settings
-        self._on_appended = on_appended
+    tlog: TransparencyLog
+    proofs: ProofService
+    lease: LeaderLease
+    settings: LedgerSettings
+    on_appended: Callable[[], None] = lambda: None  # the anchorer's wake-up
 
     async def register(self, bus: Bus) -> None:
         await bus.serve(LEDGER_APPEND, self.append, queue=QUEUE)
@@ -124,7 +117,7 @@ class LedgerHandlers:
                 f"already in the log with another digest: {', '.join(conflicts[:5])}",
                 code=LedgerErrorCode.ENTRY_CONFLICT,
             )
-        self._on_appended()
+        self.on_appended()
         return AppendReply(
             results=[
                 AppendResult(
@@ -189,7 +182,7 @@ class LedgerHandlers:
         metrics.ENTRIES_CONSUMED.labels("duplicate").inc(len(good) - new)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         if new:
-            self._on_appended()
+            self.on_appended()
         return outcomes
 
 
