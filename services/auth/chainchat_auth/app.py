@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -50,30 +51,45 @@ def housekeeping(ctx: AuthContext) -> Callable[[], Awaitable[float]]:
     return step
 
 
-async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Open the database, run migrations, start the mail loop; serve handlers once NATS is up."""
-    settings: AuthSettings = app.state.settings
-    db = Database(settings.sqlalchemy_url())
+@dataclass
+class Auth:
+    """Everything one auth instance runs, wired together."""
+
+    ctx: AuthContext
+    mailer: MailSender
+    relay: OutboxRelay
+    handlers: AuthHandlers
+
+
+async def build_auth(settings: AuthSettings, db: Database, bus: Bus) -> Auth:
+    """The composition root: the context (migrated database, signing key), mail and outbox."""
     ctx = await build_context(settings, db)
     mailer = MailSender(db, settings)
-    relay = OutboxRelay(db, runtime.bus, "auth")
+    relay = OutboxRelay(db, bus, "auth")
 
     def after_commit() -> None:
         relay.wake()
         mailer.wake()
 
     ctx.after_commit = after_commit
-    app.state.auth = ctx
+    return Auth(ctx, mailer, relay, AuthHandlers(ctx))
+
+
+async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Open the database, run migrations, start the mail loop; serve handlers once NATS is up."""
+    settings: AuthSettings = app.state.settings
+    db = Database(settings.sqlalchemy_url())
+    auth = await build_auth(settings, db, runtime.bus)
+    app.state.auth = auth.ctx
     runtime.add_check("database", db.ping)
-    runtime.spawn(mailer.run(), "auth-mail")
-    runtime.supervise("auth-housekeeping", housekeeping(ctx), backoff=Backoff(60.0, 60.0),
+    runtime.spawn(auth.mailer.run(), "auth-mail")
+    runtime.supervise("auth-housekeeping", housekeeping(auth.ctx), backoff=Backoff(60.0, 60.0),
                       describe=lambda exc: type(exc).__name__)  # fmt: skip
-    handlers = AuthHandlers(ctx)
 
     async def on_connected(bus: Bus) -> None:
         await ensure_ledger_stream(bus)
-        await handlers.register(bus)
-        runtime.spawn(relay.run(), "auth-outbox")
+        await auth.handlers.register(bus)
+        runtime.spawn(auth.relay.run(), "auth-outbox")
 
     runtime.on_connected(on_connected)
 
