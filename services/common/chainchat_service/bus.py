@@ -114,7 +114,8 @@ class Bus:
 
     async def connect(self, max_wait: float = 5.0) -> None:
         """Connect, retrying with back-off (capped at ``max_wait`` seconds) until it works."""
-        delay = 0.2
+        backoff = Backoff(0.2, max_wait)
+        delay = backoff.initial
         while True:
             try:
                 self._nc = await nats.connect(
@@ -137,7 +138,7 @@ class Bus:
                     "nats_connect_retry", url=self.url, error=str(exc) or type(exc).__name__, delay=delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, max_wait)
+                delay = backoff.next(delay)
 
     async def _on_disconnect(self) -> None:
         log.warning("nats_disconnected", url=self.url)
