@@ -304,10 +304,9 @@ class Bus:
             try:
                 parsed = event.model_validate_json(msg.data)
             except ValidationError as exc:
-                EVENTS_HANDLED.labels(label, "invalid").inc()
                 log.warning("event_invalid", subject=msg.subject, model=label, size=len(msg.data),
                             error=_first_error(exc))  # fmt: skip
-                return
+                raise _Dropped from None
             await handler(parsed)
 
         return await self.subscribe_raw(subject, deliver, queue=queue, label=label)
@@ -329,15 +328,16 @@ class Bus:
             try:
                 await handler(msg)
                 EVENTS_HANDLED.labels(label, "ok").inc()
+            except _Dropped:
+                EVENTS_HANDLED.labels(label, "invalid").inc()
             except Exception:  # noqa: BLE001 - one failed event must not end the subscription
                 EVENTS_HANDLED.labels(label, "failed").inc()
                 log.exception("event_handler_failed", subject=msg.subject, model=label)
             finally:
                 correlation_id.reset(token)
 
-        subscription = await self.nc.subscribe(subject, queue=queue or "", cb=deliver)
-        self._subs.append(subscription)
-        return subscription
+        # not kept in _subs: a per-user subscription is dropped again by its owner
+        return await self.nc.subscribe(subject, queue=queue or "", cb=deliver)
 
     async def consume(
         self,
@@ -428,6 +428,10 @@ class Bus:
             # a pull subscription's queue is only emptied by fetch(): left subscribed, it would
             # make the connection's drain at shutdown wait for ever
             await asyncio.shield(consumer.drop())
+
+
+class _Dropped(Exception):
+    """An event that did not validate: logged where it was decoded, counted once."""
 
 
 class InvalidEvent(Exception):
