@@ -57,6 +57,14 @@ def _ip(request: Request, settings: GatewaySettings) -> str:
     return client_ip(request, settings.trusted_proxies)
 
 
+async def _accept_email(
+    bus: Bus, settings: GatewaySettings, rpc: Rpc[Any, Any], body: p.EmailBody, request: Request
+) -> Accepted:
+    """Ask auth to send a mail to ``body.email``; 202 whether or not it names an account."""
+    await _call(bus, settings, rpc, p.EmailRequest(email=body.email, client_ip=_ip(request, settings)))
+    return Accepted()
+
+
 # --- accounts and sessions ------------------------------------------------------------------
 
 
@@ -73,13 +81,7 @@ async def verify(body: p.VerifyBody, bus: BusDep, settings: SettingsDep) -> Any:
 
 @router.post("/auth/verify/resend", status_code=202, response_model=Accepted, responses=errors(429))
 async def resend_verification(body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
-    await _call(
-        bus,
-        settings,
-        p.AUTH_VERIFY_RESEND,
-        p.EmailRequest(email=body.email, client_ip=_ip(request, settings)),
-    )
-    return Accepted()
+    return await _accept_email(bus, settings, p.AUTH_VERIFY_RESEND, body, request)
 
 
 @router.post("/auth/login", response_model=p.TokenReply, responses=errors(401, 403, 429))
@@ -252,13 +254,7 @@ async def siwe_unlink(user: RecentUser, request: Request, bus: BusDep, settings:
 async def password_reset_request(
     body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
-    await _call(
-        bus,
-        settings,
-        p.AUTH_RESET_REQUEST,
-        p.EmailRequest(email=body.email, client_ip=_ip(request, settings)),
-    )
-    return Accepted()
+    return await _accept_email(bus, settings, p.AUTH_RESET_REQUEST, body, request)
 
 
 @router.post("/auth/password/reset", status_code=204, responses=errors(400))
