@@ -56,6 +56,7 @@ class ChatSubject:
     EVENTS_STREAM = "CHAT_EVENTS"
     MESSAGE_POSTED = "chat.message.posted.v1"
     MESSAGE_DELETED = "chat.message.deleted.v1"
+    MESSAGE_EVENTS = "chat.message.*.v1"  # both of the above (the files service consumes them)
 
 
 class ChatErrorCode:

@@ -14,7 +14,7 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.mailer import link_mail, queue_mail
 from chainchat_auth.mfa import check_second_factor
-from chainchat_auth.models import EmailToken, SystemFlag, User, as_utc, utcnow
+from chainchat_auth.models import EmailToken, SystemFlag, User
 from chainchat_auth.passwords import check_password_policy
 from chainchat_auth.secrets_util import hash_token, new_token
 from chainchat_auth.sessions import open_session, revoke_user_sessions, token_reply
@@ -29,6 +29,7 @@ from chainchat_protocol.auth import (
     VerifyReply,
 )
 from chainchat_protocol.errors import BadRequest, Conflict, NotFound, Unauthorized
+from chainchat_service.db import as_utc, utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.mailer import device_added_mail, queue_mail
-from chainchat_auth.models import DeviceKey, User, as_utc, new_id, utcnow
+from chainchat_auth.models import DeviceKey, User, new_id
 from chainchat_protocol import keys
 from chainchat_protocol.auth import DeviceKey as DeviceKeyView
 from chainchat_protocol.auth import (
@@ -32,6 +32,7 @@ from chainchat_protocol.b64 import b64d_exact
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound
 from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
 from chainchat_protocol.subjects import Subject
+from chainchat_service.db import as_utc, utcnow
 from chainchat_service.outbox import OutboxMessage, log_entry_message, outbox_message
 
 MAX_DEVICES = 20

@@ -13,12 +13,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext
-from chainchat_auth.models import RecoveryCode, User, utcnow
+from chainchat_auth.models import RecoveryCode, User
 from chainchat_auth.secrets_util import hash_token
 from chainchat_auth.sessions import revoke_other_sessions
 from chainchat_auth.vault import SecretVault, totp_context
 from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
+from chainchat_service.db import utcnow
 
 ISSUER_NAME = "ChainChat"
 RECOVERY_CODES = 10

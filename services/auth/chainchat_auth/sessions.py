@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
-from chainchat_auth.models import AuthSession, RefreshToken, User, as_utc, new_id, utcnow
+from chainchat_auth.models import AuthSession, RefreshToken, User, new_id
 from chainchat_auth.secrets_util import hash_token, new_token
 from chainchat_protocol.auth import (
     LogoutRequest,
@@ -24,6 +24,7 @@ from chainchat_protocol.auth import (
 )
 from chainchat_protocol.errors import Unauthorized
 from chainchat_protocol.subjects import Subject
+from chainchat_service.db import as_utc, utcnow
 from chainchat_service.outbox import outbox_message
 
 

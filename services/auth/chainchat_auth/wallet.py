@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.mfa import check_second_factor
-from chainchat_auth.models import SiweNonce, User, as_utc, utcnow
+from chainchat_auth.models import SiweNonce, User
 from chainchat_auth.sessions import open_session, token_reply
 from chainchat_protocol.auth import (
     SessionRef,
@@ -27,6 +27,7 @@ from chainchat_protocol.auth import (
     UserPublic,
 )
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
+from chainchat_service.db import as_utc, utcnow
 
 with warnings.catch_warnings():
     # Import-time noise from dependencies, not our code: web3 imports the deprecated

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chainchat_chat import store
 from chainchat_chat.directory import Directory
 from chainchat_chat.group_commit import BatchConflict, GroupCommit, MembersChanged, Pending
-from chainchat_chat.models import Member, Message, utc, utcnow
+from chainchat_chat.models import Member, Message
 from chainchat_chat.notify import Notifier
 from chainchat_chat.service import conversation_not_found, load_membership, new_id
 from chainchat_protocol.chat import (
@@ -50,7 +50,7 @@ from chainchat_protocol.envelope import Envelope, envelope_bytes
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from chainchat_protocol.log_entry import LogEntry, digest_bytes, format_timestamp
 from chainchat_protocol.rpc import fitting
-from chainchat_service.db import Database, storage_full, storage_full_error
+from chainchat_service.db import Database, as_utc, storage_full, storage_full_error, utcnow
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
 
@@ -223,7 +223,7 @@ class MessageService:
             await self.notifier.deliver(members, frame)
         return MessageRemoved(
             message_id=msg.id, conversation_id=msg.conversation_id, seq=msg.seq,
-            deleted_at=format_timestamp(utc(msg.deleted_at)),
+            deleted_at=format_timestamp(as_utc(msg.deleted_at)),
         )  # fmt: skip
 
 
@@ -303,7 +303,7 @@ async def _tombstone(session: AsyncSession, msg: Message, user_id: str) -> bool:
 
 
 def _timestamp(moment: datetime) -> str:
-    return format_timestamp(utc(moment))
+    return format_timestamp(as_utc(moment))
 
 
 def _send_result(msg: Message) -> SendResult:

@@ -39,7 +39,7 @@ FileId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 
 
 def get_service(request: Request) -> FileService:
-    service: FileService = request.app.state.files
+    service: FileService = request.app.state.files.service
     return service
 
 

@@ -18,12 +18,12 @@ from sqlmodel import col, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_ledger import metrics
-from chainchat_ledger.models import LeafRecord, TreeState, utcnow
+from chainchat_ledger.models import LeafRecord, TreeState
 from chainchat_ledger.tree_store import ChunkedNodeStore, load_nodes, save_dirty_nodes
 from chainchat_protocol.errors import Unavailable
 from chainchat_protocol.log_entry import LogEntry, leaf_hash
 from chainchat_protocol.merkle import EMPTY_ROOT, MerkleTree
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.openapi import errors
-from chainchat_gateway.routes.auth import proofs_for
+from chainchat_gateway.routes.ledger import proofs_for
 from chainchat_gateway.security import CurrentUser, Reauthenticated, RecentUser
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import auth as p

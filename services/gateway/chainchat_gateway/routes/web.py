@@ -6,11 +6,8 @@
   ``/verify``, ``/c/<id>``, ``/admin`` …) and gets ``index.html``, never cached, so a new build
   is picked up at once.
 
-Mounted last, so API, health and metrics routes win. When ``dist`` exists, ``setup`` also puts the
-app's ``/verify`` in front of the auth module's server-rendered page: a browser (``Accept:
-text/html``) gets the app, which verifies the token itself with ``POST /api/v1/auth/verify`` (so a
-mail scanner that merely fetches the link does not burn the token); other clients, and every
-client when there is no build, still get the server page.
+Mounted last, so API, health and metrics routes win. ``/verify`` (the e-mail link) is declared
+before the catch-all: the app for a browser when it is built, else the server-rendered page.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from nats.errors import Error as NatsError
 
@@ -164,6 +161,17 @@ async def index(request: Request) -> Response:
     return await _index(request)
 
 
+@router.get("/verify")
+async def verify(request: Request, token: str = "") -> Response:
+    """The link of the verification e-mail. With a built client a browser (``Accept: text/html``)
+    gets the app, which verifies the token itself with ``POST /api/v1/auth/verify`` (so a mail
+    scanner that merely fetches the link does not burn the token); other clients, and every client
+    when there is no build, get the server-rendered page."""
+    if "text/html" in request.headers.get("accept", "") and (_dist(request) / "index.html").is_file():
+        return await _index(request)
+    return await verify_page(request, token)
+
+
 # Every method, so that an unknown API path is a 404 (not a 405 from this GET-only route).
 @router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 async def client_route(path: str, request: Request) -> Response:
@@ -175,18 +183,3 @@ async def client_route(path: str, request: Request) -> Response:
             raise NotFound("Not Found", code="not_found")
         return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
     return await _index(request)
-
-
-async def _verify(request: Request, token: str = "") -> Response:
-    if "text/html" in request.headers.get("accept", ""):
-        return await _index(request)
-    return await verify_page(request, token)
-
-
-async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """With a built client, its ``/verify`` takes over from the auth module's server page."""
-    del runtime
-    settings: GatewaySettings = app.state.settings
-    if (Path(settings.web_dist_dir) / "index.html").is_file():
-        app.add_api_route("/verify", _verify, methods=["GET"], include_in_schema=False)
-        app.router.routes.insert(0, app.router.routes.pop())
