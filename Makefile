@@ -97,8 +97,9 @@ down:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts
-	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat
+	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts tools
+	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat tools/vectors.py
+	$(BIN)/python -m tools.vectors --check
 
 typecheck: lint
 
