@@ -97,7 +97,7 @@ down:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts tools
+	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts tools testing
 	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat tools/vectors.py
 	$(BIN)/python -m tools.vectors --check
 

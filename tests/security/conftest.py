@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from chainchat_testing.accounts import Accounts, accounts_for
 from devstack.components import MailDev
 from devstack.stack import Stack
-from tests.integration.conftest import Accounts, accounts_for
 
 SCAN_LAST = "test_no_plaintext.py"
 

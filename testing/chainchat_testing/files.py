@@ -339,8 +339,3 @@ def upload(client: httpx.Client, conversation_id: str, content: Any, **headers: 
         content=content,
         headers={"Content-Type": "application/octet-stream", **headers},
     )
-
-
-def error_code(resp: httpx.Response) -> str:
-    """The SPEC error body's ``code``."""
-    return str(resp.json()["error"]["code"])

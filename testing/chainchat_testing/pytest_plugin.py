@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
 from devstack.components import Chain, IpfsNode, MailDev, NatsServer
 from devstack.stack import Stack, free_ports
+
+C = TypeVar("C", NatsServer, Chain, IpfsNode, MailDev)
 
 
 def private_stack(
@@ -51,32 +54,31 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.stop()
 
 
+def _started(component: C) -> C:
+    """``component``, started if it is not running (the first fixture that asks starts it)."""
+    if not component.alive():
+        component.start()
+    return component
+
+
 @pytest.fixture(scope="session")
 def nats_server(dev_stack: Stack) -> NatsServer:
-    if not dev_stack.nats.alive():
-        dev_stack.nats.start()
-    return dev_stack.nats
+    return _started(dev_stack.nats)
 
 
 @pytest.fixture(scope="session")
 def chain(dev_stack: Stack) -> Chain:
-    if not dev_stack.chain.alive():
-        dev_stack.chain.start()
-    return dev_stack.chain
+    return _started(dev_stack.chain)
 
 
 @pytest.fixture(scope="session")
 def ipfs_node(dev_stack: Stack) -> IpfsNode:
-    if not dev_stack.ipfs.alive():
-        dev_stack.ipfs.start()
-    return dev_stack.ipfs
+    return _started(dev_stack.ipfs)
 
 
 @pytest.fixture(scope="session")
 def maildev(dev_stack: Stack) -> MailDev:
-    if not dev_stack.mail.alive():
-        dev_stack.mail.start()
-    return dev_stack.mail
+    return _started(dev_stack.mail)
 
 
 @pytest.fixture(scope="session")
