@@ -100,6 +100,7 @@ lint: install
 	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts tools testing
 	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat tools/vectors.py
 	$(BIN)/python -m tools.vectors --check
+	$(BIN)/lint-imports --no-cache
 
 typecheck: lint
 
