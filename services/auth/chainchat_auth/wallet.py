@@ -64,6 +64,10 @@ def _bad(message: str, code: str = AuthErrorCode.INVALID_SIWE) -> Unauthorized:
     return Unauthorized(message, code=code)
 
 
+def _wallet_in_use() -> Conflict:
+    return Conflict("this wallet is linked to another account", code=AuthErrorCode.WALLET_IN_USE)
+
+
 def verified_message(ctx: AuthContext, text: str, signature: str) -> SiweMessage:
     """Parse and check domain, chain and signature (the nonce is consumed separately)."""
     try:
@@ -106,7 +110,7 @@ async def _link(session: AsyncSession, req: SiweRequest, user_id: str, address: 
         raise Conflict("another wallet is linked to this account", code=AuthErrorCode.WALLET_ALREADY_LINKED)
     owner = (await session.exec(select(User.id).where(User.wallet_address == address))).first()
     if owner not in (None, user.id):
-        raise Conflict("this wallet is linked to another account", code=AuthErrorCode.WALLET_IN_USE)
+        raise _wallet_in_use()
     user.wallet_address = address
     session.add(user)
     record_event(session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address})
@@ -165,9 +169,7 @@ async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
         try:
             await session.commit()
         except IntegrityError:
-            raise Conflict(
-                "this wallet is linked to another account", code=AuthErrorCode.WALLET_IN_USE
-            ) from None
+            raise _wallet_in_use() from None  # linked meanwhile by a concurrent request
     ctx.after_commit()
     reply = await token_reply(ctx, user, auth_session.id, refresh_raw)
     if method == "siwe":
