@@ -271,7 +271,7 @@ def settings_classes(service: str) -> tuple[SettingsClass, ...]:
     package = importlib.import_module(f"chainchat_{service}")
     found: dict[type[BaseSettings], None] = {}
     for info in pkgutil.walk_packages(package.__path__, f"chainchat_{service}."):
-        if ".migrations" in info.name or info.name.endswith(".testing"):
+        if ".migrations" in info.name:
             continue
         module = importlib.import_module(info.name)
         for value in vars(module).values():

@@ -9,7 +9,6 @@ deleting the message unpins the file.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,11 +22,11 @@ from chainchat.messenger import Messenger
 from chainchat_protocol.b64 import b64d, b64e
 from chainchat_protocol.envelope import SUITE_AES256GCM
 from chainchat_protocol.files import FileUploaded
+from chainchat_testing.streams import MIB, random_plaintext
 from devstack.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-MIB = 1024 * 1024
 PLAINTEXT_SIZE = 20 * MIB
 
 
@@ -39,14 +38,6 @@ async def _device(gateway_url: str, account: Any) -> Messenger:
     body = device.publish_body([SUITE_AES256GCM])
     await client.publish_keys(body["x25519_public"], body["ed25519_public"], body["suite_support"])
     return Messenger(client, account.user_id, device)
-
-
-async def _plaintext(size: int, digest: Any) -> AsyncIterator[bytes]:
-    block = os.urandom(MIB)
-    for offset in range(0, size, MIB):
-        piece = block[: min(MIB, size - offset)]
-        digest.update(piece)
-        yield piece
 
 
 async def _range(client: Client, file_id: str, start: int, end: int | None) -> AsyncIterator[bytes]:
@@ -79,7 +70,7 @@ async def test_encrypted_attachment_end_to_end(running_stack: Stack, accounts: A
         key, plain_digest = generate_file_key(), hashlib.sha256()
         cipher_size = ciphertext_size(PLAINTEXT_SIZE)
         uploaded = await alice.client.upload_file(
-            conversation_id, aencrypt_chunks(key, _plaintext(PLAINTEXT_SIZE, plain_digest)), cipher_size
+            conversation_id, aencrypt_chunks(key, random_plaintext(PLAINTEXT_SIZE, plain_digest)), cipher_size
         )
         assert uploaded.size == cipher_size
         file_body = {

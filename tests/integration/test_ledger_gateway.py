@@ -17,10 +17,10 @@ from chainchat.client import Client
 from chainchat.crypto import DeviceKeys
 from chainchat.messenger import Messenger
 from chainchat.proof import verify_proof_onchain
-from chainchat_ledger.testing import connect
 from chainchat_protocol.envelope import SUITES
 from chainchat_protocol.proof import ConsistencyProof, ProofObject, verify_consistency_offline
 from chainchat_protocol.subjects import Subject
+from chainchat_testing.ledger import connect
 from devstack.stack import Stack
 
 pytestmark = pytest.mark.integration

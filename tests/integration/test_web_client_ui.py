@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,16 +17,9 @@ from playwright.sync_api import Locator, Page, expect
 from chainchat.crypto import DeviceKeys, PublicDeviceKey, open_envelope_detailed, seal_envelope
 from chainchat.messenger import envelope_fields
 from devstack.stack import Stack
-from tests.integration.web_helpers import (
-    Web,
-    guarded_test,
-    no_horizontal_overflow,
-    origin,
-    unique,
-    web_harness,
-)
+from tests.integration.web_helpers import WEB_TEST_MARKS, Web, no_horizontal_overflow, origin, unique
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = WEB_TEST_MARKS
 
 # WCAG contrast of an element's text against the first opaque background behind it
 CONTRAST = """(el) => {
@@ -44,16 +36,6 @@ CONTRAST = """(el) => {
   const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(bg)].sort((x, y) => y - x);
   return (a + 0.05) / (b + 0.05);
 }"""
-
-
-@pytest.fixture(scope="module")
-def web(running_stack: Stack, accounts: Any) -> Iterator[Web]:
-    yield from web_harness(running_stack, accounts)
-
-
-@pytest.fixture(autouse=True)
-def _no_console_errors_no_foreign_requests(web: Web) -> Iterator[None]:
-    yield from guarded_test(web)
 
 
 def _assert_contrast(page: Page, selectors: list[str]) -> None:

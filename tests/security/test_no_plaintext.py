@@ -31,9 +31,9 @@ from chainchat.client import Client
 from chainchat.crypto import DeviceKeys, aencrypt_chunks, ciphertext_size, generate_file_key
 from chainchat.messenger import Messenger
 from chainchat_protocol.b64 import b64e
+from chainchat_testing.accounts import PASSWORD, Accounts
 from devstack.stack import Stack
 from tests.integration.chat_helpers import PLAINTEXT_CANARY, ChatUser, chat_user
-from tests.integration.conftest import PASSWORD, Accounts
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainchat_chat import store
 from chainchat_chat.service import conversation_not_found, new_id
-from chainchat_protocol.chat import PostMessageRequest, SendResult
+from chainchat_protocol.chat import ChatErrorCode, PostMessageRequest, SendResult
 from chainchat_protocol.errors import Unavailable
 from chainchat_service.db import Database, storage_full, storage_full_error, utcnow
 from chainchat_service.logging import get_logger
@@ -123,7 +123,7 @@ class GroupCommit:
                 break
             await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
         else:
-            error = Unavailable("the conversation is too busy; retry", code="storage_busy")
+            error = Unavailable("the conversation is too busy; retry", code=ChatErrorCode.STORAGE_BUSY)
         for pending in batch:
             _settle(pending, error)
 

@@ -47,7 +47,7 @@ from chainchat_protocol.chat import (
     SendResult,
 )
 from chainchat_protocol.envelope import Envelope, envelope_bytes
-from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
+from chainchat_protocol.errors import Conflict, ErrorCode, Forbidden, NotFound, Unavailable, ValidationFailed
 from chainchat_protocol.log_entry import LogEntry, digest_bytes, format_timestamp
 from chainchat_protocol.rpc import fitting
 from chainchat_service.db import Database, as_utc, storage_full, storage_full_error, utcnow
@@ -122,7 +122,7 @@ class MessageService:
                 frame = MessageFrame(conversation_id=req.conversation_id, message=message)
                 await self.notifier.deliver(stored.members, frame)
             return stored.result
-        raise Conflict("the conversation's members keep changing; retry", code="conflict")
+        raise Conflict("the conversation's members keep changing; retry", code=ErrorCode.CONFLICT)
 
     async def _member_ids(self, conversation_id: str, *, fresh: bool) -> list[str]:
         cached = None if fresh else self._members.get(conversation_id)
@@ -179,7 +179,7 @@ class MessageService:
                     raise storage_full_error() from None
                 log.info("message_store_retry", attempt=attempt, error=type(exc.orig).__name__)
             await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
-        raise Unavailable("the conversation is too busy; retry", code="storage_busy")
+        raise Unavailable("the conversation is too busy; retry", code=ChatErrorCode.STORAGE_BUSY)
 
     async def history(self, req: HistoryRequest) -> History:
         """Ascending by seq. With ``after_seq``: the first ``limit`` after it (catching up);
@@ -216,7 +216,7 @@ class MessageService:
             await session.refresh(msg)
             members = await _member_ids(session, msg.conversation_id) if newly else []
         if msg.deleted_at is None:  # pragma: no cover - the UPDATE above or an earlier one set it
-            raise Conflict("the message changed concurrently; retry", code="conflict")
+            raise Conflict("the message changed concurrently; retry", code=ErrorCode.CONFLICT)
         if newly:
             self.on_commit()
             frame = DeletedFrame(conversation_id=msg.conversation_id, message_id=msg.id, seq=msg.seq)

@@ -42,7 +42,7 @@ from chainchat_protocol.chat import (
     RemoveMemberRequest,
     TypingFrame,
 )
-from chainchat_protocol.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from chainchat_protocol.errors import Conflict, ErrorCode, Forbidden, NotFound, RateLimited, ValidationFailed
 from chainchat_protocol.log_entry import format_timestamp
 from chainchat_protocol.rpc import fitting
 from chainchat_service.db import Database, as_utc, utcnow
@@ -304,7 +304,7 @@ class ConversationService:
             try:
                 await session.commit()
             except IntegrityError:
-                raise Conflict("membership changed concurrently; retry", code="conflict") from None
+                raise Conflict("membership changed concurrently; retry", code=ErrorCode.CONFLICT) from None
 
     async def _announce_members(self, conversation_id: str) -> ConversationPublic:
         async with self.db.session() as session:

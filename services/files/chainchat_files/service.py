@@ -25,6 +25,7 @@ from chainchat_files.models import FileRecord, FileReference, UnpinTask, new_fil
 from chainchat_files.settings import FilesSettings
 from chainchat_files.streams import FileTooLarge, UploadMeter
 from chainchat_protocol.errors import NotFound, Unavailable
+from chainchat_protocol.files import FilesErrorCode
 from chainchat_protocol.log_entry import LogEntry
 from chainchat_service.db import Database, utcnow
 from chainchat_service.logging import get_logger
@@ -41,7 +42,7 @@ DELETED = Counter("chainchat_files_deleted_total", "Files deleted after their la
 
 def file_not_found() -> NotFound:
     # one answer for "no such file" and "not yours to see", so ids cannot be probed
-    return NotFound("no such file", code="file_not_found")
+    return NotFound("no such file", code=FilesErrorCode.FILE_NOT_FOUND)
 
 
 @dataclass(eq=False)
@@ -75,7 +76,7 @@ class FileService:
         except IpfsError as exc:
             UPLOADS.labels("ipfs_error").inc()
             log.warning("ipfs_add_failed", file_id=file_id, error=str(exc))
-            raise Unavailable("the IPFS node refused the upload", code="ipfs_error") from exc
+            raise Unavailable("the IPFS node refused the upload", code=FilesErrorCode.IPFS_ERROR) from exc
         except BaseException:
             # client gone or request cancelled half way: the node never completes (never pins) it
             UPLOADS.labels("aborted").inc()
@@ -108,7 +109,9 @@ class FileService:
                 "file_record_failed", file_id=record.id, cid=record.cid, error=str(exc) or type(exc).__name__
             )
             await self.discard_cid(record.cid, "record_failed")
-            raise Unavailable("the file could not be recorded; try again", code="files_unavailable") from exc
+            raise Unavailable(
+                "the file could not be recorded; try again", code=FilesErrorCode.FILES_UNAVAILABLE
+            ) from exc
         self.on_commit()
 
     async def discard_cid(self, cid: str, reason: str) -> None:

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Query
 
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.security import CurrentUser
-from chainchat_protocol.chat import CHAT_MESSAGE_ACCESS, MessageAccessRequest
+from chainchat_protocol.chat import CHAT_MESSAGE_ACCESS, ChatErrorCode, MessageAccessRequest
 from chainchat_protocol.errors import ChainChatError, NotFound
-from chainchat_protocol.files import FILE_ACCESS, FileAccessRequest
+from chainchat_protocol.files import FILE_ACCESS, FileAccessRequest, FilesErrorCode
 from chainchat_protocol.ledger import (
     LEDGER_CONSISTENCY,
     LEDGER_INFO,
@@ -79,7 +79,7 @@ async def message_proof(
     message_id: str, user: CurrentUser, bus: BusDep, settings: SettingsDep
 ) -> ProofObject:
     if _ID.fullmatch(message_id) is None:
-        raise NotFound("message not found", code="message_not_found")
+        raise NotFound("message not found", code=ChatErrorCode.MESSAGE_NOT_FOUND)
     access = MessageAccessRequest(user_id=user.user_id, message_id=message_id)
     await bus.request(CHAT_MESSAGE_ACCESS, access, timeout=settings.rpc_timeout_s)
     return await _proof(bus, "message", message_id, settings.rpc_timeout_s)
@@ -92,7 +92,7 @@ async def message_proof(
 )
 async def file_proof(file_id: str, user: CurrentUser, bus: BusDep, settings: SettingsDep) -> ProofObject:
     if _ID.fullmatch(file_id) is None:
-        raise NotFound("file not found", code="file_not_found")
+        raise NotFound("file not found", code=FilesErrorCode.FILE_NOT_FOUND)
     access = FileAccessRequest(user_id=user.user_id, file_id=file_id)
     await bus.request(FILE_ACCESS, access, timeout=settings.rpc_timeout_s)
     return await _proof(bus, "file", file_id, settings.rpc_timeout_s)

@@ -22,7 +22,7 @@ from nats.errors import Error as NatsError
 
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_gateway.verify_page import verify_page
-from chainchat_protocol.errors import ChainChatError, NotFound
+from chainchat_protocol.errors import ChainChatError, ErrorCode, NotFound
 from chainchat_protocol.ledger import LEDGER_INFO
 from chainchat_protocol.rpc import Empty
 from chainchat_service.runtime import ServiceRuntime
@@ -120,7 +120,7 @@ async def _index(request: Request) -> Response:
 async def asset(path: str, request: Request) -> Response:
     target = _inside(_dist(request) / "assets", path)
     if target is None:
-        raise NotFound("no such asset", code="not_found")
+        raise NotFound("no such asset", code=ErrorCode.NOT_FOUND)
     return FileResponse(target, headers=_IMMUTABLE)
 
 
@@ -150,7 +150,7 @@ async def api_docs(request: Request) -> Response:
 async def api_docs_asset(name: str, request: Request) -> Response:
     target = _inside(_dist(request) / "docs", name)
     if target is None:
-        raise NotFound("no such file", code="not_found")
+        raise NotFound("no such file", code=ErrorCode.NOT_FOUND)
     return FileResponse(
         target, headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
     )
@@ -176,10 +176,10 @@ async def verify(request: Request, token: str = "") -> Response:
 @router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 async def client_route(path: str, request: Request) -> Response:
     if path == "api" or path.startswith("api/") or request.method not in ("GET", "HEAD"):
-        raise NotFound("Not Found", code="not_found")
+        raise NotFound("Not Found", code=ErrorCode.NOT_FOUND)
     if "/" not in path and "." in path:
         target = _inside(_dist(request), path)
         if target is None:
-            raise NotFound("Not Found", code="not_found")
+            raise NotFound("Not Found", code=ErrorCode.NOT_FOUND)
         return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
     return await _index(request)
