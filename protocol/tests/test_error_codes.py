@@ -3,6 +3,9 @@ protocol, as snake_case."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from chainchat_protocol import errors
@@ -38,3 +41,20 @@ def test_every_error_class_defaults_to_a_shared_code() -> None:
     classes = [obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, Exception)]
     assert len(classes) >= 10
     assert {cls.default_code for cls in classes} <= set(_codes(ErrorCode).values())
+
+
+def test_every_code_the_services_answer_is_declared_here() -> None:
+    """A code written as a string anywhere in the product (where the constant is not used yet)
+    must still be one the protocol declares: no service invents a code of its own."""
+    root = Path(__file__).resolve().parents[2]
+    declared = {value for cls in CLASSES for value in _codes(cls).values()}
+    literal = re.compile(r'\b(?:code=|default_code = )"([a-z0-9_]+)"')
+    sources = [*root.glob("services/*/chainchat_*/**/*.py"), *root.glob("protocol/chainchat_protocol/*.py")]
+    assert len(sources) > 50
+    unknown = {
+        (path.relative_to(root).as_posix(), code)
+        for path in sources
+        for code in literal.findall(path.read_text("utf-8"))
+        if code not in declared
+    }
+    assert unknown == set()
