@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from structlog.testing import capture_logs
 
-from chainchat_service.bus import ACK, Bus, InvalidEvent, Received, Settle, Term
+from chainchat_service.bus import Bus
+from chainchat_service.jetstream import ACK, InvalidEvent, Received, Settle, Term
 from chainchat_service.loops import Backoff
 from devstack.components import NatsServer
 
