@@ -80,7 +80,7 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     settings: AuthSettings = app.state.settings
     db = Database(settings.sqlalchemy_url())
     auth = await build_auth(settings, db, runtime.bus)
-    app.state.auth = auth.ctx
+    app.state.auth = auth
     runtime.add_check("database", db.ping)
     runtime.spawn(auth.mailer.run(), "auth-mail")
     runtime.supervise("auth-housekeeping", housekeeping(auth.ctx), backoff=Backoff(60.0, 60.0),
@@ -95,9 +95,9 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
 
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
-    ctx: AuthContext | None = getattr(app.state, "auth", None)
-    if ctx is not None:
-        await ctx.db.close()
+    auth: Auth | None = getattr(app.state, "auth", None)
+    if auth is not None:
+        await auth.ctx.db.close()
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:

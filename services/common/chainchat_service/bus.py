@@ -10,11 +10,9 @@ failing handler never ends the subscription.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -32,12 +30,20 @@ from pydantic import BaseModel, ValidationError
 from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
 from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
 from chainchat_service.db import storage_full, storage_full_error
+from chainchat_service.jetstream import (
+    Decode,
+    PullConsumer,
+    Received,
+    Settle,
+    decoder,
+    first_error,
+    one_at_a_time,
+)
 from chainchat_service.logging import correlation_id, get_logger, new_correlation_id
 from chainchat_service.loops import Backoff, OnError, supervise
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
-E = TypeVar("E")
 Ev = TypeVar("Ev", bound=BaseModel)
 
 log = get_logger(__name__)
@@ -46,9 +52,6 @@ RPC_HANDLED = Counter("chainchat_rpc_handled_total", "NATS requests handled", ["
 RPC_LATENCY = Histogram("chainchat_rpc_handler_seconds", "NATS handler latency", ["subject"])
 NATS_RECONNECTS = Counter("chainchat_nats_reconnects_total", "NATS reconnections")
 EVENTS_HANDLED = Counter("chainchat_events_handled_total", "Core NATS events handled", ["event", "outcome"])
-STREAM_MESSAGES = Counter(
-    "chainchat_stream_messages_total", "JetStream messages settled", ["durable", "outcome"]
-)
 
 
 STREAM_ADMIN_TIMEOUT_S = 20.0
@@ -305,7 +308,7 @@ class Bus:
                 parsed = event.model_validate_json(msg.data)
             except ValidationError as exc:
                 log.warning("event_invalid", subject=msg.subject, model=label, size=len(msg.data),
-                            error=_first_error(exc))  # fmt: skip
+                            error=first_error(exc))  # fmt: skip
                 raise _Dropped from None
             await handler(parsed)
 
@@ -358,23 +361,7 @@ class Bus:
         redelivered). ``options`` are those of ``consume_batches``.
         """
 
-        async def each(received: list[Received[Ev]]) -> list[Settle]:
-            outcomes: list[Settle] = []
-            for item in received:
-                if item.event is None:  # will never parse: drop it, loudly, not redeliver it for ever
-                    log.warning("stream_event_invalid", durable=durable, subject=item.subject,
-                                reason=item.invalid, stream_seq=item.stream_seq)  # fmt: skip
-                    outcomes.append(Term(item.invalid or "invalid"))
-                    continue
-                try:
-                    await handler(item.event)
-                    outcomes.append(ACK)
-                except Exception as exc:  # noqa: BLE001 - database busy, ...: redeliver it later
-                    log.warning("stream_event_failed", durable=durable, subject=item.subject,
-                                error=str(exc)[:200] or type(exc).__name__)  # fmt: skip
-                    outcomes.append(Nak(nak_delay))
-            return outcomes
-
+        each = one_at_a_time(handler, durable, nak_delay)
         await self.consume_batches(
             stream, durable, event, each, subject=subject, batch=batch, nak_delay=nak_delay, **options
         )
@@ -412,8 +399,8 @@ class Bus:
         but not fetched return after ``ack_wait``. ``prepare`` runs before every (re)subscription
         (e.g. create the stream when this service may be the first to use it).
         """
-        consumer = _PullConsumer(
-            self, stream, durable, _decoder(event), handler, subject=subject, batch=batch,
+        consumer = PullConsumer(
+            self, stream, durable, decoder(event), handler, subject=subject, batch=batch,
             fetch_timeout=fetch_timeout, linger_s=linger_s, nak_delay=nak_delay, active=active,
             prepare=prepare, config=ConsumerConfig(
                 durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
@@ -432,182 +419,6 @@ class Bus:
 
 class _Dropped(Exception):
     """An event that did not validate: logged where it was decoded, counted once."""
-
-
-class InvalidEvent(Exception):
-    """Raised by a stream decoder: the message is not an event this consumer takes."""
-
-
-Decode = Callable[[Msg], E]
-
-
-@dataclass(frozen=True, slots=True)
-class Received(Generic[E]):
-    """One fetched stream message: its decoded ``event``, or ``None`` and why (``invalid``)."""
-
-    msg: Msg
-    event: E | None
-    invalid: str | None = None
-
-    @property
-    def subject(self) -> str:
-        return self.msg.subject
-
-    @property
-    def stream_seq(self) -> int | None:
-        try:
-            return int(self.msg.metadata.sequence.stream)
-        except Exception:  # noqa: BLE001 - metadata is only for log lines
-            return None
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """Done: never deliver it again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Nak:
-    """Not done now: deliver it again after ``delay`` seconds."""
-
-    delay: float
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    """Never done: drop it for good (the reason is for the log)."""
-
-    reason: str
-
-
-Settle = Ack | Nak | Term
-ACK = Ack()
-
-
-def _decoder(event: type[Any] | Decode[Any]) -> Decode[Any]:
-    if isinstance(event, type) and issubclass(event, BaseModel):
-        model = event
-        return lambda msg: model.model_validate_json(msg.data)
-    return event
-
-
-def _first_error(exc: ValidationError) -> str:
-    """Where and what, without the input (it may hold anything)."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-    return f"invalid {where}: {first.get('msg', 'invalid value')}"[:200]
-
-
-def _decode(decode: Decode[E], msg: Msg) -> Received[E]:
-    try:
-        return Received(msg, decode(msg))
-    except InvalidEvent as exc:
-        return Received(msg, None, str(exc)[:200])
-    except ValidationError as exc:
-        return Received(msg, None, _first_error(exc))
-
-
-class _PullConsumer(Generic[E]):
-    """The state of one ``consume_batches`` loop: its subscription and whether it is active."""
-
-    def __init__(
-        self,
-        bus: Bus,
-        stream: str,
-        durable: str,
-        decode: Decode[E],
-        handler: Callable[[list[Received[E]]], Awaitable[list[Settle]]],
-        *,
-        subject: str,
-        batch: int,
-        fetch_timeout: float,
-        linger_s: float,
-        nak_delay: float,
-        active: Callable[[], bool] | None,
-        prepare: Callable[[], Awaitable[object]] | None,
-        config: ConsumerConfig,
-    ) -> None:
-        self.bus, self.stream, self.durable, self.subject = bus, stream, durable, subject
-        self.decode, self.handler, self.config = decode, handler, config
-        self.batch, self.fetch_timeout, self.linger_s = batch, fetch_timeout, linger_s
-        self.nak_delay, self.active, self.prepare = nak_delay, active, prepare
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self._consuming = False
-
-    async def step(self) -> float | None:
-        if self.active is not None and not self.active():
-            if self._consuming:
-                await self.drop()
-                log.info("stream_consumer_paused", durable=self.durable)
-                self._consuming = False
-            return 0.25
-        try:
-            msgs = await self.fetch(await self.subscription())
-            if msgs:
-                await self.settle_batch([_decode(self.decode, m) for m in msgs])
-        except Exception:
-            await self.drop()
-            raise
-        return None
-
-    async def subscription(self) -> JetStreamContext.PullSubscription:
-        if self._sub is None:
-            if self.prepare is not None:
-                await self.prepare()
-            self._sub = await self.bus.js.pull_subscribe(
-                self.subject, durable=self.durable, stream=self.stream, config=self.config
-            )
-            log.info("stream_consumer_started", durable=self.durable, stream=self.stream)
-            self._consuming = True
-        return self._sub
-
-    async def fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """Up to ``batch`` messages: wait for the first, then keep collecting for ``linger_s`` (the
-        server hands a pull a few dozen at a time; one handler call per few dozen caps the rate)."""
-        try:
-            msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout)
-        except (TimeoutError, NatsTimeoutError):
-            return []
-        deadline = time.monotonic() + self.linger_s
-        while len(msgs) < self.batch:
-            left = deadline - time.monotonic()
-            if left <= 0.001:
-                break
-            try:
-                msgs += await sub.fetch(self.batch - len(msgs), timeout=left)
-            except (TimeoutError, NatsTimeoutError):
-                break
-        return msgs
-
-    async def settle_batch(self, received: list[Received[E]]) -> None:
-        """The ONE place stream messages are acknowledged, asked again or terminated."""
-        try:
-            outcomes = await self.handler(received)
-        except Exception:
-            # not done: have them back soon rather than after ack_wait (what never decodes, never)
-            outcomes = [Nak(self.nak_delay) if i.event is not None else Term("undecodable") for i in received]
-            await self._settle(received, outcomes)
-            raise
-        await self._settle(received, outcomes)
-
-    async def _settle(self, received: list[Received[E]], outcomes: list[Settle]) -> None:
-        for item, outcome in zip(received, outcomes, strict=True):
-            if isinstance(outcome, Ack):
-                await item.msg.ack()
-                STREAM_MESSAGES.labels(self.durable, "ack").inc()
-            elif isinstance(outcome, Nak):
-                await item.msg.nak(delay=outcome.delay)
-                STREAM_MESSAGES.labels(self.durable, "nak").inc()
-            else:  # the handler logged why, with what it knows of the message
-                log.debug("stream_message_terminated", durable=self.durable, reason=outcome.reason)
-                await item.msg.term()
-                STREAM_MESSAGES.labels(self.durable, "term").inc()
-
-    async def drop(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
 
 
 async def _handle(rpc: Rpc[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], data: bytes) -> RpcReply:

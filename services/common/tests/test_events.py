@@ -10,10 +10,12 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from structlog.testing import capture_logs
 
-from chainchat_service.bus import ACK, Bus, InvalidEvent, Received, Settle, Term
+from chainchat_service.bus import Bus
+from chainchat_service.jetstream import ACK, InvalidEvent, Received, Settle, Term
 from chainchat_service.loops import Backoff
 from devstack.components import NatsServer
 
@@ -63,13 +65,20 @@ async def test_subscribe_hands_the_handler_a_validated_model(bus: Bus) -> None:
     assert got == [Ping(n=7)]
 
 
+def _handled(outcome: str) -> float:
+    labels = {"event": "Ping", "outcome": outcome}
+    return REGISTRY.get_sample_value("chainchat_events_handled_total", labels) or 0.0
+
+
 async def test_a_bad_payload_is_logged_without_its_content_and_dropped(bus: Bus) -> None:
     subject, got = await _collecting(bus)
+    ok_before, invalid_before = _handled("ok"), _handled("invalid")
     with capture_logs() as logs:
         await bus.nc.publish(subject, b'{"n": "secret-value"}')
         await bus.publish(subject, Ping(n=1))
         await _until(lambda: bool(got))
     assert got == [Ping(n=1)]
+    assert (_handled("ok") - ok_before, _handled("invalid") - invalid_before) == (1, 1)
     invalid = [e for e in logs if e["event"] == "event_invalid"]
     assert len(invalid) == 1
     assert invalid[0]["event"] == "event_invalid"

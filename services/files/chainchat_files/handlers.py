@@ -22,7 +22,8 @@ from chainchat_protocol.files import (
     FileGetRequest,
     FilePublic,
 )
-from chainchat_service.bus import Bus, InvalidEvent
+from chainchat_service.bus import Bus
+from chainchat_service.jetstream import InvalidEvent
 
 QUEUE = "files"
 CHAT_EVENTS_DURABLE = "files-chat-events"

@@ -45,7 +45,8 @@ from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.proof import ConsistencyProof, ProofObject
 from chainchat_protocol.rpc import Empty
 from chainchat_protocol.subjects import Subject
-from chainchat_service.bus import ACK, Bus, InvalidEvent, Received, Settle, Term
+from chainchat_service.bus import Bus
+from chainchat_service.jetstream import ACK, InvalidEvent, Received, Settle, Term
 from chainchat_service.logging import get_logger
 from chainchat_service.loops import Backoff
 from chainchat_service.outbox import ensure_ledger_stream
