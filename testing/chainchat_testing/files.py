@@ -166,7 +166,7 @@ class FakeChat:
         await self._nc.jetstream().publish(ChatSubject.MESSAGE_DELETED, event.model_dump_json().encode())
 
 
-def files_gateway_app(settings: Any, route_settings: Any) -> FastAPI:
+def files_gateway_app(settings: Any) -> FastAPI:
     """A gateway with only the files routes (``/api/v1/files``) and :class:`StaticTokenVerifier`."""
     from chainchat_gateway.routes import files as files_routes
     from chainchat_service.web import create_service_app
@@ -177,7 +177,6 @@ def files_gateway_app(settings: Any, route_settings: Any) -> FastAPI:
         setup=files_routes.setup,
         teardown=files_routes.teardown,
     )
-    app.state.files_route_settings = route_settings
     app.state.token_verifier = StaticTokenVerifier()
     app.include_router(files_routes.router, prefix="/api/v1")
     return app
@@ -272,15 +271,14 @@ def files_server(tmp: Path, nats_url: str, ipfs_url: str, limit: int, secret: st
 
 def gateway_server(nats_url: str, files_url: str, limit: int, secret: str = "") -> AppServer:
     """A gateway with only the files routes, streaming to ``files_url``; not started yet."""
-    from chainchat_gateway.routes.files import FilesRouteSettings
     from chainchat_gateway.settings import GatewaySettings
 
     port = free_port()
     settings = GatewaySettings(
-        environment="test", nats_url=nats_url, files_http_url=files_url, http_port=port
-    )
-    route_settings = FilesRouteSettings(max_file_bytes=limit, files_internal_secret=secret)
-    return AppServer(files_gateway_app(settings, route_settings), port)
+        environment="test", nats_url=nats_url, files_http_url=files_url, http_port=port,
+        max_file_bytes=limit, files_internal_secret=secret,
+    )  # fmt: skip
+    return AppServer(files_gateway_app(settings), port)
 
 
 def start_files_env(tmp: Path, *, small_limit: int = MIB) -> FilesEnv:

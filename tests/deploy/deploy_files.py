@@ -267,7 +267,7 @@ class SettingsClass:
 @cache
 def settings_classes(service: str) -> tuple[SettingsClass, ...]:
     """Every pydantic-settings class a service's code defines or inherits (e.g. the gateway's
-    GatewaySettings and FilesRouteSettings), found by importing its modules."""
+    GatewaySettings, ServiceSettings under it), found by importing its modules."""
     package = importlib.import_module(f"chainchat_{service}")
     found: dict[type[BaseSettings], None] = {}
     for info in pkgutil.walk_packages(package.__path__, f"chainchat_{service}."):

@@ -27,7 +27,13 @@ from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
-from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
+from chainchat_protocol.errors import (
+    ChainChatError,
+    ErrorCode,
+    Unavailable,
+    ValidationFailed,
+    error_from_wire,
+)
 from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
 from chainchat_service.db import storage_full, storage_full_error
 from chainchat_service.jetstream import (
@@ -98,7 +104,7 @@ class Bus:
     @property
     def nc(self) -> NatsClient:
         if self._nc is None:
-            raise Unavailable("NATS is not connected", code="nats_unavailable")
+            raise Unavailable("NATS is not connected", code=ErrorCode.NATS_UNAVAILABLE)
         return self._nc
 
     @property
@@ -227,10 +233,12 @@ class Bus:
                 rpc.subject, req.model_dump_json().encode(), timeout=timeout, headers=headers
             )
         except NoRespondersError:
-            raise Unavailable(f"the {service} service is unavailable", code="service_unavailable") from None
+            raise Unavailable(
+                f"the {service} service is unavailable", code=ErrorCode.SERVICE_UNAVAILABLE
+            ) from None
         except (TimeoutError, NatsTimeoutError):
             raise Unavailable(
-                f"the {service} service did not answer in time", code="service_timeout"
+                f"the {service} service did not answer in time", code=ErrorCode.SERVICE_TIMEOUT
             ) from None
         reply = RpcReply.model_validate_json(msg.data)
         if reply.error is not None:
@@ -268,7 +276,9 @@ class Bus:
                 data = reply.model_dump_json(exclude_none=True).encode()
                 if len(data) > self.nc.max_payload:  # the server would refuse it: answer anyway
                     log.error("reply_too_large", subject=rpc.subject, size=len(data))
-                    reply = _error_reply(Unavailable("the reply is too large", code="reply_too_large"))
+                    reply = _error_reply(
+                        Unavailable("the reply is too large", code=ErrorCode.REPLY_TOO_LARGE)
+                    )
                     data = reply.model_dump_json(exclude_none=True).encode()
                 outcome = "ok" if reply.error is None else reply.error.code
                 if msg.reply:
@@ -439,7 +449,7 @@ async def _handle(rpc: Rpc[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], 
             log.error("storage_full", subject=rpc.subject, error=str(exc)[:200])
             return _error_reply(storage_full_error())
         log.exception("handler_failed", subject=rpc.subject)
-        return RpcReply(error=WireError(code="internal_error", message="internal error", status=500))
+        return RpcReply(error=WireError(code=ErrorCode.INTERNAL_ERROR, message="internal error", status=500))
 
 
 def _error_reply(err: ChainChatError) -> RpcReply:

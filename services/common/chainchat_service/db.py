@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chainchat_protocol.errors import Unavailable
+from chainchat_protocol.errors import ErrorCode, Unavailable
 
 
 def utcnow() -> datetime:
@@ -96,7 +96,9 @@ def storage_full(exc: BaseException) -> bool:
 def storage_full_error() -> Unavailable:
     """What a client sees when a write failed because the disk is full: a 503, nothing half-saved
     (the transaction rolled back), worth retrying once an operator frees space."""
-    return Unavailable("the service's storage is full; nothing was saved, retry later", code="storage_full")
+    return Unavailable(
+        "the service's storage is full; nothing was saved, retry later", code=ErrorCode.STORAGE_FULL
+    )
 
 
 def _upgrade(connection: Connection, script_location: Path) -> None:

@@ -28,12 +28,20 @@ from chainchat_protocol.auth import (
     JWKS_CHANGED,
     REAUTH_AUDIENCE,
     REAUTH_HEADER,
+    AuthErrorCode,
     JwksChanged,
     RevokedSession,
     SessionsRevoked,
 )
 from chainchat_protocol.b64 import B64Error, b64d_exact
-from chainchat_protocol.errors import ChainChatError, Forbidden, Unauthorized, Unavailable
+from chainchat_protocol.errors import (
+    ChainChatError,
+    ErrorCode,
+    Forbidden,
+    GatewayErrorCode,
+    Unauthorized,
+    Unavailable,
+)
 from chainchat_protocol.rpc import Empty
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
@@ -61,7 +69,7 @@ class Principal(BaseModel):
 
 
 def _invalid(message: str = "the access token is not valid") -> Unauthorized:
-    return Unauthorized(message, code="invalid_token")
+    return Unauthorized(message, code=AuthErrorCode.INVALID_TOKEN)
 
 
 class TokenVerifier:
@@ -145,7 +153,9 @@ class TokenVerifier:
                 await self.refresh_keys()
             except ChainChatError as exc:
                 if not self._keys:
-                    raise Unavailable("cannot verify tokens right now", code="auth_unavailable") from exc
+                    raise Unavailable(
+                        "cannot verify tokens right now", code=GatewayErrorCode.AUTH_UNAVAILABLE
+                    ) from exc
         key = self._keys.get(kid)
         if key is None:
             raise _invalid()
@@ -161,7 +171,7 @@ class TokenVerifier:
         else:
             principal = await self._verify_signature(token)
         if self.is_revoked(principal.session_id):
-            raise Unauthorized("this session has ended; sign in again", code="token_revoked")
+            raise Unauthorized("this session has ended; sign in again", code=AuthErrorCode.TOKEN_REVOKED)
         return principal
 
     async def _verify_signature(self, token: str) -> Principal:
@@ -223,7 +233,7 @@ class TokenVerifier:
                 options={"require": required},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("the access token has expired", code="token_expired") from None
+            raise Unauthorized("the access token has expired", code=AuthErrorCode.TOKEN_EXPIRED) from None
         except jwt.PyJWTError:
             raise _invalid() from None
         return claims
@@ -244,7 +254,7 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
 def _reauth_required() -> Forbidden:
     return Forbidden(
         f"this needs your password again: POST /api/v1/auth/reauth, then send {REAUTH_HEADER}",
-        code="reauth_required",
+        code=AuthErrorCode.REAUTH_REQUIRED,
     )
 
 
@@ -260,10 +270,10 @@ def bearer_token(request: Request) -> str | None:
 async def current_user(request: Request) -> Principal:
     verifier = getattr(request.app.state, "token_verifier", None)
     if verifier is None:
-        raise Unauthorized("authentication is not available yet", code="unauthorized")
+        raise Unauthorized("authentication is not available yet", code=ErrorCode.UNAUTHORIZED)
     token = bearer_token(request)
     if token is None:
-        raise Unauthorized("missing bearer token", code="missing_token")
+        raise Unauthorized("missing bearer token", code=AuthErrorCode.MISSING_TOKEN)
     principal: Principal = await verifier.verify(token)
     return principal
 
@@ -277,7 +287,7 @@ async def optional_user(request: Request) -> Principal | None:
 
 async def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Principal:
     if user.role != "admin":
-        raise Forbidden("admin role required", code="admin_required")
+        raise Forbidden("admin role required", code=AuthErrorCode.ADMIN_REQUIRED)
     return user
 
 

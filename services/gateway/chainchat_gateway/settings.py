@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from chainchat_service.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -19,6 +21,10 @@ class GatewaySettings(ServiceSettings):
     trusted_proxies: int = 0
     # lifetime of the web client's refresh-token cookie (the session itself ends by auth's rules)
     refresh_cookie_max_age_s: int = 30 * 86400
+
+    # the files proxy (routes/files.py): the same variables as the files service reads
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=0)
+    files_internal_secret: str = ""
 
     # the WebSocket hub (ws.py): the WS_* variables
     ws_idle_timeout_s: float = 60.0

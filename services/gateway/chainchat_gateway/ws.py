@@ -50,9 +50,9 @@ from pydantic import BaseModel, ValidationError
 from chainchat_gateway.security import Principal
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import chat
-from chainchat_protocol.auth import SessionsRevoked
+from chainchat_protocol.auth import AuthErrorCode, SessionsRevoked
 from chainchat_protocol.chat import ErrorFrame, PongFrame, ReadyFrame
-from chainchat_protocol.errors import ChainChatError, Unauthorized
+from chainchat_protocol.errors import ChainChatError, ErrorCode, GatewayErrorCode, Unauthorized
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
@@ -268,7 +268,7 @@ class Hub:
     async def _verify(self, token: str) -> Principal:
         verifier = self.verifier()
         if verifier is None:
-            raise Unauthorized("authentication is not available yet", code="unauthorized")
+            raise Unauthorized("authentication is not available yet", code=ErrorCode.UNAUTHORIZED)
         return await verifier.verify(token)
 
     async def _attach(self, conn: Connection) -> None:
@@ -347,7 +347,7 @@ class Hub:
         try:
             principal = await self._verify(token if isinstance(token, str) else "")
             if principal.user_id != conn.user_id:
-                raise Unauthorized("the token belongs to another user", code="invalid_token")
+                raise Unauthorized("the token belongs to another user", code=AuthErrorCode.INVALID_TOKEN)
         except ChainChatError as exc:
             conn.push(_frame(ErrorFrame(code=exc.code, message=exc.message)))
             return
@@ -394,7 +394,9 @@ class Hub:
         else:
             if not isinstance(kind, str):
                 conn.malformed += 1
-            error = ErrorFrame(code="invalid_frame", message='frames are JSON objects with a known "type"')
+            error = ErrorFrame(
+                code=GatewayErrorCode.INVALID_FRAME, message='frames are JSON objects with a known "type"'
+            )
             conn.push(_frame(error))
 
     def _admit_send(self, conn: Connection, frame: dict[str, Any]) -> None:
@@ -406,7 +408,8 @@ class Hub:
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
         WS_SENDS_REFUSED.inc()
         conn.push(_frame(ErrorFrame(
-            code="rate_limited", message="too many sends in flight; retry shortly", client_id=client_id,
+            code=ErrorCode.RATE_LIMITED, message="too many sends in flight; retry shortly",
+            client_id=client_id,
             retry_after=self.settings.ws_retry_after_s,
         )))  # fmt: skip
 

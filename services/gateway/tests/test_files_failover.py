@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from chainchat_gateway.routes.files import FilesProxy, FilesRouteSettings
+from chainchat_gateway.routes.files import FilesProxy
+from chainchat_gateway.settings import GatewaySettings
 
 UP, ALSO_UP, DOWN = "http://127.0.0.1:9101", "http://127.0.0.1:9102", "http://127.0.0.1:9103"
 
@@ -19,7 +20,7 @@ def _proxy(urls: str, seen: list[str]) -> FilesProxy:
         assert request.headers["Host"] == f"{request.url.host}:{request.url.port}"
         return httpx.Response(200, json={"served_by": origin, "path": request.url.path})
 
-    settings = FilesRouteSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = GatewaySettings(_env_file=None)  # type: ignore[call-arg]
     return FilesProxy(urls, settings, transport=httpx.MockTransport(handle))
 
 

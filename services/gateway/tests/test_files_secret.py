@@ -8,13 +8,15 @@ import pytest
 from fastapi import FastAPI
 
 from chainchat_gateway.routes import files
+from chainchat_gateway.settings import GatewaySettings
 from chainchat_service.settings import PLACEHOLDER_SECRETS
 
 
 def _app(secret: str) -> FastAPI:
     app = FastAPI()
-    app.state.files_route_settings = files.FilesRouteSettings(_env_file=None, files_internal_secret=secret)  # type: ignore[call-arg]
-    app.state.settings = SimpleNamespace(files_http_url="http://127.0.0.1:1")
+    app.state.settings = GatewaySettings(
+        _env_file=None, files_http_url="http://127.0.0.1:1", files_internal_secret=secret
+    )  # type: ignore[call-arg]
     return app
 
 

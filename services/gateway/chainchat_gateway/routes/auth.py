@@ -110,11 +110,13 @@ async def refresh(
     """Rotate the refresh token from the JSON body (SDK, CLI) or else the cookie (web client)."""
     token = body.refresh_token if body else refresh_cookie(request)
     if token is None:
-        raise Unauthorized("send a refresh token", code="missing_token")
+        raise Unauthorized("send a refresh token", code=p.AuthErrorCode.MISSING_TOKEN)
     try:
         req = p.RefreshRequest(refresh_token=token, client_ip=_ip(request, settings))
     except ValidationError:
-        raise Unauthorized("the refresh token is not valid", code="invalid_refresh_token") from None
+        raise Unauthorized(
+            "the refresh token is not valid", code=p.AuthErrorCode.INVALID_REFRESH_TOKEN
+        ) from None
     try:
         reply: p.TokenReply = await _call(bus, settings, p.AUTH_REFRESH, req)
     except Unauthorized as exc:
@@ -132,7 +134,7 @@ async def logout(
     """End the bearer's session, else the one of the refresh token (body, else cookie)."""
     refresh_token = (body.refresh_token if body else None) or _cookie_token(request)
     if user is None and refresh_token is None:
-        raise Unauthorized("send a bearer token or a refresh token", code="missing_token")
+        raise Unauthorized("send a bearer token or a refresh token", code=p.AuthErrorCode.MISSING_TOKEN)
     req = p.LogoutRequest(
         refresh_token=refresh_token,
         user_id=user.user_id if user else None,

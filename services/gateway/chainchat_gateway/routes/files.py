@@ -8,20 +8,18 @@ signed with ``FILES_INTERNAL_SECRET`` when set (services/files/README.md, "Trust
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from chainchat_gateway.deps import BusDep
 from chainchat_gateway.security import CurrentUser
+from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol.chat import CHAT_CONVERSATION_MEMBER, ChatErrorCode, ConversationRequest
 from chainchat_protocol.errors import (
     NotFound,
@@ -56,17 +54,6 @@ _RELAYED_HEADERS = (
     "content-length", "content-range", "etag", "accept-ranges", "cache-control", "x-content-type-options",
 )  # fmt: skip
 _FORWARDED_REQUEST_HEADERS = ("range", "if-range", "if-none-match")
-
-
-class FilesRouteSettings(BaseSettings):
-    """What the gateway needs to know about files (same variables as the files service)."""
-
-    model_config = SettingsConfigDict(
-        env_file=os.environ.get("CHAINCHAT_ENV_FILE", ".env"), extra="ignore", env_file_encoding="utf-8"
-    )
-
-    max_file_bytes: int = Field(default=100 * MIB, ge=0)
-    files_internal_secret: str = ""
 
 
 class FailoverTransport(httpx.AsyncBaseTransport):
@@ -109,7 +96,7 @@ class FilesProxy:
     """The HTTP client to the files service, and how a user's identity is presented to it."""
 
     def __init__(
-        self, base_url: str, settings: FilesRouteSettings, transport: httpx.AsyncBaseTransport | None = None
+        self, base_url: str, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None
     ):
         self.settings = settings
         upstreams = [part.strip() for part in base_url.split(",") if part.strip()]
@@ -142,15 +129,14 @@ def _proxy(request: Request) -> FilesProxy:
 
 
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    # tests may set their own (a small MAX_FILE_BYTES, a secret) before start-up
-    settings = getattr(app.state, "files_route_settings", None) or FilesRouteSettings()
+    settings: GatewaySettings = app.state.settings
     secret = settings.files_internal_secret.strip().lower()
     if runtime.settings.environment == "production" and secret in PLACEHOLDER_SECRETS:
         raise RuntimeError(
             "FILES_INTERNAL_SECRET must be set to a real secret in production (ENVIRONMENT=production); "
             "refusing to start"
         )
-    app.state.files_proxy = FilesProxy(app.state.settings.files_http_url, settings)
+    app.state.files_proxy = FilesProxy(settings.files_http_url, settings)
 
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
