@@ -99,6 +99,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts
 	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat
+	$(BIN)/python -m tools.wire_ts --check
 
 typecheck: lint
 
