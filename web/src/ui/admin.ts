@@ -44,7 +44,7 @@ export class AdminScreen {
   private async action(user: UserPublic, action: string): Promise<void> {
     this.err.show(null);
     try {
-      await this.api.post(`/admin/users/${encodeURIComponent(user.id)}/${action}`);
+      await this.api.adminAction(user.id, action);
       await Promise.all([this.loadPending(), this.loadUsers().then(() => this.loadAudit())]);
     } catch (ex) {
       this.err.show(messageOf(ex));
@@ -52,8 +52,7 @@ export class AdminScreen {
   }
 
   private async list(status?: string): Promise<UserPublic[]> {
-    const res = await this.api.get(`/admin/users${status ? `?status=${status}` : ""}`);
-    return Array.isArray(res) ? res : (res?.users ?? []);
+    return (await this.api.adminUsers(status)).users;
   }
 
   private async loadPending(): Promise<void> {
@@ -132,7 +131,7 @@ export class AdminScreen {
               );
               role.addEventListener("change", async () => {
                 try {
-                  await this.api.put(`/admin/users/${encodeURIComponent(u.id)}/role`, { role: role.value });
+                  await this.api.adminSetRole(u.id, role.value as UserPublic["role"]);
                   await this.loadAudit();
                 } catch (ex) {
                   this.err.show(messageOf(ex));
@@ -172,7 +171,7 @@ export class AdminScreen {
   private async loadLedger(): Promise<void> {
     const title = h("h2", { id: "adm-ledger" }, "Ledger");
     try {
-      const info = await this.api.get("/ledger/info", { auth: false });
+      const info = await this.api.ledgerInfo();
       const head = info.latest_head;
       const dl = h("dl", { class: "proof" });
       const row = (k: string, v: unknown): void => void dl.append(h("dt", null, k), h("dd", { class: "mono" }, v === null || v === undefined ? "—" : String(v)));
@@ -224,13 +223,9 @@ export class AdminScreen {
       field("Since", since),
       h("button", { type: "submit", class: "small" }, "Filter"),
     );
-    const query = new URLSearchParams({ limit: "100" });
-    if (filter.type) query.set("type", filter.type);
-    if (filter.userId) query.set("user_id", filter.userId);
-    if (filter.since) query.set("since", new Date(filter.since).toISOString());
+    const query = { limit: 100, type: filter.type, user_id: filter.userId, since: filter.since ? new Date(filter.since).toISOString() : undefined };
     try {
-      const res = await this.api.get(`/admin/audit?${query}`);
-      const events: any[] = Array.isArray(res) ? res : (res?.events ?? []);
+      const { events } = await this.api.adminAudit(query);
       if (ticket !== this.auditTicket) return;
       clear(
         this.audit,

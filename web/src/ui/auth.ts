@@ -1,5 +1,6 @@
 /** Account screens: log in (with TOTP when required), register, verify e-mail, reset password. */
-import { ApiError, api, type TokenReply } from "../api";
+import { ApiError, api } from "../api";
+import type { LoginBody } from "../wire";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, h, messageOf } from "./dom";
 import { askForCode } from "./reauth";
@@ -33,9 +34,9 @@ export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () 
         err.show(null);
         busy(submit, true);
         try {
-          const body: Record<string, string> = { email: email.value.trim(), password: password.value };
+          const body: LoginBody = { email: email.value.trim(), password: password.value };
           if (!totpField.hidden && totp.value.trim()) body.totp_code = totp.value.trim();
-          const reply = await api.post<TokenReply>("/auth/login", body, { auth: false });
+          const reply = await api.login(body);
           api.adoptTokens(reply);
           onLoggedIn();
         } catch (ex) {
@@ -110,7 +111,7 @@ export function registerView(root: HTMLElement): void {
         err.show(null);
         busy(submit, true);
         try {
-          await api.post("/auth/register", { email: email.value.trim(), password: password.value, display_name: name.value.trim() }, { auth: false });
+          await api.register({ email: email.value.trim(), password: password.value, display_name: name.value.trim() });
           clear(
             root,
             card(
@@ -144,7 +145,7 @@ export async function verifyView(root: HTMLElement, token: string | null): Promi
     return;
   }
   try {
-    const res = await api.post<{ status: string }>("/auth/verify", { token }, { auth: false });
+    const res = await api.verifyEmail(token);
     status.textContent =
       res.status === "pending_approval"
         ? "Your e-mail address is verified. An administrator must approve your account before you can log in."
@@ -169,7 +170,7 @@ export function forgotPasswordView(root: HTMLElement): void {
         e.preventDefault();
         busy(submit, true);
         try {
-          await api.post("/auth/password/reset-request", { email: email.value.trim() }, { auth: false });
+          await api.requestPasswordReset(email.value.trim());
           clear(form, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
         } catch (ex) {
           err.show(messageOf(ex));
@@ -196,7 +197,7 @@ export function resetPasswordView(root: HTMLElement, token: string | null): void
         e.preventDefault();
         busy(submit, true);
         try {
-          await api.post("/auth/password/reset", { token, password: password.value }, { auth: false });
+          await api.resetPassword(token ?? "", password.value);
           clear(form, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
         } catch (ex) {
           err.show(messageOf(ex));

@@ -5,7 +5,7 @@
  */
 import type { ApiClient } from "../api";
 import { TrustError, type Messenger, type ChatMessage, type ConversationSummary, type FileInfo, type MessageView, type Transport } from "../messenger";
-import type { Frame, LiveConnection } from "../ws";
+import type { LiveConnection, ServerFrame } from "../ws";
 import { clear, errorBox, field, formatBytes, formatTime, h, icon, messageOf, modal, uid } from "./dom";
 import { showProof } from "./proof";
 import { formatSafetyNumber } from "../crypto/safety";
@@ -534,7 +534,7 @@ export class ChatScreen {
             onclick: async () => {
               if (!confirm("Delete this message for everyone? The ledger keeps a tombstone proving it existed.")) return;
               try {
-                await this.api.delete(`/messages/${encodeURIComponent(m.id)}`);
+                await this.api.deleteMessage(m.id);
                 m.deleted = true;
                 m.body = null;
                 m.envelope = null;
@@ -773,7 +773,7 @@ export class ChatScreen {
     if (last === undefined || (st.summary.read_seq ?? -1) >= last) return;
     st.summary.read_seq = last;
     try {
-      await this.api.post(`/conversations/${encodeURIComponent(st.summary.conversation_id)}/read`, { seq: last });
+      await this.api.markRead(st.summary.conversation_id, last);
     } catch {
       st.summary.read_seq = undefined;
     }
@@ -823,10 +823,10 @@ export class ChatScreen {
 
   // ------------------------------------------------------------------ live frames
 
-  private async onFrame(f: Frame): Promise<void> {
+  private async onFrame(f: ServerFrame): Promise<void> {
     switch (f.type) {
       case "message":
-        return this.onMessage(f.conversation_id ?? f.message?.conversation_id, f.message);
+        return this.onMessage(f.conversation_id, f.message);
       case "receipt": {
         const st = this.convs.get(f.conversation_id);
         if (!st) return;
