@@ -167,19 +167,45 @@ def _member(schema: Mapping[str, Any]) -> str:
     return f"({text})" if " | " in text else text
 
 
-def interface(name: str, schema: Mapping[str, Any]) -> list[str]:
-    """``export interface <name>`` for one object schema. A property is optional unless the schema
-    requires it or fixes it (a frame's ``type``: its default is its only value)."""
-    if schema.get("type") != "object" or "properties" not in schema:
-        raise UnsupportedSchema(f"{name} is not an object with properties")
-    required = set(schema.get("required", ()))
-    lines = [*_doc(schema.get("description")), f"export interface {name} {{"]
+def _optional(field: str, schema: Mapping[str, Any]) -> str:
+    # required by the schema, or fixed (a frame's ``type``: its default is its only value)
+    prop = schema["properties"][field]
+    return "" if field in schema.get("required", ()) or "const" in prop else "?"
+
+
+Base = tuple[str, Mapping[str, Any]]
+
+
+def interface(name: str, schema: Mapping[str, Any], base: Base | None = None) -> list[str]:
+    """``export interface <name>`` for one object schema; with ``base`` (the model's parent, also
+    emitted) it ``extends`` it and lists only the fields it adds or changes."""
+    for s in (schema, base[1] if base else schema):
+        if s.get("type") != "object" or "properties" not in s:
+            raise UnsupportedSchema(f"{name} (or its base) is not an object with properties")
+    inherited = base[1]["properties"] if base else {}
+    extends = f" extends {base[0]}" if base else ""
+    lines = [*_doc(schema.get("description")), f"export interface {name}{extends} {{"]
     for field, prop in schema["properties"].items():
-        optional = "" if field in required or "const" in prop else "?"
+        optional = _optional(field, schema)
+        if base and inherited.get(field) == prop and _optional(field, base[1]) == optional:
+            continue
         lines += _doc(prop.get("description"), "  ")
         lines.append(f"  {field}{optional}: {FIELD_TYPES.get((name, field)) or ts_type(prop)};")
     lines.append("}")
     return lines
+
+
+def _parents(models: Iterable[type[BaseModel]], schemas: Mapping[str, Any]) -> dict[str, str]:
+    """Model name → the name of its pydantic parent, where both are emitted."""
+    parents = {}
+    for model in models:
+        parent = model.__bases__[0]
+        if issubclass(parent, BaseModel) and parent is not BaseModel and parent.__name__ in schemas:
+            own = parent.model_json_schema(mode="validation")
+            own.pop("$defs", None)
+            if schemas[parent.__name__] == own:
+                parents[model.__name__] = parent.__name__
+    return parents
 
 
 def collect(models: Iterable[type[BaseModel]]) -> dict[str, dict[str, Any]]:
@@ -211,8 +237,13 @@ def render(
 ) -> str:
     """The text of ``wire.ts``: one interface per schema (sorted by name), then the frame unions."""
     server_frames, client_frames = tuple(server_frames), tuple(client_frames)
-    schemas = collect((*models, *server_frames, *client_frames))
-    blocks = [interface(name, schemas[name]) for name in sorted(schemas)]
+    everything = (*models, *server_frames, *client_frames)
+    schemas = collect(everything)
+    parents = _parents(everything, schemas)
+    blocks = [
+        interface(name, schemas[name], (parents[name], schemas[parents[name]]) if name in parents else None)
+        for name in sorted(schemas)
+    ]
     unions = (("ServerFrame", "gateway", server_frames), ("ClientFrame", "browser", client_frames))
     for name, sender, frames in unions:
         if frames:

@@ -16,6 +16,13 @@ class Part(BaseModel):
     size: int | None = None
 
 
+class BigPart(Part):
+    """A part that is weighed."""
+
+    weight: int
+    size: int  # required here
+
+
 class Order(BaseModel):
     type: Literal["order"] = "order"
     parts: list[Part]
@@ -33,6 +40,12 @@ class Ping(BaseModel):
 EXPECTED = (
     wire_ts.HEADER
     + """
+/** A part that is weighed. */
+export interface BigPart extends Part {
+  size: number;
+  weight: number;
+}
+
 export interface Order {
   type: "order";
   parts: Part[];
@@ -66,7 +79,7 @@ export type ClientFrame =
 
 
 def test_models_become_interfaces_and_frame_unions() -> None:
-    assert wire_ts.render([Part], [Order], [Ping]) == EXPECTED
+    assert wire_ts.render([Part, BigPart], [Order], [Ping]) == EXPECTED
 
 
 def test_an_inline_object_is_refused() -> None:

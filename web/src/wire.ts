@@ -65,14 +65,7 @@ export interface ConsistencyProof {
   proof: string[];
 }
 
-export interface ConversationCreated {
-  conversation_id: string;
-  kind: "direct" | "group";
-  title?: string | null;
-  members: string[];
-  admins: string[];
-  created_by: string;
-  created_at: string;
+export interface ConversationCreated extends ConversationPublic {
   created: boolean;
 }
 
@@ -101,14 +94,7 @@ export interface ConversationPublic {
   created_at: string;
 }
 
-export interface ConversationSummary {
-  conversation_id: string;
-  kind: "direct" | "group";
-  title?: string | null;
-  members: string[];
-  admins: string[];
-  created_by: string;
-  created_at: string;
+export interface ConversationSummary extends ConversationPublic {
   last_seq: number;
   read_seq: number;
   unread_count: number;
@@ -433,10 +419,7 @@ export interface RoleBody {
 }
 
 /** A send over the socket: the body of `POST …/messages` plus where it goes; answered by `ack` or `error` with the same `client_id`. */
-export interface SendFrame {
-  envelope: Envelope;
-  client_id?: string | null;
-  file_ids?: string[];
+export interface SendFrame extends PostMessageBody {
   type: "send";
   conversation_id: string;
 }
