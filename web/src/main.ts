@@ -4,7 +4,7 @@ import { api, type UserPublic } from "./api";
 import { Messenger } from "./messenger";
 import { AdminScreen } from "./ui/admin";
 import { forgotPasswordView, loginView, registerView, resetPasswordView, verifyView } from "./ui/auth";
-import { ChatScreen } from "./ui/chat";
+import { ChatScreen } from "./ui/chat/screen";
 import { DeviceAlerts } from "./ui/devices";
 import { clear, h, messageOf } from "./ui/dom";
 import { settingsView } from "./ui/settings";
