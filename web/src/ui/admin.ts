@@ -1,6 +1,6 @@
 /** Admin panel: pending approvals, users (disable/enable, role), audit log, ledger status. */
 import type { ApiClient, UserPublic } from "../api";
-import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
+import { clear, errorBox, field, form, formatTime, h, messageOf } from "./dom";
 
 interface AuditFilter {
   type?: string;
@@ -207,16 +207,9 @@ export class AdminScreen {
       [...this.names].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => h("option", { value: id, selected: id === filter.userId }, name)),
     );
     const since = h("input", { type: "datetime-local", value: filter.since ?? "" });
-    const form = h(
-      "form",
-      {
-        class: "inline audit-filters",
-        "aria-label": "Filter the audit log",
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void this.loadAudit({ type: type.value.trim() || undefined, userId: user.value || undefined, since: since.value || undefined });
-        },
-      },
+    const filters = form(
+      { class: "inline audit-filters", "aria-label": "Filter the audit log" },
+      () => void this.loadAudit({ type: type.value.trim() || undefined, userId: user.value || undefined, since: since.value || undefined }),
       field("Event type", type),
       types,
       field("User", user),
@@ -230,7 +223,7 @@ export class AdminScreen {
       clear(
         this.audit,
         title,
-        form,
+        filters,
         h(
           "div",
           { class: "table-scroll" },
@@ -259,7 +252,7 @@ export class AdminScreen {
       );
     } catch (ex) {
       if (ticket !== this.auditTicket) return;
-      clear(this.audit, title, form, h("p", { class: "error" }, messageOf(ex)));
+      clear(this.audit, title, filters, h("p", { class: "error" }, messageOf(ex)));
     }
   }
 }

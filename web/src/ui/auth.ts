@@ -2,7 +2,7 @@
 import { ApiError, api } from "../api";
 import type { LoginBody } from "../wire";
 import { signInWithEthereum, walletAvailable } from "../siwe";
-import { clear, errorBox, field, h, messageOf } from "./dom";
+import { clear, errorBox, field, form, h, messageOf } from "./dom";
 import { askForCode } from "./reauth";
 import { themeToggle } from "./theme";
 
@@ -25,30 +25,26 @@ export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () 
   totpField.hidden = true;
   const err = errorBox();
   const submit = h("button", { type: "submit", class: "primary" }, "Log in");
-  const form = h(
-    "form",
-    {
-      "aria-label": "Log in",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        err.show(null);
-        busy(submit, true);
-        try {
-          const body: LoginBody = { email: email.value.trim(), password: password.value };
-          if (!totpField.hidden && totp.value.trim()) body.totp_code = totp.value.trim();
-          const reply = await api.login(body);
-          api.adoptTokens(reply);
-          onLoggedIn();
-        } catch (ex) {
-          if (ex instanceof ApiError && ex.code === "mfa_required") {
-            totpField.hidden = false;
-            totp.focus();
-            err.show("Enter the code from your authenticator app to finish logging in.");
-          } else err.show(messageOf(ex));
-        } finally {
-          busy(submit, false);
-        }
-      },
+  const box = form(
+    { "aria-label": "Log in" },
+    async () => {
+      err.show(null);
+      busy(submit, true);
+      try {
+        const body: LoginBody = { email: email.value.trim(), password: password.value };
+        if (!totpField.hidden && totp.value.trim()) body.totp_code = totp.value.trim();
+        const reply = await api.login(body);
+        api.adoptTokens(reply);
+        onLoggedIn();
+      } catch (ex) {
+        if (ex instanceof ApiError && ex.code === "mfa_required") {
+          totpField.hidden = false;
+          totp.focus();
+          err.show("Enter the code from your authenticator app to finish logging in.");
+        } else err.show(messageOf(ex));
+      } finally {
+        busy(submit, false);
+      }
     },
     field("E-mail", email),
     field("Password", password),
@@ -80,7 +76,7 @@ export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () 
     card(
       "Log in",
       notice ? h("p", { class: "notice", role: "status" }, notice) : null,
-      form,
+      box,
       wallet ? h("div", { class: "or" }, h("span", null, "or")) : null,
       wallet,
       h(
@@ -102,29 +98,25 @@ export function registerView(root: HTMLElement): void {
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
   const err = errorBox();
   const submit = h("button", { type: "submit", class: "primary" }, "Create account");
-  const form = h(
-    "form",
-    {
-      "aria-label": "Create account",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        err.show(null);
-        busy(submit, true);
-        try {
-          await api.register({ email: email.value.trim(), password: password.value, display_name: name.value.trim() });
-          clear(
-            root,
-            card(
-              "Check your e-mail",
-              h("p", { role: "status" }, `We sent a verification link to ${email.value.trim()}. Open it to activate your account.`),
-              h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in")),
-            ),
-          );
-        } catch (ex) {
-          err.show(messageOf(ex));
-          busy(submit, false);
-        }
-      },
+  const box = form(
+    { "aria-label": "Create account" },
+    async () => {
+      err.show(null);
+      busy(submit, true);
+      try {
+        await api.register({ email: email.value.trim(), password: password.value, display_name: name.value.trim() });
+        clear(
+          root,
+          card(
+            "Check your e-mail",
+            h("p", { role: "status" }, `We sent a verification link to ${email.value.trim()}. Open it to activate your account.`),
+            h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in")),
+          ),
+        );
+      } catch (ex) {
+        err.show(messageOf(ex));
+        busy(submit, false);
+      }
     },
     field("Display name", name),
     field("E-mail", email),
@@ -132,7 +124,7 @@ export function registerView(root: HTMLElement): void {
     err,
     submit,
   );
-  clear(root, card("Create your account", form, h("p", { class: "links" }, "Already registered? ", h("a", { href: "/login", "data-route": "" }, "Log in"))));
+  clear(root, card("Create your account", box, h("p", { class: "links" }, "Already registered? ", h("a", { href: "/login", "data-route": "" }, "Log in"))));
   name.focus();
 }
 
@@ -162,52 +154,44 @@ export function forgotPasswordView(root: HTMLElement): void {
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const err = errorBox();
   const submit = h("button", { type: "submit", class: "primary" }, "Send reset link");
-  const form = h(
-    "form",
-    {
-      "aria-label": "Reset password",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        busy(submit, true);
-        try {
-          await api.requestPasswordReset(email.value.trim());
-          clear(form, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
-        } catch (ex) {
-          err.show(messageOf(ex));
-          busy(submit, false);
-        }
-      },
+  const box = form(
+    { "aria-label": "Reset password" },
+    async () => {
+      busy(submit, true);
+      try {
+        await api.requestPasswordReset(email.value.trim());
+        clear(box, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
+      } catch (ex) {
+        err.show(messageOf(ex));
+        busy(submit, false);
+      }
     },
     field("E-mail", email),
     err,
     submit,
   );
-  clear(root, card("Reset your password", form, h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
+  clear(root, card("Reset your password", box, h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
 }
 
 export function resetPasswordView(root: HTMLElement, token: string | null): void {
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
   const err = errorBox();
   const submit = h("button", { type: "submit", class: "primary" }, "Set new password");
-  const form = h(
-    "form",
-    {
-      "aria-label": "New password",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        busy(submit, true);
-        try {
-          await api.resetPassword(token ?? "", password.value);
-          clear(form, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
-        } catch (ex) {
-          err.show(messageOf(ex));
-          busy(submit, false);
-        }
-      },
+  const box = form(
+    { "aria-label": "New password" },
+    async () => {
+      busy(submit, true);
+      try {
+        await api.resetPassword(token ?? "", password.value);
+        clear(box, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
+      } catch (ex) {
+        err.show(messageOf(ex));
+        busy(submit, false);
+      }
     },
     field("New password", password, "At least 10 characters."),
     err,
     submit,
   );
-  clear(root, card("Choose a new password", token ? form : h("p", { class: "error" }, "This reset link has no token."), h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
+  clear(root, card("Choose a new password", token ? box : h("p", { class: "error" }, "This reset link has no token."), h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
 }

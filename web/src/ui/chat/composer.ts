@@ -2,7 +2,7 @@
  * The composer of the open conversation: the text box (Enter sends, Shift+Enter breaks the line),
  * typing notices, and a file attachment with its progress.
  */
-import { errorBox, h, icon, messageOf, uid } from "../dom";
+import { errorBox, form, h, icon, messageOf, uid } from "../dom";
 
 export interface ComposerActions {
   /** Send a text (the caller shows it at once and reports failures on the message itself). */
@@ -19,21 +19,17 @@ export function composer(actions: ComposerActions): HTMLFormElement {
   const progress = h("progress", { max: "1", value: "0", hidden: true, "aria-label": "Upload progress" });
   const progressLabel = h("span", { class: "progress-label", "aria-live": "polite" });
   const err = errorBox();
-  const form = h(
-    "form",
-    {
-      class: "composer",
-      "aria-label": "Send a message",
-      onsubmit: (e: Event) => {
-        e.preventDefault();
-        const value = text.value;
-        if (!value.trim()) return;
-        err.show(null);
-        text.value = "";
-        text.focus();
-        actions.sendText(value);
-      },
-    },
+  const send = (): void => {
+    const value = text.value;
+    if (!value.trim()) return;
+    err.show(null);
+    text.value = "";
+    text.focus();
+    actions.sendText(value);
+  };
+  const composerForm = form(
+    { class: "composer", "aria-label": "Send a message" },
+    send,
     h("label", { for: text.id, class: "visually-hidden" }, "Message"),
     text,
     h("label", { for: fileInput.id, class: "attach button", title: "Attach a file (encrypted in your browser)" }, icon("clip"), h("span", { class: "attach-text" }, "Attach file")),
@@ -44,7 +40,7 @@ export function composer(actions: ComposerActions): HTMLFormElement {
   text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
-      form.requestSubmit();
+      composerForm.requestSubmit();
     }
   });
   text.addEventListener("input", () => {
@@ -70,5 +66,5 @@ export function composer(actions: ComposerActions): HTMLFormElement {
       fileInput.value = "";
     }
   });
-  return form;
+  return composerForm;
 }
