@@ -17,6 +17,23 @@ function busy(button: HTMLButtonElement, on: boolean, label?: string): void {
   if (label) button.textContent = label;
 }
 
+/** An account form: its button is disabled while `run` works; a failure shows above the button. */
+function accountForm(label: string, submitText: string, run: () => Promise<void>, ...fields: HTMLElement[]): HTMLFormElement {
+  const err = errorBox();
+  const submit = h("button", { type: "submit", class: "primary" }, submitText);
+  const send = async (): Promise<void> => {
+    err.show(null);
+    busy(submit, true);
+    try {
+      await run();
+    } catch (ex) {
+      err.show(messageOf(ex));
+      busy(submit, false);
+    }
+  };
+  return form({ "aria-label": label }, send, ...fields, err, submit);
+}
+
 export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () => void, notice?: string): void {
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
@@ -96,33 +113,23 @@ export function registerView(root: HTMLElement): void {
   const name = h("input", { type: "text", name: "display_name", autocomplete: "nickname", required: true, maxlength: "64" });
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
-  const err = errorBox();
-  const submit = h("button", { type: "submit", class: "primary" }, "Create account");
-  const box = form(
-    { "aria-label": "Create account" },
+  const box = accountForm(
+    "Create account",
+    "Create account",
     async () => {
-      err.show(null);
-      busy(submit, true);
-      try {
-        await api.register({ email: email.value.trim(), password: password.value, display_name: name.value.trim() });
-        clear(
-          root,
-          card(
-            "Check your e-mail",
-            h("p", { role: "status" }, `We sent a verification link to ${email.value.trim()}. Open it to activate your account.`),
-            h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in")),
-          ),
-        );
-      } catch (ex) {
-        err.show(messageOf(ex));
-        busy(submit, false);
-      }
+      await api.register({ email: email.value.trim(), password: password.value, display_name: name.value.trim() });
+      clear(
+        root,
+        card(
+          "Check your e-mail",
+          h("p", { role: "status" }, `We sent a verification link to ${email.value.trim()}. Open it to activate your account.`),
+          h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in")),
+        ),
+      );
     },
     field("Display name", name),
     field("E-mail", email),
     field("Password", password, "At least 10 characters."),
-    err,
-    submit,
   );
   clear(root, card("Create your account", box, h("p", { class: "links" }, "Already registered? ", h("a", { href: "/login", "data-route": "" }, "Log in"))));
   name.focus();
@@ -152,46 +159,28 @@ export async function verifyView(root: HTMLElement, token: string | null): Promi
 
 export function forgotPasswordView(root: HTMLElement): void {
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
-  const err = errorBox();
-  const submit = h("button", { type: "submit", class: "primary" }, "Send reset link");
-  const box = form(
-    { "aria-label": "Reset password" },
+  const box = accountForm(
+    "Reset password",
+    "Send reset link",
     async () => {
-      busy(submit, true);
-      try {
-        await api.requestPasswordReset(email.value.trim());
-        clear(box, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
-      } catch (ex) {
-        err.show(messageOf(ex));
-        busy(submit, false);
-      }
+      await api.requestPasswordReset(email.value.trim());
+      clear(box, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
     },
     field("E-mail", email),
-    err,
-    submit,
   );
   clear(root, card("Reset your password", box, h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
 }
 
 export function resetPasswordView(root: HTMLElement, token: string | null): void {
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
-  const err = errorBox();
-  const submit = h("button", { type: "submit", class: "primary" }, "Set new password");
-  const box = form(
-    { "aria-label": "New password" },
+  const box = accountForm(
+    "New password",
+    "Set new password",
     async () => {
-      busy(submit, true);
-      try {
-        await api.resetPassword(token ?? "", password.value);
-        clear(box, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
-      } catch (ex) {
-        err.show(messageOf(ex));
-        busy(submit, false);
-      }
+      await api.resetPassword(token ?? "", password.value);
+      clear(box, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
     },
     field("New password", password, "At least 10 characters."),
-    err,
-    submit,
   );
   clear(root, card("Choose a new password", token ? box : h("p", { class: "error" }, "This reset link has no token."), h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
 }
