@@ -1,8 +1,8 @@
-"""Root conftest: the real-component fixtures live in devstack.pytest_plugin."""
+"""Root conftest: the real-component fixtures live in chainchat_testing.pytest_plugin."""
 
 from __future__ import annotations
 
-pytest_plugins = ["devstack.pytest_plugin"]
+pytest_plugins = ["chainchat_testing.pytest_plugin"]
 
 
 def pytest_report_header() -> str:

@@ -32,7 +32,12 @@ from _report import bar_panels, write_report
 
 from chainchat_ledger.app import MIGRATIONS
 from chainchat_ledger.log import TransparencyLog
-from chainchat_ledger.testing import (
+from chainchat_protocol.ledger import LEDGER_PROOF_GET, EntryRef, LedgerAnchored
+from chainchat_protocol.log_entry import LogEntry
+from chainchat_protocol.subjects import Subject
+from chainchat_service.bus import Bus
+from chainchat_service.db import Database
+from chainchat_testing.ledger import (
     IsolatedLedger,
     connect,
     ledger_info,
@@ -40,11 +45,6 @@ from chainchat_ledger.testing import (
     publish_entries,
     wait_anchored,
 )
-from chainchat_protocol.ledger import LEDGER_PROOF_GET, EntryRef, LedgerAnchored
-from chainchat_protocol.log_entry import LogEntry
-from chainchat_protocol.subjects import Subject
-from chainchat_service.bus import Bus
-from chainchat_service.db import Database
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

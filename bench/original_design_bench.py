@@ -59,6 +59,7 @@ from chainchat.crypto import DeviceKeys, adecrypt_chunks, aencrypt_chunks, ciphe
 from chainchat.messenger import Messenger
 from chainchat.proof import verify_proof_onchain
 from chainchat_protocol.b64 import b64d_exact, b64e
+from chainchat_protocol.chat import SendResult
 from devstack.stack import Stack, free_ports
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `contracts` lives at the repo root
@@ -360,7 +361,7 @@ class Receiver:
         await self.ws.close()
 
 
-async def send_with_retry(messenger: Messenger, cid: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+async def send_with_retry(messenger: Messenger, cid: str, body: dict[str, Any], **kw: Any) -> SendResult:
     """Send as a client would: a 429 is waited out (its wait counts in the latency)."""
     for _ in range(20):
         try:
@@ -384,7 +385,7 @@ async def run_chainchat(
         for client, dev in ((ca, da), (cb, db)):
             body = dev.publish_body(["hpke-x25519-aes256gcm"])
             await client.publish_keys(body["x25519_public"], body["ed25519_public"], body["suite_support"])
-        cid = (await ca.create_conversation([b["id"]]))["conversation_id"]
+        cid = (await ca.create_conversation([b["id"]])).conversation_id
         ma, mb = Messenger(ca, a["id"], da), Messenger(cb, b["id"], db)
         receiver = Receiver(session_b.access_token)
         await receiver.start(gateway.replace("http://", "ws://") + "/api/v1/ws")
@@ -404,7 +405,7 @@ async def run_chainchat(
                     ma, cid, {"type": "text", "text": text, "sent_at": "2025-01-01T00:00:00Z"}
                 )
                 acks.append((time.perf_counter() - t0) * 1000)
-                sent_at[sent["message_id"]] = t0
+                sent_at[sent.message_id] = t0
             seconds = time.perf_counter() - started
             ids = list(sent_at)
             await receiver.wait(lambda: all(i in receiver.messages for i in ids), 30)
@@ -413,7 +414,7 @@ async def run_chainchat(
             opened = [await mb.open(receiver.messages[i][1], conversation_id=cid) for i in ids]
             assert [o["text"] for o in opened] == texts
             proofs = [await cb.message_proof(i) for i in ids]
-            tx_hashes = sorted({p["tx_hash"] for p in proofs})
+            tx_hashes = sorted({p.tx_hash for p in proofs})
             gas = sum(int(w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in tx_hashes)  # type: ignore[arg-type]
             verdict = await verify_proof_onchain(proofs[-1], stack.chain.rpc_url)
             scan = chain_scan(w3, first_block, [t.encode() for t in texts])
@@ -460,8 +461,8 @@ async def chainchat_file(
     t0 = time.perf_counter()
     uploaded = await ca.upload_file(cid, aencrypt_chunks(key, pieces()), ciphertext_size(len(data)))
     info = {
-        "file_id": uploaded["file_id"],
-        "cid": uploaded["cid"],
+        "file_id": uploaded.file_id,
+        "cid": uploaded.cid,
         "key": b64e(key),
         "name": "f.bin",
         "mime": "application/octet-stream",
@@ -469,19 +470,19 @@ async def chainchat_file(
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     body = {"type": "file", "file": info}  # fmt: skip
-    sent = await send_with_retry(ma, cid, body, file_ids=[uploaded["file_id"]])
+    sent = await send_with_retry(ma, cid, body, file_ids=[uploaded.file_id])
     upload_s = time.perf_counter() - t0
-    await receiver.wait(lambda: sent["message_id"] in receiver.messages, 30)
+    await receiver.wait(lambda: sent.message_id in receiver.messages, 30)
     times = []
     for _ in range(retrievals):
         t0 = time.perf_counter()
-        info = (await mb.open(receiver.messages[sent["message_id"]][1], conversation_id=cid))["file"]
+        info = (await mb.open(receiver.messages[sent.message_id][1], conversation_id=cid))["file"]
         digest = hashlib.sha256()
-        async with cb.download_file(info["file_id"]) as resp:
-            async for plain in adecrypt_chunks(b64d_exact(info["key"], 32), resp.aiter_raw()):
+        async with cb.download_file(info.file_id) as resp:
+            async for plain in adecrypt_chunks(b64d_exact(info.key, 32), resp.aiter_raw()):
                 digest.update(plain)
         times.append(time.perf_counter() - t0)
-        assert digest.hexdigest() == info["sha256"]
+        assert digest.hexdigest() == info.sha256
     return {
         "size_MiB": len(data) / MIB,
         "upload_s": round(upload_s, 3),

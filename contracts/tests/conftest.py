@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.testing import Deploy, Web3, make_deployer
+from chainchat_testing.contracts import Deploy, Web3, make_deployer
 from devstack.components import Chain
 from devstack.process import free_port
 

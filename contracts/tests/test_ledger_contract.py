@@ -11,7 +11,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
 from chainchat_protocol import merkle
-from contracts.testing import Deploy, error_selector, make_deployer, revert_data
+from chainchat_testing.contracts import Deploy, error_selector, make_deployer, revert_data
 from devstack.components import Chain
 
 pytestmark = pytest.mark.integration

@@ -57,7 +57,8 @@ __all__ = [  # the directory names are re-exported too
     "AUTH_MFA_SETUP", "AUTH_PASSWORD_CHANGE", "AUTH_REAUTH", "AUTH_REFRESH", "AUTH_REGISTER",
     "AUTH_RESET", "AUTH_RESET_REQUEST", "AUTH_REVOKED_LIST", "AUTH_SIWE", "AUTH_SIWE_NONCE",
     "AUTH_SIWE_UNLINK", "AUTH_VERIFY", "AUTH_VERIFY_RESEND", "AUDIENCE", "ISSUER", "JWKS_CHANGED",
-    "REAUTH_AUDIENCE", "REAUTH_HEADER", "AuditEventWithProof", "AuditReply", "normalize_email",
+    "REAUTH_AUDIENCE", "REAUTH_HEADER", "AuditEventWithProof", "AuditReply", "AuthErrorCode",
+    "normalize_email",
     # from keys_directory
     "AUTH_KEYS_DEVICES", "AUTH_KEYS_GET", "AUTH_KEYS_MINE", "AUTH_KEYS_PUBLISH", "AUTH_KEYS_REVOKE",
     "AUTH_USERS_GET", "AUTH_USERS_SEARCH", "DeviceKey", "DevicesReply", "DevicesRequest", "KeyChanged",
@@ -72,6 +73,54 @@ AUDIENCE = "chainchat"
 # a reauth token is a JWT for this audience: an access-token check (audience AUDIENCE) refuses it
 REAUTH_AUDIENCE = "chainchat-reauth"
 REAUTH_HEADER = "X-Reauth-Token"
+
+
+class AuthErrorCode:
+    """Stable error codes of accounts, sessions, tokens, MFA, wallets and device keys (clients
+    switch on them). The gateway answers the token codes too: it verifies the access tokens."""
+
+    # accounts and sign-in
+    EMAIL_TAKEN = "email_taken"
+    WEAK_PASSWORD = "weak_password"
+    INVALID_TOKEN = "invalid_token"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    EMAIL_NOT_VERIFIED = "email_not_verified"
+    PENDING_APPROVAL = "pending_approval"
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_REJECTED = "account_rejected"
+    USER_NOT_FOUND = "user_not_found"
+    # sessions and tokens
+    MISSING_TOKEN = "missing_token"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_REVOKED = "token_revoked"
+    INVALID_REFRESH_TOKEN = "invalid_refresh_token"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    SESSION_REVOKED = "session_revoked"
+    REAUTH_REQUIRED = "reauth_required"
+    # two-factor authentication
+    MFA_REQUIRED = "mfa_required"
+    INVALID_MFA_CODE = "invalid_mfa_code"
+    MFA_ALREADY_ENABLED = "mfa_already_enabled"
+    MFA_SETUP_REQUIRED = "mfa_setup_required"
+    MFA_NOT_ENABLED = "mfa_not_enabled"
+    # Sign-In with Ethereum and linked wallets
+    INVALID_SIWE = "invalid_siwe"
+    SIWE_DOMAIN_MISMATCH = "siwe_domain_mismatch"
+    SIWE_CHAIN_MISMATCH = "siwe_chain_mismatch"
+    INVALID_NONCE = "invalid_nonce"
+    WALLET_ALREADY_LINKED = "wallet_already_linked"
+    WALLET_IN_USE = "wallet_in_use"
+    WALLET_NOT_LINKED = "wallet_not_linked"
+    # administration
+    ADMIN_REQUIRED = "admin_required"
+    LAST_ADMIN = "last_admin"
+    INVALID_STATE = "invalid_state"
+    # device keys
+    KEY_IN_USE = "key_in_use"
+    KEY_REVOKED = "key_revoked"
+    KEY_NOT_FOUND = "key_not_found"
+    TOO_MANY_DEVICES = "too_many_devices"
+
 
 # Loose on purpose: full RFC 5322 is not worth it; the verification mail proves the address.
 _EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from chainchat_protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, Identifier
-from chainchat_protocol.errors import ChainChatError, PayloadTooLarge, ValidationFailed
+from chainchat_protocol.errors import ChainChatError, ErrorCode, PayloadTooLarge, ValidationFailed
 from chainchat_protocol.rpc import Empty, Rpc
 
 ConversationKind = Literal["direct", "group"]
@@ -56,6 +56,7 @@ class ChatSubject:
     EVENTS_STREAM = "CHAT_EVENTS"
     MESSAGE_POSTED = "chat.message.posted.v1"
     MESSAGE_DELETED = "chat.message.deleted.v1"
+    MESSAGE_EVENTS = "chat.message.*.v1"  # both of the above (the files service consumes them)
 
 
 class ChatErrorCode:
@@ -80,6 +81,7 @@ class ChatErrorCode:
     RECIPIENTS_MISMATCH = "recipients_mismatch"
     SEQ_OUT_OF_RANGE = "seq_out_of_range"
     INVALID_CURSOR = "invalid_cursor"
+    STORAGE_BUSY = "storage_busy"
 
 
 class _Body(BaseModel):
@@ -121,7 +123,9 @@ def parse_send_body(raw: bytes | str) -> PostMessageBody:
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
-        raise ValidationFailed("the request body is not valid JSON", code="validation_error") from None
+        raise ValidationFailed(
+            "the request body is not valid JSON", code=ErrorCode.VALIDATION_ERROR
+        ) from None
     return validate_send_body(data)
 
 
@@ -160,7 +164,7 @@ def send_body_error(exc: ValidationError) -> ChainChatError:
         return ValidationFailed(f"invalid envelope: {message}", code=ChatErrorCode.INVALID_ENVELOPE)
     if loc == ["envelope"] and first.get("type") != "missing":
         return ValidationFailed(f"invalid envelope: {message}", code=ChatErrorCode.INVALID_ENVELOPE)
-    return ValidationFailed(message, code="validation_error")
+    return ValidationFailed(message, code=ErrorCode.VALIDATION_ERROR)
 
 
 # --- NATS requests ---------------------------------------------------------------------------------

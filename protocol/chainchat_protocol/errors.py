@@ -11,6 +11,40 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 
+class ErrorCode:
+    """Codes every service may answer: each error class's default, and the service kit's own
+    (the bus, storage). The domains' codes live with their schemas (``AuthErrorCode`` in
+    ``auth.py``, ``ChatErrorCode``, ``FilesErrorCode``, ``LedgerErrorCode``)."""
+
+    BAD_REQUEST = "bad_request"
+    VALIDATION_ERROR = "validation_error"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    INTERNAL_ERROR = "internal_error"
+    # the service kit
+    NATS_UNAVAILABLE = "nats_unavailable"
+    SERVICE_TIMEOUT = "service_timeout"
+    REPLY_TOO_LARGE = "reply_too_large"
+    STORAGE_FULL = "storage_full"
+    # HTTP statuses without a class of their own here (the service kit's error handlers)
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
+
+
+class GatewayErrorCode:
+    """Codes only the gateway (the public edge) answers: request bodies, WebSocket frames, and
+    its own view of the services behind it."""
+
+    BODY_TOO_LARGE = "body_too_large"
+    INVALID_FRAME = "invalid_frame"
+    AUTH_UNAVAILABLE = "auth_unavailable"
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     message: str
@@ -26,7 +60,7 @@ class ChainChatError(Exception):
     """Base of every expected error; ``status`` is the HTTP status the gateway answers with."""
 
     status: ClassVar[int] = 400
-    default_code: ClassVar[str] = "bad_request"
+    default_code: ClassVar[str] = ErrorCode.BAD_REQUEST
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -41,42 +75,49 @@ class ChainChatError(Exception):
 
 class BadRequest(ChainChatError):
     status = 400
-    default_code = "bad_request"
+    default_code = ErrorCode.BAD_REQUEST
 
 
 class ValidationFailed(ChainChatError):
     status = 422
-    default_code = "validation_error"
+    default_code = ErrorCode.VALIDATION_ERROR
 
 
 class Unauthorized(ChainChatError):
     status = 401
-    default_code = "unauthorized"
+    default_code = ErrorCode.UNAUTHORIZED
 
 
 class Forbidden(ChainChatError):
     status = 403
-    default_code = "forbidden"
+    default_code = ErrorCode.FORBIDDEN
 
 
 class NotFound(ChainChatError):
     status = 404
-    default_code = "not_found"
+    default_code = ErrorCode.NOT_FOUND
 
 
 class Conflict(ChainChatError):
     status = 409
-    default_code = "conflict"
+    default_code = ErrorCode.CONFLICT
 
 
 class PayloadTooLarge(ChainChatError):
     status = 413
-    default_code = "payload_too_large"
+    default_code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class UnsupportedMediaType(ChainChatError):
+    """415: an upload's body is not the encrypted bytes (``application/octet-stream``)."""
+
+    status = 415
+    default_code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class RateLimited(ChainChatError):
     status = 429
-    default_code = "rate_limited"
+    default_code = ErrorCode.RATE_LIMITED
 
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
@@ -86,12 +127,12 @@ class RateLimited(ChainChatError):
 
 class Unavailable(ChainChatError):
     status = 503
-    default_code = "service_unavailable"
+    default_code = ErrorCode.SERVICE_UNAVAILABLE
 
 
 class InternalError(ChainChatError):
     status = 500
-    default_code = "internal_error"
+    default_code = ErrorCode.INTERNAL_ERROR
 
 
 _BY_STATUS: dict[int, type[ChainChatError]] = {

@@ -35,6 +35,7 @@ __all__ = [
     "CONVERSATION_HEADER",
     "FILE_ACCESS",
     "FILE_GET",
+    "FilesErrorCode",
     "USER_HEADER",
     "FileAccessReply",
     "FileAccessRequest",
@@ -44,6 +45,23 @@ __all__ = [
     "sign_internal_assertion",
     "verify_internal_assertion",
 ]
+
+
+class FilesErrorCode:
+    """Stable error codes of file transfers (the files service and the gateway's file routes)."""
+
+    FILE_NOT_FOUND = "file_not_found"
+    FILE_TOO_LARGE = "file_too_large"
+    FILE_CONTENT_UNAVAILABLE = "file_content_unavailable"
+    FILES_UNAVAILABLE = "files_unavailable"
+    CONVERSATION_REQUIRED = "conversation_required"
+    INVALID_CONTENT_LENGTH = "invalid_content_length"
+    INVALID_RANGE = "invalid_range"
+    IPFS_UNAVAILABLE = "ipfs_unavailable"
+    IPFS_ERROR = "ipfs_error"
+    # the gateway -> files hop (see the module docstring)
+    INTERNAL_AUTH_REQUIRED = "internal_auth_required"
+    INTERNAL_CALLER_REJECTED = "internal_caller_rejected"
 
 
 class FileAccessRequest(BaseModel):

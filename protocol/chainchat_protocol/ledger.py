@@ -80,6 +80,7 @@ class LedgerErrorCode:
     TREE_SIZE_OUT_OF_RANGE = "tree_size_out_of_range"
     NOT_ANCHORED = "not_anchored"
     LEDGER_UNAVAILABLE = "ledger_unavailable"
+    LEDGER_BUSY = "ledger_busy"
 
 
 class _Model(BaseModel):

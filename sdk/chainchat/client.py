@@ -2,7 +2,11 @@
 
     async with Client("http://127.0.0.1:8000") as client:
         session = await client.login("ada@example.org", "correct horse battery")
-        convs = await client.list_conversations()
+        convs = await client.list_conversations()      # list[ConversationSummary]
+
+Every method returns the protocol's model of the route's body (the same pydantic model the gateway
+answers with), so a caller reads ``conv.conversation_id``, never a guessed dict key; ``request()``
+stays for raw calls.
 
 Errors from the server raise :class:`ApiError` with the SPEC's stable ``code``; a server that cannot
 be reached raises :class:`ApiError` with code ``unreachable``.
@@ -15,13 +19,50 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from chainchat_protocol.chat import HISTORY_DEFAULT_LIMIT
+from chainchat_protocol.auth import (
+    AdminUsersReply,
+    AuditEventWithProof,
+    AuditReply,
+    MfaEnableReply,
+    MfaSetupReply,
+    MfaStatusReply,
+    ReauthReply,
+    RegisterReply,
+    TokenReply,
+    UserPublic,
+    VerifyReply,
+)
+from chainchat_protocol.chat import (
+    HISTORY_DEFAULT_LIMIT,
+    ConversationList,
+    ConversationPublic,
+    ConversationSummary,
+    History,
+    MessageRemoved,
+    MessageView,
+    ReadPosition,
+    SendResult,
+)
+from chainchat_protocol.files import FileUploaded
+from chainchat_protocol.keys_directory import (
+    OwnDevice,
+    OwnDevicesReply,
+    PublicKeysReply,
+    PublishKeyReply,
+    UserHit,
+)
+from chainchat_protocol.ledger import LedgerInfo
+from chainchat_protocol.proof import ConsistencyProof, ProofObject
 
 JSON = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+_USER_HITS = TypeAdapter(list[UserHit])
 
 
 class ApiError(Exception):
@@ -45,12 +86,15 @@ class Session:
     user: JSON = field(default_factory=dict)
 
     @classmethod
-    def from_login(cls, body: JSON) -> Session:
+    def from_login(cls, reply: TokenReply, refresh_token: str | None = None) -> Session:
+        token = reply.refresh_token or refresh_token
+        if token is None:
+            raise ApiError(502, "bad_response", "the server sent no refresh token")
         return cls(
-            access_token=body["access_token"],
-            refresh_token=body["refresh_token"],
-            expires_at=time.time() + float(body.get("expires_in", 900)),
-            user=body.get("user") or {},
+            access_token=reply.access_token,
+            refresh_token=token,
+            expires_at=time.time() + float(reply.expires_in),
+            user=reply.user.model_dump(mode="json"),
         )
 
     def to_dict(self) -> JSON:
@@ -153,34 +197,40 @@ class Client:
             ) from None
         return _decode(resp)
 
-    # -- accounts ---------------------------------------------------------------------------
-    async def register(self, email: str, password: str, display_name: str) -> JSON:
-        body = {"email": email, "password": password, "display_name": display_name}
-        result: JSON = await self.request("POST", "/auth/register", json_body=body, auth=False)
-        return result
+    async def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """:meth:`request`, the body read as the route's protocol model."""
+        return _parse(model.model_validate, await self.request(method, path, **kwargs))
 
-    async def verify_email(self, token: str) -> JSON:
-        result: JSON = await self.request("POST", "/auth/verify", json_body={"token": token}, auth=False)
-        return result
+    # -- accounts ---------------------------------------------------------------------------
+    async def register(self, email: str, password: str, display_name: str) -> RegisterReply:
+        body = {"email": email, "password": password, "display_name": display_name}
+        return await self._call(RegisterReply, "POST", "/auth/register", json_body=body, auth=False)
+
+    async def verify_email(self, token: str) -> VerifyReply:
+        return await self._call(VerifyReply, "POST", "/auth/verify", json_body={"token": token}, auth=False)
 
     async def login(self, email: str, password: str, totp_code: str | None = None) -> Session:
         body: JSON = {"email": email, "password": password}
         if totp_code:
             body["totp_code"] = totp_code
-        return await self._adopt_login(await self.request("POST", "/auth/login", json_body=body, auth=False))
+        return await self._adopt_login(
+            await self._call(TokenReply, "POST", "/auth/login", json_body=body, auth=False)
+        )
 
     async def login_with_wallet(self, message: str, signature: str, totp_code: str | None = None) -> Session:
         """Sign-In with Ethereum; ``totp_code`` when the account has MFA on (``mfa_required``)."""
         body: JSON = {"message": message, "signature": signature}
         if totp_code:
             body["totp_code"] = totp_code
-        return await self._adopt_login(await self.request("POST", "/auth/siwe", json_body=body, auth=False))
+        return await self._adopt_login(
+            await self._call(TokenReply, "POST", "/auth/siwe", json_body=body, auth=False)
+        )
 
-    async def _adopt_login(self, reply: JSON) -> Session:
+    async def _adopt_login(self, reply: TokenReply) -> Session:
         session = Session.from_login(reply)
         await self._set_session(session)
         # a login is a recent authentication: its reauth token lets this device publish its key
-        self._keep_reauth(reply.get("reauth_token"), 300.0)
+        self._keep_reauth(reply.reauth_token, 300.0)
         return session
 
     # -- recent authentication (SPEC §11) -----------------------------------------------------
@@ -210,51 +260,50 @@ class Client:
             body.update({"siwe_message": siwe_message, "signature": signature})
         if totp_code:
             body["totp_code"] = totp_code
-        reply: JSON = await self.request("POST", "/auth/reauth", json_body=body)
-        self._keep_reauth(reply["reauth_token"], float(reply["expires_in"]))
-        return str(reply["reauth_token"])
+        reply = await self._call(ReauthReply, "POST", "/auth/reauth", json_body=body)
+        self._keep_reauth(reply.reauth_token, float(reply.expires_in))
+        return reply.reauth_token
 
     async def change_password(self, new_password: str) -> None:
         """Set a new password (needs :meth:`reauth`); the account's other sessions end."""
         await self.request("POST", "/auth/password/change", json_body={"password": new_password}, reauth=True)
 
-    async def mfa_setup(self) -> JSON:
-        """Start TOTP enrolment (needs :meth:`reauth`): ``{secret, otpauth_uri}``."""
-        result: JSON = await self.request("POST", "/auth/mfa/setup", json_body={}, reauth=True)
-        return result
+    async def mfa_setup(self) -> MfaSetupReply:
+        """Start TOTP enrolment (needs :meth:`reauth`): the secret and its ``otpauth://`` URI."""
+        return await self._call(MfaSetupReply, "POST", "/auth/mfa/setup", json_body={}, reauth=True)
 
-    async def mfa_enable(self, code: str) -> JSON:
-        """Confirm TOTP with a code (needs :meth:`reauth`): ``{mfa_enabled, recovery_codes}``."""
-        result: JSON = await self.request("POST", "/auth/mfa/enable", json_body={"code": code}, reauth=True)
-        return result
+    async def mfa_enable(self, code: str) -> MfaEnableReply:
+        """Confirm TOTP with a code (needs :meth:`reauth`); the reply holds the recovery codes."""
+        return await self._call(
+            MfaEnableReply, "POST", "/auth/mfa/enable", json_body={"code": code}, reauth=True
+        )
 
-    async def mfa_disable(self, code: str) -> JSON:
+    async def mfa_disable(self, code: str) -> MfaStatusReply:
         """Turn TOTP off with a code or a recovery code (needs :meth:`reauth`)."""
-        result: JSON = await self.request("POST", "/auth/mfa/disable", json_body={"code": code}, reauth=True)
-        return result
+        return await self._call(
+            MfaStatusReply, "POST", "/auth/mfa/disable", json_body={"code": code}, reauth=True
+        )
 
-    async def link_wallet(self, message: str, signature: str) -> JSON:
+    async def link_wallet(self, message: str, signature: str) -> TokenReply:
         """Link a wallet to the logged-in account (needs :meth:`reauth`)."""
         body = {"message": message, "signature": signature}
-        result: JSON = await self.request("POST", "/auth/siwe", json_body=body, reauth=True)
-        return result
+        return await self._call(TokenReply, "POST", "/auth/siwe", json_body=body, reauth=True)
 
-    async def unlink_wallet(self) -> JSON:
+    async def unlink_wallet(self) -> UserPublic:
         """Unlink the account's wallet (needs :meth:`reauth`); returns the account."""
-        result: JSON = await self.request("DELETE", "/auth/siwe", reauth=True)
-        return result
+        return await self._call(UserPublic, "DELETE", "/auth/siwe", reauth=True)
 
     async def refresh(self) -> Session:
         if self.session is None:
             raise ApiError(401, "not_logged_in", "log in first")
         body = {"refresh_token": self.session.refresh_token}
         try:
-            reply = await self.request("POST", "/auth/refresh", json_body=body, auth=False)
+            reply = await self._call(TokenReply, "POST", "/auth/refresh", json_body=body, auth=False)
         except ApiError as exc:
             if exc.status == 401:
                 await self._set_session(None)
             raise
-        session = Session.from_login({**reply, "user": reply.get("user") or self.session.user})
+        session = Session.from_login(reply, refresh_token=self.session.refresh_token)
         await self._set_session(session)
         return session
 
@@ -268,19 +317,16 @@ class Client:
         finally:
             await self._set_session(None)
 
-    async def me(self) -> JSON:
-        result: JSON = await self.request("GET", "/auth/me")
-        return result
+    async def me(self) -> UserPublic:
+        return await self._call(UserPublic, "GET", "/auth/me")
 
     # -- directory and keys -----------------------------------------------------------------
-    async def search_users(self, query: str) -> list[JSON]:
-        result = await self.request("GET", "/users", params={"q": query})
-        users: list[JSON] = result["users"] if isinstance(result, dict) else result
-        return users
+    async def search_users(self, query: str) -> list[UserHit]:
+        return _parse(_USER_HITS.validate_python, await self.request("GET", "/users", params={"q": query}))
 
     async def publish_keys(
         self, x25519_public: str, ed25519_public: str, suites: list[str], label: str | None = None
-    ) -> JSON:
+    ) -> PublishKeyReply:
         """Publish this device's keys; a new device on an account that has one needs :meth:`reauth`."""
         body: JSON = {
             "x25519_public": x25519_public,
@@ -289,41 +335,38 @@ class Client:
         }
         if label:
             body["label"] = label
-        result: JSON = await self.request("PUT", "/keys/me", json_body=body, reauth=True)
-        return result
+        return await self._call(PublishKeyReply, "PUT", "/keys/me", json_body=body, reauth=True)
 
-    async def my_devices(self) -> list[JSON]:
-        """The account's devices: ``{key_id, label, created_at, revoked_at}``, revoked ones too."""
-        result = await self.request("GET", "/keys/me")
-        devices: list[JSON] = result["devices"]
-        return devices
+    async def my_devices(self) -> list[OwnDevice]:
+        """The account's devices (key id, label, when added and revoked), revoked ones too."""
+        return (await self._call(OwnDevicesReply, "GET", "/keys/me")).devices
 
     async def revoke_device(self, key_id: str) -> None:
         """Revoke one of the account's device keys (needs :meth:`reauth`)."""
         await self.request("DELETE", f"/keys/me/{key_id}", reauth=True)
 
-    async def get_keys(self, user_id: str) -> JSON:
-        result: JSON = await self.request("GET", f"/keys/{user_id}")
-        return result
+    async def get_keys(self, user_id: str) -> PublicKeysReply:
+        return await self._call(PublicKeysReply, "GET", f"/keys/{user_id}")
 
     # -- conversations and messages ---------------------------------------------------------
-    async def create_conversation(self, member_ids: list[str], title: str | None = None) -> JSON:
+    async def create_conversation(
+        self, member_ids: list[str], title: str | None = None
+    ) -> ConversationPublic:
         body: JSON = {"member_ids": member_ids}
         if title:
             body["title"] = title
-        result: JSON = await self.request("POST", "/conversations", json_body=body)
-        return result
+        return await self._call(ConversationPublic, "POST", "/conversations", json_body=body)
 
-    async def list_conversations(self, *, max_pages: int = 1000) -> list[JSON]:
+    async def list_conversations(self, *, max_pages: int = 1000) -> list[ConversationSummary]:
         """Every conversation of the caller, most recently active first (follows ``has_more``)."""
-        convs: list[JSON] = []
+        convs: list[ConversationSummary] = []
         params: dict[str, Any] = {}
         for _ in range(max_pages):
-            result = await self.request("GET", "/conversations", params=params)
-            convs += result["conversations"]
-            if not result.get("has_more") or not result.get("next_cursor"):
+            page = await self._call(ConversationList, "GET", "/conversations", params=params)
+            convs += page.conversations
+            if not page.has_more or not page.next_cursor:
                 break
-            params = {"cursor": result["next_cursor"]}
+            params = {"cursor": page.next_cursor}
         return convs
 
     async def send_envelope(
@@ -332,16 +375,15 @@ class Client:
         envelope: JSON,
         client_id: str | None = None,
         file_ids: list[str] | None = None,
-    ) -> JSON:
+    ) -> SendResult:
         body: JSON = {"envelope": envelope}
         if client_id:
             body["client_id"] = client_id
         if file_ids:
             body["file_ids"] = file_ids
-        result: JSON = await self.request(
-            "POST", f"/conversations/{conversation_id}/messages", json_body=body
+        return await self._call(
+            SendResult, "POST", f"/conversations/{conversation_id}/messages", json_body=body
         )
-        return result
 
     async def history_page(
         self,
@@ -350,11 +392,10 @@ class Client:
         after_seq: int | None = None,
         before_seq: int | None = None,
         limit: int | None = None,
-    ) -> JSON:
-        """One page as the server sends it: ``{"messages": [...], "has_more": bool}``."""
+    ) -> History:
+        """One page as the server sends it (``has_more``: more lie beyond it in the direction read)."""
         params = {"after_seq": after_seq, "before_seq": before_seq, "limit": limit}
-        page: JSON = await self.request("GET", f"/conversations/{conversation_id}/messages", params=params)
-        return page
+        return await self._call(History, "GET", f"/conversations/{conversation_id}/messages", params=params)
 
     async def history(
         self,
@@ -363,52 +404,49 @@ class Client:
         after_seq: int | None = None,
         before_seq: int | None = None,
         limit: int | None = None,
-    ) -> list[JSON]:
+    ) -> list[MessageView]:
         """Up to ``limit`` messages (default 50), ascending by seq: the first after ``after_seq``,
         else the last before ``before_seq`` (or the latest). The server may send fewer per page
         than asked (a page fits one bus reply); this follows ``has_more`` until ``limit``."""
         want = limit or HISTORY_DEFAULT_LIMIT
-        messages: list[JSON] = []
+        messages: list[MessageView] = []
         while len(messages) < want:
             page = await self.history_page(
                 conversation_id, after_seq=after_seq, before_seq=before_seq, limit=want - len(messages)
             )
-            got: list[JSON] = page["messages"]
+            got = page.messages
             if after_seq is not None:
                 messages += got
-                after_seq = got[-1]["seq"] if got else after_seq
+                after_seq = got[-1].seq if got else after_seq
             else:
                 messages = got + messages
-                before_seq = got[0]["seq"] if got else before_seq
-            if not got or not page.get("has_more"):
+                before_seq = got[0].seq if got else before_seq
+            if not got or not page.has_more:
                 break
         return messages
 
-    async def delete_message(self, message_id: str) -> JSON:
-        result: JSON = await self.request("DELETE", f"/messages/{message_id}")
-        return result
+    async def delete_message(self, message_id: str) -> MessageRemoved:
+        return await self._call(MessageRemoved, "DELETE", f"/messages/{message_id}")
 
-    async def mark_read(self, conversation_id: str, seq: int) -> JSON:
-        result: JSON = await self.request(
-            "POST", f"/conversations/{conversation_id}/read", json_body={"seq": seq}
+    async def mark_read(self, conversation_id: str, seq: int) -> ReadPosition:
+        return await self._call(
+            ReadPosition, "POST", f"/conversations/{conversation_id}/read", json_body={"seq": seq}
         )
-        return result
 
-    async def message_proof(self, message_id: str) -> JSON:
-        result: JSON = await self.request("GET", f"/messages/{message_id}/proof")
-        return result
+    async def message_proof(self, message_id: str) -> ProofObject:
+        return await self._call(ProofObject, "GET", f"/messages/{message_id}/proof")
 
     # -- files ------------------------------------------------------------------------------
     async def upload_file(
         self, conversation_id: str, chunks: AsyncIterable[bytes], size: int | None = None
-    ) -> JSON:
+    ) -> FileUploaded:
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)
-        result: JSON = await self.request(
-            "POST", "/files", params={"conversation_id": conversation_id}, content=chunks, headers=headers
+        params = {"conversation_id": conversation_id}
+        return await self._call(
+            FileUploaded, "POST", "/files", params=params, content=chunks, headers=headers
         )
-        return result
 
     @asynccontextmanager
     async def download_file(
@@ -429,34 +467,26 @@ class Client:
                 0, "unreachable", f"cannot reach {self.base_url}: {exc or type(exc).__name__}"
             ) from None
 
-    async def file_proof(self, file_id: str) -> JSON:
-        result: JSON = await self.request("GET", f"/files/{file_id}/proof")
-        return result
+    async def file_proof(self, file_id: str) -> ProofObject:
+        return await self._call(ProofObject, "GET", f"/files/{file_id}/proof")
 
     # -- ledger and admin -------------------------------------------------------------------
-    async def ledger_info(self) -> JSON:
-        result: JSON = await self.request("GET", "/ledger/info", auth=False)
-        return result
+    async def ledger_info(self) -> LedgerInfo:
+        return await self._call(LedgerInfo, "GET", "/ledger/info", auth=False)
 
-    async def consistency(self, from_size: int, to_size: int) -> JSON:
+    async def consistency(self, from_size: int, to_size: int) -> ConsistencyProof:
         params = {"from_size": from_size, "to_size": to_size}
-        result: JSON = await self.request("GET", "/ledger/consistency", params=params, auth=False)
-        return result
+        return await self._call(ConsistencyProof, "GET", "/ledger/consistency", params=params, auth=False)
 
-    async def admin_users(self, status: str | None = None) -> list[JSON]:
-        result = await self.request("GET", "/admin/users", params={"status": status})
-        users: list[JSON] = result["users"] if isinstance(result, dict) else result
-        return users
+    async def admin_users(self, status: str | None = None) -> list[UserPublic]:
+        return (await self._call(AdminUsersReply, "GET", "/admin/users", params={"status": status})).users
 
-    async def admin_action(self, user_id: str, action: str) -> JSON:
+    async def admin_action(self, user_id: str, action: str) -> UserPublic:
         """``action`` is approve, reject, disable or enable."""
-        result: JSON = await self.request("POST", f"/admin/users/{user_id}/{action}")
-        return result
+        return await self._call(UserPublic, "POST", f"/admin/users/{user_id}/{action}")
 
-    async def audit(self, **filters: Any) -> list[JSON]:
-        result = await self.request("GET", "/admin/audit", params=filters)
-        events: list[JSON] = result["events"] if isinstance(result, dict) else result
-        return events
+    async def audit(self, **filters: Any) -> list[AuditEventWithProof]:
+        return (await self._call(AuditReply, "GET", "/admin/audit", params=filters)).events
 
 
 def _decode(resp: httpx.Response) -> Any:
@@ -480,3 +510,15 @@ def _decode(resp: httpx.Response) -> Any:
             float(retry) if retry and retry.isdigit() else None,
         )
     return body
+
+
+def _parse(validate: Callable[[Any], T], body: Any) -> T:
+    """``body`` read by ``validate`` (a model's); a body that is not one is the server's fault,
+    said as an ApiError, never a pydantic traceback."""
+    try:
+        return validate(body)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"]) or "body"
+        raise ApiError(
+            502, "bad_response", f"the server's answer is not the expected shape (at {where})"
+        ) from None

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from pydantic import ValidationError
+from typing import Literal
 
 from chainchat.crypto import CryptoError
+from chainchat_protocol.keys_directory import DeviceKey
 from chainchat_protocol.log_entry import digest_object
 from chainchat_protocol.proof import ProofObject, verify_proof_offline
 
@@ -113,32 +112,27 @@ class DevicePins:
         self.store[user_id] = sorted(set(current))
 
 
-def key_digest(user_id: str, key: dict[str, Any]) -> str:
+def key_digest(user_id: str, key: DeviceKey) -> str:
     """The digest a device key's ``key`` log entry must carry (what auth logs)."""
     return digest_object(
         {
             "user_id": user_id,
-            "key_id": key["key_id"],
-            "x25519_public": key["x25519_public"],
-            "ed25519_public": key["ed25519_public"],
+            "key_id": key.key_id,
+            "x25519_public": key.x25519_public,
+            "ed25519_public": key.ed25519_public,
         }
     )
 
 
-def key_status_offline(
-    user_id: str, key: dict[str, Any], proof: dict[str, Any] | None
-) -> tuple[KeyStatus, str]:
-    """What a key's proof shows without a chain; ``anchored`` still needs the on-chain check."""
-    if proof is None:
+def key_status_offline(user_id: str, key: DeviceKey, parsed: ProofObject | None) -> tuple[KeyStatus, str]:
+    """What a key's proof shows without a chain; ``anchored`` still needs the on-chain check.
+    (A malformed proof never gets here: the client refuses the directory answer that holds it.)"""
+    if parsed is None:
         return "pending", "no proof yet"
-    try:
-        parsed = ProofObject.model_validate(proof)
-    except ValidationError:
-        return "invalid", "the proof is malformed"
     entry = parsed.entry
     if entry is None:
         return "pending", "the ledger has not received the key entry yet"
-    if (entry.kind, entry.id) != ("key", key["key_id"]):
+    if (entry.kind, entry.id) != ("key", key.key_id):
         return "invalid", f"the proof is of {entry.kind} {entry.id}, not of this key"
     if entry.digest != key_digest(user_id, key):
         return "invalid", "the logged digest is not this key's"

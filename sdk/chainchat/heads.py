@@ -15,8 +15,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
+from chainchat.client import ApiError
 from chainchat_protocol.proof import ConsistencyProof, verify_consistency_offline
 
 __all__ = ["HeadTracker", "LogForked", "TreeHead", "check_consistent"]
@@ -50,7 +49,7 @@ class TreeHead:
 class ConsistencySource(Protocol):
     """Where consistency proofs come from: :class:`chainchat.client.Client` (``GET /ledger/consistency``)."""
 
-    async def consistency(self, from_size: int, to_size: int) -> dict[str, Any]: ...
+    async def consistency(self, from_size: int, to_size: int) -> ConsistencyProof: ...
 
 
 async def check_consistent(source: ConsistencySource, old: TreeHead, new: TreeHead) -> None:
@@ -65,11 +64,12 @@ async def check_consistent(source: ConsistencySource, old: TreeHead, new: TreeHe
             raise LogForked(f"two different roots for tree size {old.tree_size}")
         return
     small, large = (old, new) if old.tree_size < new.tree_size else (new, old)
-    body = await source.consistency(small.tree_size, large.tree_size)
     try:
-        proof = ConsistencyProof.model_validate(body)
-    except ValidationError:
-        raise LogForked("the consistency proof it served is malformed") from None
+        proof = await source.consistency(small.tree_size, large.tree_size)
+    except ApiError as exc:
+        if exc.code == "bad_response":  # the server answered, with something that is not a proof
+            raise LogForked("the consistency proof it served is malformed") from None
+        raise
     if (proof.from_size, proof.to_size) != (small.tree_size, large.tree_size):
         raise LogForked(f"asked for sizes {small.tree_size}→{large.tree_size}, got another proof")
     if proof.from_root != small.root_hash or proof.to_root != large.root_hash:

@@ -28,7 +28,10 @@ from chainchat.crypto import (
 )
 from chainchat.devices import DevicePins, KeyProofInvalid, KeyStatus, UnconfirmedDevices, key_status_offline
 from chainchat.verifier import LedgerVerifier
+from chainchat_protocol.chat import MessageView, SendResult
 from chainchat_protocol.envelope import ENVELOPE_FIELDS, SUITE_AES256GCM
+from chainchat_protocol.keys_directory import DeviceKey
+from chainchat_protocol.proof import ProofObject
 
 __all__ = ["KeyProofInvalid", "Messenger", "UnconfirmedDevices", "WrongConversation", "envelope_fields"]
 
@@ -68,26 +71,29 @@ class Messenger:
         the confirmed set is reported (never confirmed here)."""
         if refresh or user_id not in self._keys:
             directory = await self.client.get_keys(user_id)
-            proofs = directory.get("proofs") or {}
             keys = []
-            for k in directory.get("keys", []):
-                key = PublicDeviceKey.from_b64(user_id, k["x25519_public"], k["ed25519_public"])
-                if key.key_id != k.get("key_id"):
+            for k in directory.keys:
+                key = PublicDeviceKey.from_b64(user_id, k.x25519_public, k.ed25519_public)
+                if key.key_id != k.key_id:
                     continue  # a key whose id does not match its bytes is never used
-                self.key_status[key.key_id] = await self._log_status(user_id, k, proofs.get(key.key_id))
+                self.key_status[key.key_id] = await self._log_status(
+                    user_id, k, directory.proofs.get(key.key_id)
+                )
                 keys.append(key)
             self._keys[user_id] = keys
             self._check_pins(user_id, {k.key_id for k in keys})
         return self._keys[user_id]
 
-    async def _log_status(self, user_id: str, key: JSON, proof: JSON | None) -> tuple[KeyStatus, str]:
+    async def _log_status(
+        self, user_id: str, key: DeviceKey, proof: ProofObject | None
+    ) -> tuple[KeyStatus, str]:
         status, reason = key_status_offline(user_id, key, proof)
         if status != "anchored":
             return status, reason
         if self.verifier is None:
             return "logged", "inclusion proven; not checked on chain (no ledger pinned)"
         assert proof is not None
-        result = await self.verifier.verify(self.client, proof, expect=("key", key["key_id"]))
+        result = await self.verifier.verify(self.client, proof, expect=("key", key.key_id))
         if result.valid:
             return "anchored", "anchored on the pinned ledger"
         if result.code == "chain_unreachable":
@@ -151,7 +157,7 @@ class Messenger:
     async def members_of(self, conversation_id: str, *, refresh: bool = False) -> list[str]:
         if refresh or conversation_id not in self._members:
             for conv in await self.client.list_conversations():
-                self._members[conv["conversation_id"]] = list(conv["members"])
+                self._members[conv.conversation_id] = list(conv.members)
         if conversation_id not in self._members:
             raise ApiError(404, "conversation_not_found", "no such conversation")
         return self._members[conversation_id]
@@ -185,7 +191,7 @@ class Messenger:
         *,
         file_ids: list[str] | None = None,
         accept_new_devices: bool = False,
-    ) -> JSON:
+    ) -> SendResult:
         """Seal ``body`` to every current member device and post it (retried once if membership or
         keys changed meanwhile: the server answers 422 when a member device is missing).
         ``accept_new_devices`` confirms unconfirmed devices first (the user said so)."""
@@ -203,20 +209,25 @@ class Messenger:
                     raise
         raise AssertionError("unreachable")
 
-    async def send_text(self, conversation_id: str, text: str, *, accept_new_devices: bool = False) -> JSON:
+    async def send_text(
+        self, conversation_id: str, text: str, *, accept_new_devices: bool = False
+    ) -> SendResult:
         body = {"type": "text", "text": text, "sent_at": _now()}
         return await self.send(conversation_id, body, accept_new_devices=accept_new_devices)
 
-    async def open(self, message: JSON, *, conversation_id: str) -> JSON:
-        """Verify and decrypt a stored/delivered message shown in ``conversation_id``.
+    async def open(self, message: MessageView | JSON, *, conversation_id: str) -> JSON:
+        """Verify and decrypt a stored message (from history) or a delivered one (the WebSocket
+        frame's ``message``) shown in ``conversation_id``.
 
         Raises ``WrongConversation`` when the signed header names another conversation (a message
         spliced in from elsewhere), ``EnvelopeError`` on any other failure.
         """
         return (await self.open_detailed(message, conversation_id=conversation_id)).body
 
-    async def open_detailed(self, message: JSON, *, conversation_id: str) -> OpenedEnvelope:
+    async def open_detailed(self, message: MessageView | JSON, *, conversation_id: str) -> OpenedEnvelope:
         """:meth:`open`, also telling the envelope version and whether it was key-committing (v2)."""
+        if isinstance(message, MessageView):
+            message = message.wire()
         if message.get("conversation_id") != conversation_id:
             raise WrongConversation(
                 f"this message belongs to conversation {message.get('conversation_id')!r}, "

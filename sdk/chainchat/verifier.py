@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from chainchat.client import ApiError
 from chainchat.heads import ConsistencySource, HeadTracker, LogForked, TreeHead
 from chainchat.ledger_pin import LedgerPin
+from chainchat_protocol.proof import ProofObject
 
 if TYPE_CHECKING:
     from chainchat.proof import OnchainVerification
@@ -29,11 +32,22 @@ class LedgerVerifier:
     _verified: dict[tuple[Any, ...], OnchainVerification] = field(default_factory=dict)
 
     async def verify(
-        self, source: ConsistencySource, proof: dict[str, Any], *, expect: tuple[str, str] | None
+        self,
+        source: ConsistencySource,
+        proof: ProofObject | dict[str, Any],
+        *,
+        expect: tuple[str, str] | None,
     ) -> OnchainVerification:
-        """Full check of an anchored proof: entry asked for, pinned ledger, on chain, consistent
-        with every head verified before. Never raises for a bad proof."""
+        """Full check of an anchored proof (a model, or the JSON of one read from a file): entry
+        asked for, pinned ledger, on chain, consistent with every head verified before. Never
+        raises for a bad proof."""
         from chainchat.proof import verify_proof_onchain  # web3 is slow to import: only when used
+
+        if not isinstance(proof, ProofObject):
+            try:
+                proof = ProofObject.model_validate(proof)
+            except ValidationError:  # the one-shot check says what is wrong with it
+                return await verify_proof_onchain(proof, self.rpc_url, expect=expect, ledger=self.pin)
 
         key = _cache_key(proof, expect)
         if key in self._verified:
@@ -59,14 +73,13 @@ class LedgerVerifier:
             )
 
 
-def _cache_key(proof: dict[str, Any], expect: tuple[str, str] | None) -> tuple[Any, ...]:
-    entry = proof.get("entry") or {}
+def _cache_key(proof: ProofObject, expect: tuple[str, str] | None) -> tuple[Any, ...]:
     return (
         expect,
-        tuple(sorted((str(k), str(v)) for k, v in entry.items())) if isinstance(entry, dict) else None,
-        proof.get("head_index"),
-        proof.get("root_hash"),
-        proof.get("leaf_index"),
-        proof.get("contract_address"),
-        proof.get("chain_id"),
+        proof.entry,
+        proof.head_index,
+        proof.root_hash,
+        proof.leaf_index,
+        proof.contract_address,
+        proof.chain_id,
     )

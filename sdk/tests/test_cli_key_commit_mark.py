@@ -11,6 +11,7 @@ from chainchat.cli.messages import _line, render
 from chainchat.client import Client
 from chainchat.crypto import DeviceKeys, seal_envelope
 from chainchat.messenger import Messenger
+from chainchat_protocol.chat import MessageView
 
 
 @pytest.mark.parametrize(("version", "marked"), [(1, True), (2, False)])
@@ -23,6 +24,7 @@ def test_history_line_marks_v1(version: int, marked: bool) -> None:
                         recipients=[keys.public("alice")], version=version)  # fmt: skip
     message: dict[str, Any] = {"message_id": "m1", "seq": 1, "created_at": "now"}
     message.update(env.model_dump(mode="json"))
-    view = asyncio.run(render(cast(Any, None), messenger, message, "c1"))
+    # read as the client reads history: the protocol's model, re-serialised for the signature check
+    view = asyncio.run(render(cast(Any, None), messenger, MessageView.model_validate(message), "c1"))
     assert view["key_committing"] is (not marked)
     assert _line(view) == "#1 me: hi" + (" [not key-committing]" if marked else "")

@@ -3,6 +3,7 @@ blocks sealing, a removed one is dropped, the own account is pinned too."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from chainchat.crypto import DeviceKeys
 from chainchat.devices import DevicePins, KeyProofInvalid, UnconfirmedDevices, key_digest, key_status_offline
 from chainchat.messenger import Messenger
+from chainchat_protocol.keys_directory import DeviceKey
+from chainchat_protocol.proof import ProofObject
 
 
 def test_first_sight_pins_then_new_devices_wait_and_removed_ones_go() -> None:
@@ -77,11 +80,15 @@ def test_seal_refuses_a_key_whose_log_proof_fails() -> None:
 
 def test_key_proof_status_checks_kind_id_and_digest() -> None:
     keys = DeviceKeys.generate()
-    key = {"key_id": keys.key_id, **keys.publish_body([])}
+    key = DeviceKey(key_id=keys.key_id, created_at=datetime.now(UTC), **keys.publish_body([]))
+
+    def pending(entry: dict[str, Any] | None) -> ProofObject:
+        return ProofObject.model_validate({"status": "pending", "entry": entry})
+
     assert key_status_offline("bob", key, None)[0] == "pending"
-    assert key_status_offline("bob", key, {"status": "pending", "entry": None})[0] == "pending"
+    assert key_status_offline("bob", key, pending(None))[0] == "pending"
     entry = {"kind": "key", "id": keys.key_id, "digest": key_digest("bob", key), "at": "2026-01-01T00:00:00Z"}
-    assert key_status_offline("bob", key, {"status": "pending", "entry": entry})[0] == "pending"
+    assert key_status_offline("bob", key, pending(entry))[0] == "pending"
     other = {**entry, "kind": "tombstone"}
-    assert key_status_offline("bob", key, {"status": "pending", "entry": other})[0] == "invalid"
-    assert key_status_offline("mallory", key, {"status": "pending", "entry": entry})[0] == "invalid"
+    assert key_status_offline("bob", key, pending(other))[0] == "invalid"
+    assert key_status_offline("mallory", key, pending(entry))[0] == "invalid"

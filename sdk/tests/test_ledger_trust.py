@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from chainchat.client import ApiError
 from chainchat.heads import HeadTracker, LogForked, TreeHead, check_consistent
 from chainchat.ledger_pin import LedgerPin
 from chainchat.proof import verify_proof_onchain
 from chainchat_protocol.log_entry import LogEntry, leaf_bytes
 from chainchat_protocol.merkle import MerkleTree
-from chainchat_protocol.proof import hashes_to_hex
+from chainchat_protocol.proof import ConsistencyProof, hashes_to_hex
 
 ADDRESS = "0x" + "ab" * 20
 OTHER = "0x" + "cd" * 20
@@ -31,15 +32,15 @@ class FakeLog:
     def head(self, size: int) -> TreeHead:
         return TreeHead(size, self.tree.root(size).hex())
 
-    async def consistency(self, from_size: int, to_size: int) -> dict[str, Any]:
+    async def consistency(self, from_size: int, to_size: int) -> ConsistencyProof:
         self.asked.append((from_size, to_size))
-        return {
-            "from_size": from_size,
-            "to_size": to_size,
-            "from_root": self.tree.root(from_size).hex(),
-            "to_root": self.tree.root(to_size).hex(),
-            "proof": hashes_to_hex(self.tree.consistency_proof(from_size, to_size)),
-        }
+        return ConsistencyProof(
+            from_size=from_size,
+            to_size=to_size,
+            from_root=self.tree.root(from_size).hex(),
+            to_root=self.tree.root(to_size).hex(),
+            proof=hashes_to_hex(self.tree.consistency_proof(from_size, to_size)),
+        )
 
 
 def test_pin_parses_and_compares_addresses_in_any_case() -> None:
@@ -85,13 +86,25 @@ async def test_a_consistency_proof_that_does_not_verify_is_a_fork() -> None:
     log = FakeLog(9)
 
     class Liar(FakeLog):
-        async def consistency(self, from_size: int, to_size: int) -> dict[str, Any]:
+        async def consistency(self, from_size: int, to_size: int) -> ConsistencyProof:
             body = await log.consistency(from_size, to_size)
-            body["proof"] = ["00" * 32 for _ in body["proof"]]
-            return body
+            return body.model_copy(update={"proof": ["00" * 32 for _ in body.proof]})
+
+    class Garbler(FakeLog):
+        async def consistency(self, from_size: int, to_size: int) -> ConsistencyProof:
+            # what the Client raises when the answer is not a consistency proof at all
+            raise ApiError(502, "bad_response", "the server's answer is not the expected shape")
+
+    class Down(FakeLog):
+        async def consistency(self, from_size: int, to_size: int) -> ConsistencyProof:
+            raise ApiError(0, "unreachable", "cannot reach the server")
 
     with pytest.raises(LogForked, match="does not verify"):
         await check_consistent(Liar(0), log.head(3), log.head(9))
+    with pytest.raises(LogForked, match="malformed"):
+        await check_consistent(Garbler(0), log.head(3), log.head(9))
+    with pytest.raises(ApiError, match="cannot reach"):  # nothing decided: not called a fork
+        await check_consistent(Down(0), log.head(3), log.head(9))
     with pytest.raises(LogForked, match="not the roots"):
         await check_consistent(log, log.head(3), TreeHead(9, "11" * 32))
 

@@ -18,13 +18,13 @@ import asyncpg
 import httpx
 import pytest
 
-from chainchat_ledger.testing import FAST_ENV  # fast fail-over: the ledger lease, redelivery, …
 from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, EntryRef, ProofBatchRequest
 from chainchat_protocol.proof import ProofObject, verify_proof_offline
+from chainchat_testing.accounts import Accounts
+from chainchat_testing.ledger import FAST_ENV  # fast fail-over: the ledger lease, redelivery, …
+from chainchat_testing.pytest_plugin import private_stack
 from devstack.databases import PG_URL, database_url
-from devstack.pytest_plugin import private_stack
 from devstack.stack import ServiceProcess, Stack
-from tests.integration.conftest import Accounts
 
 T = TypeVar("T")
 

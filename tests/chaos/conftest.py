@@ -8,9 +8,9 @@ from contextlib import ExitStack
 
 import pytest
 
+from chainchat_testing.accounts import Accounts
 from devstack.stack import Stack
 from tests.chaos._harness import accounts_on, scaled_stack
-from tests.integration.conftest import Accounts
 
 SCALE = {"chat": 3, "gateway": 2, "ledger": 2, "files": 2, "auth": 2}
 #: the modules that use the shared stack

@@ -118,8 +118,8 @@ def _free_bytes(directory: Path) -> int:
 def test_chat_refuses_sends_clearly_when_its_disk_is_full_and_recovers(
     chat_on_small_disk: Stack, small_disk: Path
 ) -> None:
+    from chainchat_testing.accounts import Accounts
     from tests.integration.chat_helpers import chat_user, send_body
-    from tests.integration.conftest import Accounts
 
     stack = chat_on_small_disk
     accounts = Accounts(stack.gateway_url, stack.mail.web_url)

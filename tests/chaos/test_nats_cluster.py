@@ -303,8 +303,8 @@ def service_connections(cluster: NatsCluster) -> dict[str, list[str]]:
 async def test_stack_on_a_cluster_loses_nothing_when_a_node_is_killed(
     cluster: NatsCluster, cluster_stack: Stack
 ) -> None:
+    from chainchat_testing.accounts import Accounts
     from tests.integration.chat_helpers import chat_user, send_body
-    from tests.integration.conftest import Accounts
 
     stack = cluster_stack
     # the stack's own single NATS plays no part: every instance is on the cluster

@@ -17,7 +17,8 @@ import pytest
 import websockets
 
 from chainchat.proof import verify_proof_onchain
-from chainchat_ledger.testing import connect
+from chainchat_testing.accounts import Accounts
+from chainchat_testing.ledger import connect
 from devstack.stack import Stack
 from tests.chaos._harness import (
     account_messages,
@@ -27,7 +28,6 @@ from tests.chaos._harness import (
 )
 from tests.chaos.conftest import SCALE
 from tests.integration.chat_helpers import ChatUser, chat_user, seal, send_body
-from tests.integration.conftest import Accounts
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(300)]
 

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from chainchat.proof import verify_proof_onchain
-from chainchat_ledger.testing import connect
+from chainchat_testing.accounts import Accounts
+from chainchat_testing.ledger import connect
 from devstack.stack import Stack
 from tests.chaos import _report
 from tests.chaos._harness import (
@@ -34,7 +35,6 @@ from tests.chaos._harness import (
 )
 from tests.chaos._load import Lane, MessageLoad
 from tests.integration.chat_helpers import ChatUser, chat_user
-from tests.integration.conftest import Accounts
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(900)]
 

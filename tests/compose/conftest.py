@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chainchat_testing.accounts import PASSWORD, Accounts, unique_email
 from devstack.compose import ComposeError, bases_mode, ensure_engine
 from devstack.process import free_port
 from tests.compose._stack import SCALE, StackUnderTest
-from tests.integration.conftest import PASSWORD, Accounts, unique_email
 
 LOG_DIR = Path(__file__).resolve().parents[2] / "test-artifacts" / "compose"
 

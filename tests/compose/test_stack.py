@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,15 +25,15 @@ from chainchat.crypto import adecrypt_chunks, aencrypt_chunks, ciphertext_size, 
 from chainchat.messenger import Messenger
 from chainchat.proof import verify_proof_onchain
 from chainchat_protocol.b64 import b64d, b64e
+from chainchat_testing.accounts import Accounts
+from chainchat_testing.streams import MIB, random_plaintext
 from tests.chaos._load import Lane, MessageLoad
 from tests.compose._stack import SCALE, StackUnderTest
 from tests.integration.chat_helpers import ChatUser, chat_user, seal
-from tests.integration.conftest import Accounts
 from tests.integration.test_chat_e2e import Socket, read_text
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
 
-MIB = 1024 * 1024
 FILE_SIZE = 20 * MIB
 
 
@@ -114,14 +113,6 @@ async def _messenger(stack: StackUnderTest, user: ChatUser) -> Messenger:
     return Messenger(client, user.id, user.device)
 
 
-async def _plaintext(size: int, digest: Any) -> AsyncIterator[bytes]:
-    block = os.urandom(MIB)
-    for offset in range(0, size, MIB):
-        piece = block[: min(MIB, size - offset)]
-        digest.update(piece)
-        yield piece
-
-
 async def download_sha256(client: Client, file_id: str, key: bytes) -> str:
     async def raw() -> AsyncIterator[bytes]:
         async with client.download_file(file_id) as resp:
@@ -143,11 +134,13 @@ async def test_a_20_mib_file_up_and_down(compose_stack: StackUnderTest, world: d
     try:
         key, digest = generate_file_key(), hashlib.sha256()
         uploaded = await sender.client.upload_file(
-            world["direct"], aencrypt_chunks(key, _plaintext(FILE_SIZE, digest)), ciphertext_size(FILE_SIZE)
+            world["direct"],
+            aencrypt_chunks(key, random_plaintext(FILE_SIZE, digest)),
+            ciphertext_size(FILE_SIZE),
         )
-        assert uploaded["size"] == ciphertext_size(FILE_SIZE)
-        assert await download_sha256(receiver.client, uploaded["file_id"], key) == digest.hexdigest()
-        world["file"] = {"file_id": uploaded["file_id"], "key": b64e(key), "sha256": digest.hexdigest()}
+        assert uploaded.size == ciphertext_size(FILE_SIZE)
+        assert await download_sha256(receiver.client, uploaded.file_id, key) == digest.hexdigest()
+        world["file"] = {"file_id": uploaded.file_id, "key": b64e(key), "sha256": digest.hexdigest()}
     finally:
         await sender.client.aclose()
         await receiver.client.aclose()

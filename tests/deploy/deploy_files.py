@@ -267,11 +267,11 @@ class SettingsClass:
 @cache
 def settings_classes(service: str) -> tuple[SettingsClass, ...]:
     """Every pydantic-settings class a service's code defines or inherits (e.g. the gateway's
-    GatewaySettings, FilesRouteSettings and the WS_* HubSettings), found by importing its modules."""
+    GatewaySettings and FilesRouteSettings), found by importing its modules."""
     package = importlib.import_module(f"chainchat_{service}")
     found: dict[type[BaseSettings], None] = {}
     for info in pkgutil.walk_packages(package.__path__, f"chainchat_{service}."):
-        if ".migrations" in info.name or info.name.endswith(".testing"):
+        if ".migrations" in info.name:
             continue
         module = importlib.import_module(info.name)
         for value in vars(module).values():

@@ -179,7 +179,35 @@ def test_copied_sources_exist_and_are_in_the_build_context(service: str) -> None
             assert not dockerignore_excludes(source), f"line {inst.line}: .dockerignore drops {source}"
     for kept_out in (".env", "var/auth.db", ".venv/bin/python", "web/node_modules/vite/package.json",
                      "deploy/devstack/stack.py", "tests/integration/conftest.py", "services/chat/tests/x.py",
+                     "testing/chainchat_testing/files.py", "testing/pyproject.toml",
                      "services/chat/chainchat_chat/__pycache__/app.cpython-311.pyc"):  # fmt: skip
+        assert dockerignore_excludes(kept_out), f"{kept_out} would be sent to the Docker daemon"
+
+
+def _copied_sources(path: Path) -> list[str]:
+    """What a Dockerfile's COPY instructions take from the build context (not from a stage)."""
+    copies = [i for i in parse_dockerfile(path).all("COPY") if not i.args.startswith("--from=")]
+    return [source.rstrip("/") for inst in copies for source in inst.args.split()[:-1]]
+
+
+def test_no_image_carries_test_support() -> None:
+    """Test support is not product: no image (the services' nor the local components') copies the
+    testing package, a test tree or a test module, and the build context leaves them out."""
+    dockerfiles = sorted(DOCKER_DIR.rglob("*Dockerfile*"))
+    assert len(dockerfiles) >= len(SERVICES) + 5
+    for path in dockerfiles:
+        for source in _copied_sources(path):
+            parts = Path(source).parts
+            assert "testing" not in parts, f"{path.name} copies {source}"
+            assert "tests" not in parts, f"{path.name} copies {source}"
+            files = list((ROOT / source).rglob("*.py")) if (ROOT / source).is_dir() else []
+            test_modules = [
+                f.relative_to(ROOT).as_posix()
+                for f in files
+                if f.name in {"conftest.py", "testing.py"} or f.name.startswith("test_")
+            ]
+            assert test_modules == [], f"{path.name} copies test support: {test_modules}"
+    for kept_out in ("testing/chainchat_testing/pytest_plugin.py", "testing/chainchat_testing/files.py"):
         assert dockerignore_excludes(kept_out), f"{kept_out} would be sent to the Docker daemon"
 
 
@@ -270,7 +298,7 @@ for label, layout in layouts.items():
     try:
         package = importlib.import_module("chainchat_" + service)
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            if ".migrations" not in info.name and not info.name.endswith(".testing"):
+            if ".migrations" not in info.name:
                 importlib.import_module(info.name)
         app = importlib.import_module(package.__name__ + ".app").create_app()
         status, body = asyncio.run(probe(app))

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Accounts
+from chainchat_testing.accounts import Accounts
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import pytest
 import websockets
 
 from chainchat.crypto import DeviceKeys
+from chainchat_testing.accounts import Accounts
 from tests.integration.chat_helpers import ChatUser, chat_user, send_body
-from tests.integration.conftest import Accounts
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.integration
 
 GOOD_PASSWORD = "a perfectly fine passphrase"
 
-# `accounts` and `admin` come from tests/integration/conftest.py (Accounts / Account there);
-# test modules cannot import a conftest by name, hence the loose annotations.
+# `accounts` and `admin` come from tests/integration/conftest.py (their classes:
+# chainchat_testing.accounts Accounts / Account; annotated loosely here).
 
 
 def _code(resp: httpx.Response) -> str:

@@ -4,28 +4,18 @@ Sign-In with Ethereum (EIP-4361 messages built with ``siwe``, signed with ``eth_
 from __future__ import annotations
 
 import time
-import warnings
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyotp
 import pytest
 from eth_account import Account as EthAccount
-from eth_account.messages import encode_defunct
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # web3/abnf import-time deprecation noise
-    from siwe import SiweMessage
+from chainchat_testing.http import error_code
+from chainchat_testing.siwe import sign, siwe_message
 
 pytestmark = pytest.mark.integration
 
 # `accounts`, `admin`, `member` come from tests/integration/conftest.py
-
-
-def _code(resp: Any) -> str:
-    code: str = resp.json()["error"]["code"]
-    return code
 
 
 def _login(accounts: Any, user: Any, code: str | None = None) -> Any:
@@ -48,22 +38,22 @@ def test_totp_enrol_login_replay_recovery_and_disable(accounts: Any) -> None:
     assert setup["otpauth_uri"].startswith("otpauth://totp/ChainChat:")
     totp = pyotp.TOTP(setup["secret"])
     wrong = accounts.http.post("/auth/mfa/enable", json={"code": "000000"}, headers=recent)
-    assert (wrong.status_code, _code(wrong)) == (401, "invalid_mfa_code")
+    assert (wrong.status_code, error_code(wrong)) == (401, "invalid_mfa_code")
     enabled = accounts.http.post("/auth/mfa/enable", json={"code": totp.now()}, headers=recent)
     assert enabled.status_code == 200
     codes = enabled.json()["recovery_codes"]
     assert len(codes) == len(set(codes)) == 10
     assert accounts.http.get("/auth/me", headers=user.headers).json()["mfa_enabled"] is True
 
-    assert _code(_login(accounts, user)) == "mfa_required"
-    assert _code(_login(accounts, user, "123456")) == "invalid_mfa_code"
+    assert error_code(_login(accounts, user)) == "mfa_required"
+    assert error_code(_login(accounts, user, "123456")) == "invalid_mfa_code"
     code = _next_step_code(totp)
     assert _login(accounts, user, code).status_code == 200
     replay = _login(accounts, user, code)
-    assert (replay.status_code, _code(replay)) == (401, "invalid_mfa_code")
+    assert (replay.status_code, error_code(replay)) == (401, "invalid_mfa_code")
 
     assert _login(accounts, user, codes[0].upper()).status_code == 200
-    assert _code(_login(accounts, user, codes[0])) == "invalid_mfa_code"
+    assert error_code(_login(accounts, user, codes[0])) == "invalid_mfa_code"
 
     fresh = accounts.login(user, totp_code=codes[1])
     off = accounts.http.post(
@@ -79,78 +69,57 @@ def test_mfa_requires_login_and_valid_codes(accounts: Any, member: Any) -> None:
     assert accounts.http.post("/auth/mfa/setup").status_code == 401
     recent = {**member.headers, "X-Reauth-Token": member.reauth_token}
     enable = accounts.http.post("/auth/mfa/enable", json={"code": "123456"}, headers=recent)
-    assert (enable.status_code, _code(enable)) == (409, "mfa_setup_required")
+    assert (enable.status_code, error_code(enable)) == (409, "mfa_setup_required")
     disable = accounts.http.post("/auth/mfa/disable", json={"code": "123456"}, headers=recent)
-    assert (disable.status_code, _code(disable)) == (409, "mfa_not_enabled")
+    assert (disable.status_code, error_code(disable)) == (409, "mfa_not_enabled")
     bad = accounts.http.post("/auth/mfa/enable", json={"code": "<script>"}, headers=recent)
     assert bad.status_code == 422
-
-
-def _siwe_message(accounts: Any, address: str, *, domain: str | None = None, chain_id: int = 1337) -> str:
-    nonce = accounts.http.get("/auth/siwe/nonce").json()["nonce"]
-    base = str(accounts.http.base_url)
-    message = SiweMessage(
-        domain=domain or urlsplit(base).netloc,
-        address=address,
-        uri=base,
-        version="1",
-        chain_id=chain_id,
-        nonce=nonce,
-        issued_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        statement="Sign in to ChainChat",
-    )
-    return message.prepare_message()
-
-
-def _sign(wallet: Any, text: str) -> str:
-    signature: str = "0x" + wallet.sign_message(encode_defunct(text=text)).signature.hex().removeprefix("0x")
-    return signature
 
 
 def test_siwe_links_a_wallet_then_logs_in_with_it(accounts: Any) -> None:
     user = accounts.create_active("wallet")
     wallet = EthAccount.create()
-    text = _siwe_message(accounts, wallet.address)
-    unlinked = accounts.http.post("/auth/siwe", json={"message": text, "signature": _sign(wallet, text)})
-    assert (unlinked.status_code, _code(unlinked)) == (401, "wallet_not_linked")
+    text = siwe_message(accounts, wallet.address)
+    unlinked = accounts.http.post("/auth/siwe", json={"message": text, "signature": sign(wallet, text)})
+    assert (unlinked.status_code, error_code(unlinked)) == (401, "wallet_not_linked")
 
-    text = _siwe_message(accounts, wallet.address)
-    body = {"message": text, "signature": _sign(wallet, text)}
+    text = siwe_message(accounts, wallet.address)
+    body = {"message": text, "signature": sign(wallet, text)}
     linked = accounts.http.post("/auth/siwe", json=body, headers=accounts.reauth_headers(user))
     assert linked.status_code == 200
     assert linked.json()["user"]["wallet_address"] == wallet.address
     replay = accounts.http.post("/auth/siwe", json=body)
-    assert (replay.status_code, _code(replay)) == (401, "invalid_nonce")
+    assert (replay.status_code, error_code(replay)) == (401, "invalid_nonce")
 
-    text = _siwe_message(accounts, wallet.address)
-    login = accounts.http.post("/auth/siwe", json={"message": text, "signature": _sign(wallet, text)})
+    text = siwe_message(accounts, wallet.address)
+    login = accounts.http.post("/auth/siwe", json={"message": text, "signature": sign(wallet, text)})
     assert login.status_code == 200
     assert login.json()["user"]["id"] == user.user_id
     me = accounts.http.get("/auth/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
     assert me.json()["wallet_address"] == wallet.address
 
     other = accounts.create_active("wallet2")
-    text = _siwe_message(accounts, wallet.address)
+    text = siwe_message(accounts, wallet.address)
     taken = accounts.http.post(
         "/auth/siwe",
-        json={"message": text, "signature": _sign(wallet, text)},
+        json={"message": text, "signature": sign(wallet, text)},
         headers=accounts.reauth_headers(other),
     )
-    assert (taken.status_code, _code(taken)) == (409, "wallet_in_use")
+    assert (taken.status_code, error_code(taken)) == (409, "wallet_in_use")
 
 
 def test_siwe_checks_domain_chain_and_signature(accounts: Any) -> None:
     wallet, impostor = EthAccount.create(), EthAccount.create()
-    text = _siwe_message(accounts, wallet.address, domain="evil.example")
-    resp = accounts.http.post("/auth/siwe", json={"message": text, "signature": _sign(wallet, text)})
-    assert (resp.status_code, _code(resp)) == (401, "siwe_domain_mismatch")
-    text = _siwe_message(accounts, wallet.address, chain_id=1)
-    resp = accounts.http.post("/auth/siwe", json={"message": text, "signature": _sign(wallet, text)})
-    assert (resp.status_code, _code(resp)) == (401, "siwe_chain_mismatch")
-    text = _siwe_message(accounts, wallet.address)
-    resp = accounts.http.post("/auth/siwe", json={"message": text, "signature": _sign(impostor, text)})
-    assert (resp.status_code, _code(resp)) == (401, "invalid_siwe")
+    text = siwe_message(accounts, wallet.address, domain="evil.example")
+    resp = accounts.http.post("/auth/siwe", json={"message": text, "signature": sign(wallet, text)})
+    assert (resp.status_code, error_code(resp)) == (401, "siwe_domain_mismatch")
+    text = siwe_message(accounts, wallet.address, chain_id=1)
+    resp = accounts.http.post("/auth/siwe", json={"message": text, "signature": sign(wallet, text)})
+    assert (resp.status_code, error_code(resp)) == (401, "siwe_chain_mismatch")
+    text = siwe_message(accounts, wallet.address)
+    resp = accounts.http.post("/auth/siwe", json={"message": text, "signature": sign(impostor, text)})
+    assert (resp.status_code, error_code(resp)) == (401, "invalid_siwe")
     resp = accounts.http.post("/auth/siwe", json={"message": "hello", "signature": "0x" + "00" * 65})
-    assert (resp.status_code, _code(resp)) == (401, "invalid_siwe")
+    assert (resp.status_code, error_code(resp)) == (401, "invalid_siwe")
     resp = accounts.http.post("/auth/siwe", json={"message": text, "signature": "nope"})
     assert resp.status_code == 422

@@ -6,44 +6,16 @@ sessions. Each attack is performed and must be refused."""
 from __future__ import annotations
 
 import time
-import warnings
-from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
 
 import pyotp
 import pytest
 from eth_account import Account as EthAccount
-from eth_account.messages import encode_defunct
 
-from tests.integration.conftest import Account, Accounts
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # web3/abnf import-time deprecation noise
-    from siwe import SiweMessage
+from chainchat_testing.accounts import Account, Accounts
+from chainchat_testing.http import error_code
+from chainchat_testing.siwe import signed_siwe
 
 pytestmark = pytest.mark.integration
-
-
-def _code(resp: Any) -> str:
-    code: str = resp.json()["error"]["code"]
-    return code
-
-
-def _signed_siwe(accounts: Accounts, wallet: Any) -> dict[str, str]:
-    nonce = accounts.http.get("/auth/siwe/nonce").json()["nonce"]
-    base = str(accounts.http.base_url)
-    text = SiweMessage(
-        domain=urlsplit(base).netloc,
-        address=wallet.address,
-        uri=base,
-        version="1",
-        chain_id=1337,
-        nonce=nonce,
-        issued_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    ).prepare_message()
-    signature = "0x" + wallet.sign_message(encode_defunct(text=text)).signature.hex().removeprefix("0x")
-    return {"message": text, "signature": signature}
 
 
 def _second_session(accounts: Accounts, account: Account) -> Account:
@@ -65,7 +37,7 @@ def test_a_stolen_token_cannot_change_the_account(accounts: Accounts) -> None:
     owner = accounts.create_active("victim")
     stolen = owner.headers  # what a thief has: the bearer, nothing else
     attempts = [
-        ("POST", "/auth/siwe", _signed_siwe(accounts, EthAccount.create())),
+        ("POST", "/auth/siwe", signed_siwe(accounts, EthAccount.create())),
         ("DELETE", "/auth/siwe", None),
         ("POST", "/auth/mfa/setup", {}),
         ("POST", "/auth/mfa/enable", {"code": "123456"}),
@@ -75,9 +47,9 @@ def test_a_stolen_token_cannot_change_the_account(accounts: Accounts) -> None:
     ]
     for method, path, body in attempts:
         resp = accounts.http.request(method, path, json=body, headers=stolen)
-        assert (resp.status_code, _code(resp)) == (403, "reauth_required"), (method, path, resp.text)
+        assert (resp.status_code, error_code(resp)) == (403, "reauth_required"), (method, path, resp.text)
         forged = accounts.http.request(method, path, json=body, headers={**stolen, "X-Reauth-Token": "x.y.z"})
-        assert (forged.status_code, _code(forged)) == (403, "reauth_required"), (method, path)
+        assert (forged.status_code, error_code(forged)) == (403, "reauth_required"), (method, path)
     me = accounts.http.get("/auth/me", headers=stolen).json()
     assert (me["wallet_address"], me["mfa_enabled"]) == (None, False)
     # and the password still is the owner's
@@ -91,18 +63,18 @@ def test_reauth_tokens_are_bound_and_are_not_access_tokens(accounts: Accounts) -
     owner = accounts.create_active("bound")
     other_session = _second_session(accounts, owner)
     wrong = accounts.http.post("/auth/reauth", json={"password": "not-the-password"}, headers=owner.headers)
-    assert (wrong.status_code, _code(wrong)) == (403, "invalid_credentials")
+    assert (wrong.status_code, error_code(wrong)) == (403, "invalid_credentials")
     reply = accounts.http.post(
         "/auth/reauth", json={"password": owner.password}, headers=owner.headers
     ).json()
     assert 0 < reply["expires_in"] <= 300
     token = reply["reauth_token"]
     as_bearer = accounts.http.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
-    assert (as_bearer.status_code, _code(as_bearer)) == (401, "invalid_token")
+    assert (as_bearer.status_code, error_code(as_bearer)) == (401, "invalid_token")
     # another session of the same account, or another account, cannot use it
     for headers in (other_session.headers, accounts.create_active("bystander").headers):
         resp = accounts.http.post("/auth/mfa/setup", headers={**headers, "X-Reauth-Token": token})
-        assert (resp.status_code, _code(resp)) == (403, "reauth_required")
+        assert (resp.status_code, error_code(resp)) == (403, "reauth_required")
     ok = accounts.http.post("/auth/mfa/setup", headers={**owner.headers, "X-Reauth-Token": token})
     assert ok.status_code == 200, ok.text
     anon = accounts.http.post("/auth/reauth", json={"password": owner.password})
@@ -113,19 +85,19 @@ def test_wallet_link_needs_reauth_and_unlink_ends_wallet_login(accounts: Account
     owner = accounts.create_active("linker")
     wallet = EthAccount.create()
     linked = accounts.http.post(
-        "/auth/siwe", json=_signed_siwe(accounts, wallet), headers=accounts.reauth_headers(owner)
+        "/auth/siwe", json=signed_siwe(accounts, wallet), headers=accounts.reauth_headers(owner)
     )
     assert linked.status_code == 200, linked.text
     assert linked.json()["user"]["wallet_address"] == wallet.address
-    login = accounts.http.post("/auth/siwe", json=_signed_siwe(accounts, wallet))
+    login = accounts.http.post("/auth/siwe", json=signed_siwe(accounts, wallet))
     assert login.status_code == 200
     assert login.json()["reauth_token"]  # a wallet login is a full login too
     unlinked = accounts.http.delete("/auth/siwe", headers=accounts.reauth_headers(owner))
     assert (unlinked.status_code, unlinked.json()["wallet_address"]) == (200, None)
-    again = accounts.http.post("/auth/siwe", json=_signed_siwe(accounts, wallet))
-    assert (again.status_code, _code(again)) == (401, "wallet_not_linked")
+    again = accounts.http.post("/auth/siwe", json=signed_siwe(accounts, wallet))
+    assert (again.status_code, error_code(again)) == (401, "wallet_not_linked")
     twice = accounts.http.delete("/auth/siwe", headers=accounts.reauth_headers(owner))
-    assert (twice.status_code, _code(twice)) == (409, "wallet_not_linked")
+    assert (twice.status_code, error_code(twice)) == (409, "wallet_not_linked")
 
 
 def test_wallet_login_cannot_bypass_totp(accounts: Accounts) -> None:
@@ -133,16 +105,16 @@ def test_wallet_login_cannot_bypass_totp(accounts: Accounts) -> None:
     wallet = EthAccount.create()
     assert (
         accounts.http.post(
-            "/auth/siwe", json=_signed_siwe(accounts, wallet), headers=accounts.reauth_headers(owner)
+            "/auth/siwe", json=signed_siwe(accounts, wallet), headers=accounts.reauth_headers(owner)
         ).status_code
         == 200
     )
     totp = _enable_mfa(accounts, owner)
-    signed = _signed_siwe(accounts, wallet)
+    signed = signed_siwe(accounts, wallet)
     bypass = accounts.http.post("/auth/siwe", json=signed)
-    assert (bypass.status_code, _code(bypass)) == (401, "mfa_required")
+    assert (bypass.status_code, error_code(bypass)) == (401, "mfa_required")
     wrong = accounts.http.post("/auth/siwe", json={**signed, "totp_code": "000000"})
-    assert (wrong.status_code, _code(wrong)) == (401, "invalid_mfa_code")
+    assert (wrong.status_code, error_code(wrong)) == (401, "invalid_mfa_code")
     ok = accounts.http.post("/auth/siwe", json={**signed, "totp_code": totp.at(time.time() + totp.interval)})
     assert ok.status_code == 200, ok.text
     assert ok.json()["user"]["id"] == owner.user_id
@@ -154,7 +126,7 @@ def test_enabling_mfa_ends_the_other_sessions(accounts: Accounts) -> None:
     _enable_mfa(accounts, owner)
     accounts.rejected_soon(thief.access_token)
     refreshed = accounts.http.post("/auth/refresh", json={"refresh_token": thief.refresh_token})
-    assert (refreshed.status_code, _code(refreshed)) == (401, "session_revoked")
+    assert (refreshed.status_code, error_code(refreshed)) == (401, "session_revoked")
     assert accounts.http.get("/auth/me", headers=owner.headers).json()["mfa_enabled"] is True
 
 
@@ -174,7 +146,7 @@ def test_changing_the_password_ends_the_other_sessions(accounts: Accounts) -> No
     assert accounts.http.post("/auth/refresh", json={"refresh_token": thief.refresh_token}).status_code == 401
     assert accounts.http.get("/auth/me", headers=owner.headers).status_code == 200
     old = accounts.http.post("/auth/login", json={"email": owner.email, "password": owner.password})
-    assert (old.status_code, _code(old)) == (401, "invalid_credentials")
+    assert (old.status_code, error_code(old)) == (401, "invalid_credentials")
     assert (
         accounts.http.post("/auth/login", json={"email": owner.email, "password": new_password}).status_code
         == 200
@@ -188,7 +160,7 @@ def test_a_password_reset_ends_a_takeover(accounts: Accounts) -> None:
     thief = _second_session(accounts, owner)
     wallet = EthAccount.create()
     back_door = accounts.http.post(
-        "/auth/siwe", json=_signed_siwe(accounts, wallet), headers=accounts.reauth_headers(thief)
+        "/auth/siwe", json=signed_siwe(accounts, wallet), headers=accounts.reauth_headers(thief)
     )
     assert back_door.status_code == 200, back_door.text
     wallet_session = back_door.json()
@@ -204,7 +176,7 @@ def test_a_password_reset_ends_a_takeover(accounts: Accounts) -> None:
         accounts.rejected_soon(access)
     for refresh_token in (thief.refresh_token, wallet_session["refresh_token"]):
         assert accounts.http.post("/auth/refresh", json={"refresh_token": refresh_token}).status_code == 401
-    via_wallet = accounts.http.post("/auth/siwe", json=_signed_siwe(accounts, wallet))
-    assert (via_wallet.status_code, _code(via_wallet)) == (401, "wallet_not_linked")
+    via_wallet = accounts.http.post("/auth/siwe", json=signed_siwe(accounts, wallet))
+    assert (via_wallet.status_code, error_code(via_wallet)) == (401, "wallet_not_linked")
     owner.password = "owner-takes-it-Back-1"
     assert accounts.login(owner).user["wallet_address"] is None

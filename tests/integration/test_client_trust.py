@@ -20,6 +20,7 @@ from chainchat.ledger_pin import LedgerPin
 from chainchat.messenger import Messenger, WrongConversation
 from chainchat.verifier import LedgerVerifier
 from chainchat_protocol.envelope import SUITES
+from chainchat_protocol.proof import ConsistencyProof
 from devstack.stack import Stack
 from tests.integration.cli_helpers import PASSWORD, Cli
 from tests.integration.trust_helpers import ledger_proof, rogue_ledger_proof, splice_into, wait_anchored_proof
@@ -130,7 +131,7 @@ async def test_sdk_never_repins_silently_and_notices_a_forked_log(
     ann, ben = (accounts.create_active(who) for who in ("ann-pin", "ben-pin"))
     alice, bob = await _sdk_user(running_stack, ann), await _sdk_user(running_stack, ben)
     try:
-        conv = (await alice.client.create_conversation([ben.user_id]))["conversation_id"]
+        conv = (await alice.client.create_conversation([ben.user_id])).conversation_id
         first = await alice.send_text(conv, "hello")
         pinned = dict(alice.pins)
         # the server (or a stolen token) adds a device to ben's account
@@ -145,26 +146,26 @@ async def test_sdk_never_repins_silently_and_notices_a_forked_log(
         await alice.send_text(conv, "confirmed")
 
         # fork detection: the gateway's consistency route replaced by a test double of a forked log
-        proof = wait_anchored_proof(accounts.http, f"/messages/{first['message_id']}/proof", ann.headers)
+        proof = wait_anchored_proof(accounts.http, f"/messages/{first.message_id}/proof", ann.headers)
         info = await alice.client.ledger_info()
-        pin = LedgerPin(int(info["chain_id"]), str(info["contract_address"]))
+        pin = LedgerPin(int(info.chain_id), str(info.contract_address))
         state: dict[str, Any] = {}
         verifier = LedgerVerifier(pin, running_stack.chain.rpc_url, HeadTracker(state))
-        assert (await verifier.verify(alice.client, proof, expect=("message", first["message_id"]))).valid
+        assert (await verifier.verify(alice.client, proof, expect=("message", first.message_id))).valid
         later = await alice.send_text(conv, "a newer head")
-        newer = wait_anchored_proof(accounts.http, f"/messages/{later['message_id']}/proof", ann.headers)
+        newer = wait_anchored_proof(accounts.http, f"/messages/{later.message_id}/proof", ann.headers)
         assert newer["tree_size"] > proof["tree_size"]
 
         class ForkedLog:
-            async def consistency(self, from_size: int, to_size: int) -> dict[str, Any]:
+            async def consistency(self, from_size: int, to_size: int) -> ConsistencyProof:
                 body = await alice.client.consistency(from_size, to_size)
-                return {**body, "proof": ["00" * 32 for _ in body["proof"]] or ["00" * 32]}
+                return body.model_copy(update={"proof": ["00" * 32 for _ in body.proof] or ["00" * 32]})
 
-        forked = await verifier.verify(ForkedLog(), newer, expect=("message", later["message_id"]))
+        forked = await verifier.verify(ForkedLog(), newer, expect=("message", later.message_id))
         assert (forked.valid, forked.code) == (False, "log_forked")
         assert "the server's log forked" in (forked.reason or "")
         assert state["head"]["tree_size"] == proof["tree_size"]  # the forked head was not kept
-        honest = await verifier.verify(alice.client, newer, expect=("message", later["message_id"]))
+        honest = await verifier.verify(alice.client, newer, expect=("message", later.message_id))
         assert honest.valid, honest.reason
     finally:
         for m in (alice, bob):
@@ -185,14 +186,12 @@ async def test_sdk_open_refuses_a_message_moved_into_another_conversation(
         messengers.append(Messenger(client, account.user_id, device))
     alice, bob = messengers
     try:
-        direct = (await alice.client.create_conversation([bo.user_id]))["conversation_id"]
-        group = (await alice.client.create_conversation([bo.user_id, cy.user_id], "splice"))[
-            "conversation_id"
-        ]
+        direct = (await alice.client.create_conversation([bo.user_id])).conversation_id
+        group = (await alice.client.create_conversation([bo.user_id, cy.user_id], "splice")).conversation_id
         sent = await alice.send_text(direct, "for bob only")
-        splice_into(running_stack, sent["message_id"], group)
+        splice_into(running_stack, sent.message_id, group)
         [moved] = await bob.client.history(group)
-        assert moved["message_id"] != sent["message_id"]
+        assert moved.message_id != sent.message_id
         with pytest.raises(WrongConversation):
             await bob.open(moved, conversation_id=group)
         [original] = await bob.client.history(direct)

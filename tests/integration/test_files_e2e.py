@@ -9,7 +9,6 @@ deleting the message unpins the file.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,11 +21,12 @@ from chainchat.crypto import DeviceKeys, adecrypt_chunks, aencrypt_chunks, ciphe
 from chainchat.messenger import Messenger
 from chainchat_protocol.b64 import b64d, b64e
 from chainchat_protocol.envelope import SUITE_AES256GCM
+from chainchat_protocol.files import FileUploaded
+from chainchat_testing.streams import MIB, random_plaintext
 from devstack.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-MIB = 1024 * 1024
 PLAINTEXT_SIZE = 20 * MIB
 
 
@@ -38,14 +38,6 @@ async def _device(gateway_url: str, account: Any) -> Messenger:
     body = device.publish_body([SUITE_AES256GCM])
     await client.publish_keys(body["x25519_public"], body["ed25519_public"], body["suite_support"])
     return Messenger(client, account.user_id, device)
-
-
-async def _plaintext(size: int, digest: Any) -> AsyncIterator[bytes]:
-    block = os.urandom(MIB)
-    for offset in range(0, size, MIB):
-        piece = block[: min(MIB, size - offset)]
-        digest.update(piece)
-        yield piece
 
 
 async def _range(client: Client, file_id: str, start: int, end: int | None) -> AsyncIterator[bytes]:
@@ -72,29 +64,27 @@ async def test_encrypted_attachment_end_to_end(running_stack: Stack, accounts: A
     mallory = await _device(running_stack.gateway_url, mallory_account)
     try:
         conversation = await alice.client.create_conversation([bob_account.user_id])
-        conversation_id = conversation["conversation_id"]
+        conversation_id = conversation.conversation_id
 
         # alice: encrypt on the device while uploading (bounded memory), then send the key, encrypted
         key, plain_digest = generate_file_key(), hashlib.sha256()
         cipher_size = ciphertext_size(PLAINTEXT_SIZE)
         uploaded = await alice.client.upload_file(
-            conversation_id, aencrypt_chunks(key, _plaintext(PLAINTEXT_SIZE, plain_digest)), cipher_size
+            conversation_id, aencrypt_chunks(key, random_plaintext(PLAINTEXT_SIZE, plain_digest)), cipher_size
         )
-        assert uploaded["size"] == cipher_size
+        assert uploaded.size == cipher_size
         file_body = {
-            "file_id": uploaded["file_id"], "cid": uploaded["cid"], "key": b64e(key), "name": "big.bin",
+            "file_id": uploaded.file_id, "cid": uploaded.cid, "key": b64e(key), "name": "big.bin",
             "mime": "application/octet-stream", "size": PLAINTEXT_SIZE, "sha256": plain_digest.hexdigest(),
         }  # fmt: skip
         sent = await alice.send(
-            conversation_id, {"type": "file", "file": file_body}, file_ids=[uploaded["file_id"]]
+            conversation_id, {"type": "file", "file": file_body}, file_ids=[uploaded.file_id]
         )
 
         # bob: open the message, fetch the ciphertext in two Range halves, decrypt
-        [message] = [
-            m for m in await bob.client.history(conversation_id) if m["message_id"] == sent["message_id"]
-        ]
+        [message] = [m for m in await bob.client.history(conversation_id) if m.message_id == sent.message_id]
         opened = (await bob.open(message, conversation_id=conversation_id))["file"]
-        assert opened["file_id"] == uploaded["file_id"]
+        assert opened["file_id"] == uploaded.file_id
         got = hashlib.sha256()
         async for plain in adecrypt_chunks(
             b64d(opened["key"]), _two_halves(bob.client, opened["file_id"], cipher_size)
@@ -103,54 +93,55 @@ async def test_encrypted_attachment_end_to_end(running_stack: Stack, accounts: A
         assert got.hexdigest() == opened["sha256"] == plain_digest.hexdigest()
 
         with pytest.raises(ApiError) as denied:
-            async with mallory.client.download_file(uploaded["file_id"]):
+            async with mallory.client.download_file(uploaded.file_id):
                 pass
         assert (denied.value.status, denied.value.code) == (404, "file_not_found")
 
         await _assert_anchored(alice.client, uploaded)
-        await _assert_unpinned_after_deletion(running_stack, alice.client, sent["message_id"], uploaded)
+        await _assert_unpinned_after_deletion(running_stack, alice.client, sent.message_id, uploaded)
     finally:
         for device in (alice, bob, mallory):
             await device.client.aclose()
 
 
-async def _assert_anchored(client: Client, uploaded: dict[str, Any], timeout: float = 60) -> None:
+async def _assert_anchored(client: Client, uploaded: FileUploaded, timeout: float = 60) -> None:
     """The file's log entry reaches the chain: GET /files/{id}/proof says "anchored"."""
     import asyncio
 
     deadline = time.monotonic() + timeout
-    proof: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        proof = await client.file_proof(uploaded["file_id"])
-        if proof.get("status") == "anchored":
-            break
+    proof = await client.file_proof(uploaded.file_id)
+    while proof.status != "anchored" and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-    assert proof.get("status") == "anchored", proof
-    assert proof["entry"]["kind"] == "file"
-    assert proof["entry"]["id"] == uploaded["file_id"]
-    assert proof["entry"]["digest"] == uploaded["sha256"]
+        proof = await client.file_proof(uploaded.file_id)
+    assert proof.status == "anchored", proof
+    assert proof.entry is not None
+    assert (proof.entry.kind, proof.entry.id, proof.entry.digest) == (
+        "file",
+        uploaded.file_id,
+        uploaded.sha256,
+    )
 
 
 async def _assert_unpinned_after_deletion(
-    stack: Stack, client: Client, message_id: str, uploaded: dict[str, Any], timeout: float = 30
+    stack: Stack, client: Client, message_id: str, uploaded: FileUploaded, timeout: float = 30
 ) -> None:
     import asyncio
 
     pinned = httpx.post(f"{stack.ipfs.api_url}/pin/ls", params={"type": "recursive"}, timeout=10).json()[
         "Keys"
     ]
-    assert uploaded["cid"] in pinned
+    assert uploaded.cid in pinned
     await client.delete_message(message_id)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pinned = httpx.post(f"{stack.ipfs.api_url}/pin/ls", params={"type": "recursive"}, timeout=10).json()[
             "Keys"
         ]
-        if uploaded["cid"] not in pinned:
+        if uploaded.cid not in pinned:
             break
         await asyncio.sleep(0.3)
-    assert uploaded["cid"] not in pinned
+    assert uploaded.cid not in pinned
     with pytest.raises(ApiError) as gone:
-        async with client.download_file(uploaded["file_id"]):
+        async with client.download_file(uploaded.file_id):
             pass
     assert gone.value.status == 404

@@ -2,7 +2,7 @@
 a client that goes away mid-upload, a tampered store, message deletions (reference counting),
 bounded memory for 100 MiB, and the IPFS node going down and coming back.
 
-Same in-process environment as ``test_files_service.py`` (``chainchat_files.testing``), with its
+Same in-process environment as ``test_files_service.py`` (``chainchat_testing.files``), with its
 own IPFS node, so this module may stop it.
 """
 
@@ -19,18 +19,10 @@ import httpx
 import psutil
 import pytest
 
-from chainchat_files.testing import MIB, FilesEnv, error_code, start_files_env, upload, wait_ready
+from chainchat_testing.files import MIB, FilesEnv, upload, wait_ready
+from chainchat_testing.http import error_code
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FilesEnv]:
-    files_env = start_files_env(tmp_path_factory.mktemp("files-env"))
-    try:
-        yield files_env
-    finally:
-        files_env.close()
 
 
 # ---------------------------------------------------------------- size limit
@@ -45,47 +37,47 @@ def _chunks(total: int, piece: int = 64 * 1024) -> Iterator[bytes]:
         sent += n
 
 
-def test_exactly_the_limit_is_accepted(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    data = os.urandom(env.small_limit)
-    with env.client("alice", small=True) as alice:
+def test_exactly_the_limit_is_accepted(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    data = os.urandom(files_env.small_limit)
+    with files_env.client("alice", small=True) as alice:
         resp = upload(alice, conv, data)
     assert resp.status_code == 201, resp.text
-    assert resp.json()["size"] == env.small_limit
+    assert resp.json()["size"] == files_env.small_limit
 
 
-def test_declared_length_over_the_limit_is_413_at_once(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    files_before = env.db("SELECT count(*) FROM file")
-    with env.client("alice", small=True) as alice:
-        resp = upload(alice, conv, os.urandom(env.small_limit + 1))
+def test_declared_length_over_the_limit_is_413_at_once(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    files_before = files_env.db("SELECT count(*) FROM file")
+    with files_env.client("alice", small=True) as alice:
+        resp = upload(alice, conv, os.urandom(files_env.small_limit + 1))
     assert resp.status_code == 413
     assert error_code(resp) == "file_too_large"
-    assert env.db("SELECT count(*) FROM file") == files_before
+    assert files_env.db("SELECT count(*) FROM file") == files_before
 
 
-def test_streamed_body_over_the_limit_is_413_and_nothing_is_kept(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    files_before, pins_before = env.db("SELECT count(*) FROM file"), env.pins()
-    with env.client("alice", small=True) as alice:
+def test_streamed_body_over_the_limit_is_413_and_nothing_is_kept(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    files_before, pins_before = files_env.db("SELECT count(*) FROM file"), files_env.pins()
+    with files_env.client("alice", small=True) as alice:
         # a generator body is sent chunked: no Content-Length, the limit is enforced while streaming
         resp = alice.post(
             "/files",
             params={"conversation_id": conv},
-            content=_chunks(env.small_limit + 1),
+            content=_chunks(files_env.small_limit + 1),
             headers={"Content-Type": "application/octet-stream"},
         )
     assert resp.status_code == 413, resp.text
     assert error_code(resp) == "file_too_large"
-    assert env.db("SELECT count(*) FROM file") == files_before
-    assert env.pins() == pins_before
+    assert files_env.db("SELECT count(*) FROM file") == files_before
+    assert files_env.pins() == pins_before
 
 
-def test_client_disconnect_mid_upload_records_nothing(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    files_before, pins_before = env.db("SELECT count(*) FROM file"), env.pins()
-    aborted_before = _metric(env.files.url, 'chainchat_files_uploads_total{outcome="aborted"}')
-    with socket.create_connection(("127.0.0.1", env.gateway.port)) as sock:
+def test_client_disconnect_mid_upload_records_nothing(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    files_before, pins_before = files_env.db("SELECT count(*) FROM file"), files_env.pins()
+    aborted_before = _metric(files_env.files.url, 'chainchat_files_uploads_total{outcome="aborted"}')
+    with socket.create_connection(("127.0.0.1", files_env.gateway.port)) as sock:
         head = (
             f"POST /api/v1/files?conversation_id={conv} HTTP/1.1\r\nHost: test\r\n"
             "Authorization: Bearer user:alice\r\nContent-Type: application/octet-stream\r\n"
@@ -95,11 +87,11 @@ def test_client_disconnect_mid_upload_records_nothing(env: FilesEnv) -> None:
         sock.sendall(os.urandom(2 * MIB))
         time.sleep(0.5)
     deadline = time.monotonic() + 10
-    while _metric(env.files.url, 'chainchat_files_uploads_total{outcome="aborted"}') <= aborted_before:
+    while _metric(files_env.files.url, 'chainchat_files_uploads_total{outcome="aborted"}') <= aborted_before:
         assert time.monotonic() < deadline, "the files service never saw the aborted upload"
         time.sleep(0.1)
-    assert env.db("SELECT count(*) FROM file") == files_before
-    assert env.pins() == pins_before
+    assert files_env.db("SELECT count(*) FROM file") == files_before
+    assert files_env.pins() == pins_before
 
 
 def _metric(url: str, name: str) -> float:
@@ -112,22 +104,22 @@ def _metric(url: str, name: str) -> float:
 # ---------------------------------------------------------------- integrity
 
 
-def test_tampered_sha256_aborts_the_download(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
+def test_tampered_sha256_aborts_the_download(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
     data = os.urandom(2 * MIB)
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         file_id = upload(alice, conv, data).json()["file_id"]
-        env.db("UPDATE file SET sha256 = ? WHERE id = ?", "0" * 64, file_id)
+        files_env.db("UPDATE file SET sha256 = ? WHERE id = ?", "0" * 64, file_id)
         _assert_download_fails(alice, file_id, len(data))
 
 
-def test_swapped_content_aborts_the_download(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    with env.client("alice") as alice:
+def test_swapped_content_aborts_the_download(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    with files_env.client("alice") as alice:
         first = upload(alice, conv, os.urandom(MIB)).json()
         other = upload(alice, conv, os.urandom(MIB)).json()
         # the store now answers the record's CID with other bytes of the same size
-        env.db("UPDATE file SET cid = ? WHERE id = ?", other["cid"], first["file_id"])
+        files_env.db("UPDATE file SET cid = ? WHERE id = ?", other["cid"], first["file_id"])
         _assert_download_fails(alice, first["file_id"], MIB)
         assert alice.get(f"/files/{other['file_id']}").status_code == 200
 
@@ -157,43 +149,45 @@ def _eventually(check: Callable[[], bool], timeout: float = 15) -> None:
         time.sleep(0.1)
 
 
-def test_file_is_unpinned_when_its_last_message_is_deleted(env: FilesEnv) -> None:
-    conv = env.conversation("alice", "bob")
-    with env.client("alice") as alice:
+def test_file_is_unpinned_when_its_last_message_is_deleted(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice", "bob")
+    with files_env.client("alice") as alice:
         body = upload(alice, conv, os.urandom(300_000)).json()
         kept = upload(alice, conv, b"never sent in a message").json()
     file_id, cid = body["file_id"], body["cid"]
-    env.loop.run(env.chat.post("m1", conv, "alice", [file_id]))
-    env.loop.run(env.chat.post("m2", conv, "alice", [file_id]))
-    _eventually(lambda: env.db("SELECT count(*) FROM file_reference WHERE file_id = ?", file_id) == [(2,)])
+    files_env.loop.run(files_env.chat.post("m1", conv, "alice", [file_id]))
+    files_env.loop.run(files_env.chat.post("m2", conv, "alice", [file_id]))
+    _eventually(
+        lambda: files_env.db("SELECT count(*) FROM file_reference WHERE file_id = ?", file_id) == [(2,)]
+    )
 
-    env.loop.run(env.chat.delete("m1", conv, [file_id]))
-    env.loop.run(env.chat.delete("m1", conv, [file_id]))  # redelivered: must not count twice
+    files_env.loop.run(files_env.chat.delete("m1", conv, [file_id]))
+    files_env.loop.run(files_env.chat.delete("m1", conv, [file_id]))  # redelivered: must not count twice
     released = "SELECT count(*) FROM file_reference WHERE released_at IS NOT NULL AND file_id = ?"
-    _eventually(lambda: env.db(released, file_id) == [(1,)])
+    _eventually(lambda: files_env.db(released, file_id) == [(1,)])
     time.sleep(0.5)
-    with env.client("bob") as bob:
+    with files_env.client("bob") as bob:
         assert bob.get(f"/files/{file_id}").status_code == 200
-        assert cid in env.pins()
+        assert cid in files_env.pins()
 
-        env.loop.run(env.chat.delete("m2", conv, [file_id]))
-        _eventually(lambda: cid not in env.pins())
+        files_env.loop.run(files_env.chat.delete("m2", conv, [file_id]))
+        _eventually(lambda: cid not in files_env.pins())
         resp = bob.get(f"/files/{file_id}")
         assert resp.status_code == 404
         assert bob.get(f"/files/{kept['file_id']}").status_code == 200  # never referenced: kept
-    tombstone = env.published_entry(f"tombstone:{file_id}")
+    tombstone = files_env.published_entry(f"tombstone:{file_id}")
     assert (tombstone["kind"], tombstone["id"], tombstone["digest"]) == ("tombstone", file_id, body["sha256"])
 
 
-def test_deletion_cannot_touch_another_conversations_file(env: FilesEnv) -> None:
-    conv, other = env.conversation("alice"), env.conversation("mallory")
-    with env.client("alice") as alice:
+def test_deletion_cannot_touch_another_conversations_file(files_env: FilesEnv) -> None:
+    conv, other = files_env.conversation("alice"), files_env.conversation("mallory")
+    with files_env.client("alice") as alice:
         body = upload(alice, conv, b"mine").json()
-    env.loop.run(env.chat.delete("evil", other, [body["file_id"]]))
+    files_env.loop.run(files_env.chat.delete("evil", other, [body["file_id"]]))
     time.sleep(1.0)
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         assert alice.get(f"/files/{body['file_id']}").status_code == 200
-    assert body["cid"] in env.pins()
+    assert body["cid"] in files_env.pins()
 
 
 # ---------------------------------------------------------------- bounded memory
@@ -223,8 +217,8 @@ class _PeakRss:
         self._thread.join()
 
 
-def test_100_mib_round_trip_in_flat_memory(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
+def test_100_mib_round_trip_in_flat_memory(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
     total, digest = 100 * MIB, hashlib.sha256()
 
     def body() -> Iterator[bytes]:
@@ -232,7 +226,7 @@ def test_100_mib_round_trip_in_flat_memory(env: FilesEnv) -> None:
             digest.update(chunk)
             yield chunk
 
-    with env.client("alice") as alice, _PeakRss() as rss:
+    with files_env.client("alice") as alice, _PeakRss() as rss:
         resp = alice.post(
             "/files",
             params={"conversation_id": conv},
@@ -254,25 +248,25 @@ def test_100_mib_round_trip_in_flat_memory(env: FilesEnv) -> None:
 # ---------------------------------------------------------------- IPFS outage (keep last: stops the node)
 
 
-def test_ipfs_down_then_back_without_restarting_the_service(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    with env.client("alice") as alice:
+def test_ipfs_down_then_back_without_restarting_the_service(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    with files_env.client("alice") as alice:
         existing = upload(alice, conv, b"before the outage").json()
-        files_before = env.db("SELECT count(*) FROM file")
-        env.ipfs.stop()
+        files_before = files_env.db("SELECT count(*) FROM file")
+        files_env.ipfs.stop()
         try:
             resp = upload(alice, conv, os.urandom(200_000))
             assert resp.status_code == 503
             assert error_code(resp) == "ipfs_unavailable"
-            assert env.db("SELECT count(*) FROM file") == files_before
+            assert files_env.db("SELECT count(*) FROM file") == files_before
             down = alice.get(f"/files/{existing['file_id']}")
             assert down.status_code == 503
             assert error_code(down) == "ipfs_unavailable"
-            readiness = wait_ready(env.files.url, ready=False)
+            readiness = wait_ready(files_env.files.url, ready=False)
             assert readiness["checks"]["ipfs"]["ok"] is False  # type: ignore[index]
         finally:
-            env.ipfs.start()
-        wait_ready(env.files.url, ready=True)
+            files_env.ipfs.start()
+        wait_ready(files_env.files.url, ready=True)
         again = upload(alice, conv, b"after the outage")
         assert again.status_code == 201, again.text
         assert alice.get(f"/files/{existing['file_id']}").content == b"before the outage"

@@ -1,7 +1,7 @@
 """The files service and the gateway's files routes against a real IPFS node and real NATS:
 uploads, downloads, Range and conditional requests, access control, the NATS subjects.
 
-The environment (``chainchat_files.testing.start_files_env``) runs its own NATS server and IPFS
+The environment (``chainchat_testing.files.start_files_env``) runs its own NATS server and IPFS
 node and serves the files service and a gateway with only the files routes in-process; the chat
 service and the token check are doubles. Faults and limits: ``test_files_faults.py``; the real
 stack: ``test_files_stack.py`` and ``test_files_e2e.py``.
@@ -11,43 +11,32 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 
 import httpx
 import nats
 import pytest
 
-from chainchat_files.testing import (
-    MIB,
-    FilesEnv,
-    error_code,
-    files_server,
-    gateway_server,
-    start_files_env,
-    upload,
-)
 from chainchat_protocol.files import FILE_ACCESS, FILE_GET, FileAccessRequest, FileGetRequest
 from chainchat_protocol.rpc import RpcReply
+from chainchat_testing.files import (
+    MIB,
+    FilesEnv,
+    files_server,
+    gateway_server,
+    upload,
+)
+from chainchat_testing.http import error_code
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FilesEnv]:
-    files_env = start_files_env(tmp_path_factory.mktemp("files-env"))
-    try:
-        yield files_env
-    finally:
-        files_env.close()
 
 
 # ---------------------------------------------------------------- upload and download
 
 
-def test_upload_then_download_round_trip(env: FilesEnv) -> None:
-    conv = env.conversation("alice", "bob")
+def test_upload_then_download_round_trip(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice", "bob")
     data = os.urandom(3 * MIB + 17)
-    with env.client("alice") as alice, env.client("bob") as bob:
+    with files_env.client("alice") as alice, files_env.client("bob") as bob:
         resp = upload(alice, conv, data)
         assert resp.status_code == 201, resp.text
         body = resp.json()
@@ -63,24 +52,26 @@ def test_upload_then_download_round_trip(env: FilesEnv) -> None:
     assert got.headers["etag"] == f'"{body["sha256"]}"'
     assert got.headers["accept-ranges"] == "bytes"
     assert got.headers["content-type"] == "application/octet-stream"
-    assert body["cid"] in env.pins()
+    assert body["cid"] in files_env.pins()
 
 
-def test_upload_writes_the_file_log_entry_in_the_outbox(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    with env.client("alice") as alice:
+def test_upload_writes_the_file_log_entry_in_the_outbox(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    with files_env.client("alice") as alice:
         body = upload(alice, conv, b"log me").json()
-    entry = env.published_entry(f"file:{body['file_id']}")
+    entry = files_env.published_entry(f"file:{body['file_id']}")
     assert entry["kind"] == "file"
     assert entry["id"] == body["file_id"]
     assert entry["digest"] == body["sha256"]
-    rows = env.db("SELECT uploader_id, conversation_id, cid, size FROM file WHERE id = ?", body["file_id"])
+    rows = files_env.db(
+        "SELECT uploader_id, conversation_id, cid, size FROM file WHERE id = ?", body["file_id"]
+    )
     assert rows == [("alice", conv, body["cid"], 6)]
 
 
-def test_empty_file(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    with env.client("alice") as alice:
+def test_empty_file(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    with files_env.client("alice") as alice:
         resp = upload(alice, conv, b"")
         assert resp.status_code == 201, resp.text
         body = resp.json()
@@ -99,11 +90,11 @@ def test_empty_file(env: FilesEnv) -> None:
 
 
 @pytest.fixture(scope="module")
-def stored(env: FilesEnv) -> tuple[str, bytes, str]:
+def stored(files_env: FilesEnv) -> tuple[str, bytes, str]:
     """A 1 MiB + 100 bytes file readable by alice: (file_id, data, conversation)."""
-    conv = env.conversation("alice")
+    conv = files_env.conversation("alice")
     data = os.urandom(MIB + 100)
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         body = upload(alice, conv, data).json()
     return body["file_id"], data, conv
 
@@ -120,10 +111,10 @@ def stored(env: FilesEnv) -> tuple[str, bytes, str]:
     ],
 )
 def test_range_requests(
-    env: FilesEnv, stored: tuple[str, bytes, str], header: str, start: int, end: int
+    files_env: FilesEnv, stored: tuple[str, bytes, str], header: str, start: int, end: int
 ) -> None:
     file_id, data, _ = stored
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         resp = alice.get(f"/files/{file_id}", headers={"Range": header})
     assert resp.status_code == 206, resp.text
     assert resp.content == data[start : end + 1]
@@ -131,10 +122,10 @@ def test_range_requests(
     assert resp.headers["content-length"] == str(end - start + 1)
 
 
-def test_two_halves_rebuild_the_file(env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
+def test_two_halves_rebuild_the_file(files_env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
     file_id, data, _ = stored
     half = len(data) // 2
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         first = alice.get(f"/files/{file_id}", headers={"Range": f"bytes=0-{half - 1}"})
         second = alice.get(f"/files/{file_id}", headers={"Range": f"bytes={half}-"})
     assert (first.status_code, second.status_code) == (206, 206)
@@ -153,9 +144,11 @@ def test_two_halves_rebuild_the_file(env: FilesEnv, stored: tuple[str, bytes, st
         ("bytes=1-2-3", "invalid_range"),
     ],
 )
-def test_bad_ranges_get_416(env: FilesEnv, stored: tuple[str, bytes, str], header: str, code: str) -> None:
+def test_bad_ranges_get_416(
+    files_env: FilesEnv, stored: tuple[str, bytes, str], header: str, code: str
+) -> None:
     file_id, data, _ = stored
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         resp = alice.get(f"/files/{file_id}", headers={"Range": header})
     assert resp.status_code == 416, resp.text
     assert resp.headers["content-range"] == f"bytes */{len(data)}"
@@ -164,19 +157,19 @@ def test_bad_ranges_get_416(env: FilesEnv, stored: tuple[str, bytes, str], heade
 
 @pytest.mark.parametrize("header", ["items=0-5", "bytes=0-1,5-9"])
 def test_ignored_ranges_serve_the_whole_file(
-    env: FilesEnv, stored: tuple[str, bytes, str], header: str
+    files_env: FilesEnv, stored: tuple[str, bytes, str], header: str
 ) -> None:
     file_id, data, _ = stored
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         resp = alice.get(f"/files/{file_id}", headers={"Range": header})
     assert resp.status_code == 200
     assert resp.content == data
 
 
-def test_if_none_match_and_if_range(env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
+def test_if_none_match_and_if_range(files_env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
     file_id, data, _ = stored
     etag = f'"{hashlib.sha256(data).hexdigest()}"'
-    with env.client("alice") as alice:
+    with files_env.client("alice") as alice:
         for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
             resp = alice.get(f"/files/{file_id}", headers={"If-None-Match": header})
             assert resp.status_code == 304, header
@@ -194,9 +187,9 @@ def test_if_none_match_and_if_range(env: FilesEnv, stored: tuple[str, bytes, str
 # ---------------------------------------------------------------- bad input and access control
 
 
-def test_wrong_content_type_is_415(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    with env.client("alice") as alice:
+def test_wrong_content_type_is_415(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    with files_env.client("alice") as alice:
         for content_type in ("text/plain", "multipart/form-data; boundary=x", None):
             headers = {"Content-Type": content_type} if content_type else {}
             resp = alice.post("/files", params={"conversation_id": conv}, content=b"x", headers=headers)
@@ -204,18 +197,18 @@ def test_wrong_content_type_is_415(env: FilesEnv) -> None:
             assert error_code(resp) == "unsupported_media_type"
 
 
-def test_missing_or_bad_token_is_401(env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
+def test_missing_or_bad_token_is_401(files_env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
     file_id, _, conv = stored
-    with env.client(None) as anonymous:
+    with files_env.client(None) as anonymous:
         assert upload(anonymous, conv, b"x").status_code == 401
         assert anonymous.get(f"/files/{file_id}").status_code == 401
         bad = anonymous.get(f"/files/{file_id}", headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401
 
 
-def test_unknown_conversation_and_non_member_get_404(env: FilesEnv) -> None:
-    conv = env.conversation("alice")
-    with env.client("mallory") as mallory:
+def test_unknown_conversation_and_non_member_get_404(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice")
+    with files_env.client("mallory") as mallory:
         for target in (conv, "no-such-conversation"):
             resp = upload(mallory, target, b"secret")
             assert resp.status_code == 404
@@ -230,44 +223,50 @@ def test_unknown_conversation_and_non_member_get_404(env: FilesEnv) -> None:
         assert bad.status_code == 422
 
 
-def test_only_current_members_download(env: FilesEnv) -> None:
-    conv = env.conversation("alice", "bob")
-    with env.client("alice") as alice:
+def test_only_current_members_download(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice", "bob")
+    with files_env.client("alice") as alice:
         file_id = upload(alice, conv, b"members only").json()["file_id"]
-    with env.client("mallory") as mallory:
+    with files_env.client("mallory") as mallory:
         resp = mallory.get(f"/files/{file_id}")
         assert resp.status_code == 404
         assert error_code(resp) == "file_not_found"
         assert mallory.get("/files/0000000000000000000000000000dead").status_code == 404
-    with env.client("bob") as bob:
+    with files_env.client("bob") as bob:
         assert bob.get(f"/files/{file_id}").status_code == 200
-        env.chat.members[conv].discard("bob")  # bob leaves the conversation
+        files_env.chat.members[conv].discard("bob")  # bob leaves the conversation
         assert bob.get(f"/files/{file_id}").status_code == 404
 
 
-def test_internal_api_needs_a_caller(env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
+def test_internal_api_needs_a_caller(files_env: FilesEnv, stored: tuple[str, bytes, str]) -> None:
     file_id, _, _ = stored
-    resp = httpx.get(f"{env.files.url}/internal/files/{file_id}")
+    resp = httpx.get(f"{files_env.files.url}/internal/files/{file_id}")
     assert resp.status_code == 401
     assert error_code(resp) == "internal_auth_required"
-    ok = httpx.get(f"{env.files.url}/internal/files/{file_id}", headers={"X-ChainChat-User-Id": "alice"})
+    ok = httpx.get(
+        f"{files_env.files.url}/internal/files/{file_id}", headers={"X-ChainChat-User-Id": "alice"}
+    )
     assert ok.status_code == 200
 
 
 # ---------------------------------------------------------------- NATS subjects
 
 
-def test_signed_identity_when_a_secret_is_set(env: FilesEnv) -> None:
+def test_signed_identity_when_a_secret_is_set(files_env: FilesEnv) -> None:
     secret = "a-test-secret-shared-by-gateway-and-files"
     files = files_server(
-        env.db_path.parent, env.nats.client_url("files"), env.ipfs.api_url, MIB, secret=secret
+        files_env.db_path.parent,
+        files_env.nats.client_url("files"),
+        files_env.ipfs.api_url,
+        MIB,
+        secret=secret,
     )
-    env.loop.run(files.start())
-    good = gateway_server(env.nats.client_url("gateway"), files.url, MIB, secret=secret)
-    forged = gateway_server(env.nats.client_url("gateway"), files.url, MIB, secret="not-the-secret")
+    files_env.loop.run(files.start())
+    good = gateway_server(files_env.nats.client_url("gateway"), files.url, MIB, secret=secret)
+    forged = gateway_server(files_env.nats.client_url("gateway"), files.url, MIB, secret="not-the-secret")
     for server in (good, forged):
-        env.loop.run(server.start())
-    conv, auth = env.conversation("alice"), {"Authorization": "Bearer user:alice"}
+        files_env.loop.run(server.start())
+    conv, auth = files_env.conversation("alice"), {"Authorization": "Bearer user:alice"}
     try:
         with httpx.Client(base_url=f"{good.url}/api/v1", headers=auth) as alice:
             body = upload(alice, conv, b"signed").json()
@@ -284,31 +283,33 @@ def test_signed_identity_when_a_secret_is_set(env: FilesEnv) -> None:
             assert (read.status_code, error_code(read)) == (503, "files_unavailable")
     finally:
         for server in (forged, good, files):
-            env.loop.run(server.stop())
+            files_env.loop.run(server.stop())
 
 
-def _rpc(env: FilesEnv, subject: str, request: object) -> RpcReply:
+def _rpc(files_env: FilesEnv, subject: str, request: object) -> RpcReply:
     async def call() -> RpcReply:
-        nc = await nats.connect(env.nats.client_url())
+        nc = await nats.connect(files_env.nats.client_url())
         try:
             msg = await nc.request(subject, request.model_dump_json().encode(), timeout=5)  # type: ignore[attr-defined]
             return RpcReply.model_validate_json(msg.data)
         finally:
             await nc.close()
 
-    return env.loop.run(call())
+    return files_env.loop.run(call())
 
 
-def test_file_access_and_get_over_nats(env: FilesEnv) -> None:
-    conv = env.conversation("alice", "bob")
-    with env.client("alice") as alice:
+def test_file_access_and_get_over_nats(files_env: FilesEnv) -> None:
+    conv = files_env.conversation("alice", "bob")
+    with files_env.client("alice") as alice:
         body = upload(alice, conv, b"proof me").json()
-    ok = _rpc(env, FILE_ACCESS.subject, FileAccessRequest(user_id="bob", file_id=body["file_id"]))
+    ok = _rpc(files_env, FILE_ACCESS.subject, FileAccessRequest(user_id="bob", file_id=body["file_id"]))
     assert ok.data == {"file_id": body["file_id"], "conversation_id": conv}
-    denied = _rpc(env, FILE_ACCESS.subject, FileAccessRequest(user_id="mallory", file_id=body["file_id"]))
+    denied = _rpc(
+        files_env, FILE_ACCESS.subject, FileAccessRequest(user_id="mallory", file_id=body["file_id"])
+    )
     assert denied.error is not None
     assert (denied.error.status, denied.error.code) == (404, "file_not_found")
-    record = _rpc(env, FILE_GET.subject, FileGetRequest(user_id="alice", file_id=body["file_id"]))
+    record = _rpc(files_env, FILE_GET.subject, FileGetRequest(user_id="alice", file_id=body["file_id"]))
     assert record.data is not None
     assert record.data["cid"] == body["cid"]
     assert record.data["uploader_id"] == "alice"

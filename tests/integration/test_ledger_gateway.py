@@ -17,10 +17,10 @@ from chainchat.client import Client
 from chainchat.crypto import DeviceKeys
 from chainchat.messenger import Messenger
 from chainchat.proof import verify_proof_onchain
-from chainchat_ledger.testing import connect
 from chainchat_protocol.envelope import SUITES
 from chainchat_protocol.proof import ConsistencyProof, ProofObject, verify_consistency_offline
 from chainchat_protocol.subjects import Subject
+from chainchat_testing.ledger import connect
 from devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -67,8 +67,8 @@ async def test_message_proof_for_members_only_and_verifiable_on_chain(
     outsider = await _messenger(running_stack.gateway_url, carol)
     try:
         conversation = await sender.client.create_conversation([bob.user_id])
-        sent = await sender.send_text(conversation["conversation_id"], "anchor me")
-        path = f"/api/v1/messages/{sent['message_id']}/proof"
+        sent = await sender.send_text(conversation.conversation_id, "anchor me")
+        path = f"/api/v1/messages/{sent.message_id}/proof"
         async with httpx.AsyncClient(base_url=running_stack.gateway_url, timeout=15) as http:
             proof = await _wait_proof(http, path, alice.headers)
             for_bob = (await http.get(path, headers=bob.headers)).json()
@@ -76,7 +76,7 @@ async def test_message_proof_for_members_only_and_verifiable_on_chain(
             anonymous = await http.get(path)
             malformed = await http.get("/api/v1/messages/..%2F..%2Fetc/proof", headers=alice.headers)
             consistency = await http.get("/api/v1/ledger/consistency", params={"from_size": 1})
-        assert ProofObject.model_validate(proof).entry.id == sent["message_id"]
+        assert ProofObject.model_validate(proof).entry.id == sent.message_id
         assert for_bob["entry"] == proof["entry"]
         assert hidden.status_code == 404
         assert anonymous.status_code == 401
@@ -85,9 +85,7 @@ async def test_message_proof_for_members_only_and_verifiable_on_chain(
         assert result.valid, result.reason
         assert consistency.status_code == 200
         assert verify_consistency_offline(ConsistencyProof.model_validate(consistency.json()))
-        await _file_proof_for_members_only(
-            running_stack, sender, conversation["conversation_id"], alice, carol
-        )
+        await _file_proof_for_members_only(running_stack, sender, conversation.conversation_id, alice, carol)
     finally:
         for messenger in (sender, receiver, outsider):
             await messenger.client.aclose()
@@ -100,7 +98,7 @@ async def _file_proof_for_members_only(
         yield os.urandom(3000)  # the files service stores opaque (client-encrypted) bytes
 
     uploaded = await sender.client.upload_file(conversation_id, chunks(), 3000)
-    path = f"/api/v1/files/{uploaded['file_id']}/proof"
+    path = f"/api/v1/files/{uploaded.file_id}/proof"
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=15) as http:
         proof = await _wait_proof(http, path, member.headers)
         hidden = await http.get(path, headers=outsider.headers)
@@ -121,8 +119,8 @@ async def test_proof_of_a_message_the_ledger_has_not_received_is_pending_not_404
     await bus.js.pause_consumer(Subject.LEDGER_STREAM, "ledger", until)
     try:
         conversation = await sender.client.create_conversation([bob.user_id])
-        sent = await sender.send_text(conversation["conversation_id"], "not logged yet")
-        path = f"/api/v1/messages/{sent['message_id']}/proof"
+        sent = await sender.send_text(conversation.conversation_id, "not logged yet")
+        path = f"/api/v1/messages/{sent.message_id}/proof"
         async with httpx.AsyncClient(base_url=running_stack.gateway_url, timeout=15) as http:
             pending = await http.get(path, headers=alice.headers)
             hidden = await http.get(path, headers=carol.headers)
@@ -134,7 +132,7 @@ async def test_proof_of_a_message_the_ledger_has_not_received_is_pending_not_404
         assert body["entry"] is None
         assert all(v is None for k, v in body.items() if k != "status")
         assert hidden.status_code == 404
-        assert anchored["entry"]["id"] == sent["message_id"]
+        assert anchored["entry"]["id"] == sent.message_id
     finally:
         await bus.js.resume_consumer(Subject.LEDGER_STREAM, "ledger")
         await bus.close()

@@ -15,9 +15,9 @@ import pytest
 from chainchat_ledger.app import MIGRATIONS, Ledger, build_ledger
 from chainchat_ledger.models import AnchorRecord
 from chainchat_ledger.settings import LedgerSettings
-from chainchat_ledger.testing import connect, make_entries, onchain_head_count
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
+from chainchat_testing.ledger import connect, make_entries, onchain_head_count
 from devstack.components import Chain, NatsServer
 from devstack.process import free_port
 

@@ -13,15 +13,6 @@ import httpx
 import pytest
 
 from chainchat.proof import verify_proof_onchain
-from chainchat_ledger.testing import (
-    IsolatedLedger,
-    connect,
-    ledger_info,
-    make_entries,
-    publish_entries,
-    wait_anchored,
-    wait_for,
-)
 from chainchat_protocol.errors import ChainChatError, Conflict, NotFound, ValidationFailed, error_from_wire
 from chainchat_protocol.ledger import (
     LEDGER_APPEND,
@@ -39,6 +30,15 @@ from chainchat_protocol.proof import verify_consistency_offline, verify_proof_of
 from chainchat_protocol.rpc import RpcReply
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
+from chainchat_testing.ledger import (
+    IsolatedLedger,
+    connect,
+    ledger_info,
+    make_entries,
+    publish_entries,
+    wait_anchored,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 

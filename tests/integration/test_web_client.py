@@ -29,16 +29,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from devstack.stack import Stack
-from tests.integration.web_helpers import (
-    ANCHOR_TIMEOUT_MS,
-    CuttableProxy,
-    Web,
-    guarded_test,
-    unique,
-    web_harness,
-)
+from tests.integration.web_helpers import ANCHOR_TIMEOUT_MS, WEB_TEST_MARKS, CuttableProxy, Web, unique
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = WEB_TEST_MARKS
 
 RECORD_PROGRESS = """() => {
   window.__progress = [];
@@ -55,16 +48,6 @@ RECORD_PROGRESS = """() => {
     attributes: true, attributeFilter: ["value"], childList: true, characterData: true, subtree: true,
   });
 }"""
-
-
-@pytest.fixture(scope="module")
-def web(running_stack: Stack, accounts: Any) -> Iterator[Web]:
-    yield from web_harness(running_stack, accounts)
-
-
-@pytest.fixture(autouse=True)
-def _no_console_errors_no_foreign_requests(web: Web) -> Iterator[None]:
-    yield from guarded_test(web)
 
 
 def _png(width: int, height: int) -> bytes:

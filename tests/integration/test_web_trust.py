@@ -7,28 +7,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, Route, expect
 
 from chainchat.crypto import DeviceKeys, PublicDeviceKey, seal_envelope
 from devstack.stack import Stack
 from tests.integration.trust_helpers import rogue_ledger_proof, splice_into, wait_anchored_proof
-from tests.integration.web_helpers import Web, guarded_test, unique, web_harness
+from tests.integration.web_helpers import WEB_TEST_MARKS, Web, unique
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def web(running_stack: Stack, accounts: Any) -> Iterator[Web]:
-    yield from web_harness(running_stack, accounts)
-
-
-@pytest.fixture(autouse=True)
-def _no_console_errors_no_foreign_requests(web: Web) -> Iterator[None]:
-    yield from guarded_test(web)
+pytestmark = WEB_TEST_MARKS
 
 
 def test_a_new_device_on_my_account_is_shown_until_i_decide(web: Web, accounts: Any) -> None:

@@ -42,6 +42,16 @@ ANCHOR_TIMEOUT_MS = 45_000
 _HTTP_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 
 
+#: the marks of every web test module: integration, e2e, 300 s, and ``web_guard`` (conftest: a
+#: clean slate before each test; after it, no console error and no request to a foreign origin)
+WEB_TEST_MARKS = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.timeout(300),
+    pytest.mark.usefixtures("web_guard"),
+]
+
+
 class CuttableProxy:
     """A loopback TCP proxy in front of the gateway that a test can cut and restore.
 

@@ -1,7 +1,7 @@
 """The fuzz and security suite: shared fixtures, and the plaintext scan ordered last.
 
-Accounts come from the integration suite's helper (one admin per stack, whichever folder asks
-first). ``test_no_plaintext`` scans every store of the session's stack for the canaries that the
+Accounts come from the shared helper (``chainchat_testing.accounts``: one admin per stack, whichever
+folder asks first). ``test_no_plaintext`` scans every store of the session's stack for the canaries that the
 end-to-end tests sent; it is moved to the end of the session so it sees their data too.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from chainchat_testing.accounts import Accounts, accounts_for
 from devstack.components import MailDev
 from devstack.stack import Stack
-from tests.integration.conftest import Accounts, accounts_for
 
 SCAN_LAST = "test_no_plaintext.py"
 

@@ -26,8 +26,8 @@ from requests.adapters import HTTPAdapter
 from schemathesis import checks
 
 from chainchat_gateway.app import create_app
+from chainchat_testing.accounts import Account, Accounts
 from devstack.stack import Stack
-from tests.integration.conftest import Account, Accounts
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

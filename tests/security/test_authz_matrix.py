@@ -26,9 +26,9 @@ import pytest
 
 from chainchat.crypto import DeviceKeys
 from chainchat_gateway.app import create_app
+from chainchat_testing.accounts import Account, Accounts
 from devstack.stack import Stack
 from tests.integration.chat_helpers import ChatUser, chat_user, send_body
-from tests.integration.conftest import Account, Accounts
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

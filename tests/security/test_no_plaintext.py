@@ -31,9 +31,9 @@ from chainchat.client import Client
 from chainchat.crypto import DeviceKeys, aencrypt_chunks, ciphertext_size, generate_file_key
 from chainchat.messenger import Messenger
 from chainchat_protocol.b64 import b64e
+from chainchat_testing.accounts import PASSWORD, Accounts
 from devstack.stack import Stack
 from tests.integration.chat_helpers import PLAINTEXT_CANARY, ChatUser, chat_user
-from tests.integration.conftest import PASSWORD, Accounts
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -111,7 +111,7 @@ async def _run_workload(stack: Stack, alice: ChatUser, bob: ChatUser, texts: dic
         session = await client.login(alice.account.email, alice.account.password)
         me = Messenger(client, session.user["id"], alice.device)
         conversation = await client.create_conversation([bob.id], title="canary room")
-        cid = conversation["conversation_id"]
+        cid = conversation.conversation_id
         sent = [await me.send_text(cid, texts[name]) for name in ("message", "message 2")]
         content = f"file content {texts['file content']}\n".encode() * 50
         key = generate_file_key()
@@ -121,12 +121,12 @@ async def _run_workload(stack: Stack, alice: ChatUser, bob: ChatUser, texts: dic
         file_body = {
             "type": "file",
             "file": {
-                "file_id": uploaded["file_id"], "cid": uploaded["cid"], "key": b64e(key),
+                "file_id": uploaded.file_id, "cid": uploaded.cid, "key": b64e(key),
                 "name": f"{texts['file name']}.txt", "mime": "text/plain", "size": len(content),
                 "sha256": hashlib.sha256(content).hexdigest(),
             },
         }  # fmt: skip
-        sent.append(await me.send(cid, file_body, file_ids=[uploaded["file_id"]]))
+        sent.append(await me.send(cid, file_body, file_ids=[uploaded.file_id]))
         # the recipient reads it all back: the canaries did travel, encrypted
         async with Client(stack.gateway_url) as other:
             bob_session = await other.login(bob.account.email, bob.account.password)
@@ -137,7 +137,7 @@ async def _run_workload(stack: Stack, alice: ChatUser, bob: ChatUser, texts: dic
         # wait until the ledger anchored the messages: their hashes are on chain when we scan
         for message in sent:
             for _ in range(100):
-                if (await client.message_proof(message["message_id"]))["status"] == "anchored":
+                if (await client.message_proof(message.message_id)).status == "anchored":
                     break
                 await asyncio.sleep(0.2)
 

@@ -25,9 +25,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from chainchat_testing.accounts import Accounts
 from devstack.stack import Stack
 from tests.integration.chat_helpers import ChatUser, chat_user, send_body
-from tests.integration.conftest import Accounts
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -71,7 +71,7 @@ async def register(
     async with ctx.client() as client:
         result = await client.register(email, _password(confirm=True), display_name)
     ctx.profile.email = email
-    ctx.profile.user_id = result.get("user_id")
+    ctx.profile.user_id = result.user_id
     ctx.config.save(ctx.profile, make_current=True)
     ctx.emit(result, lambda: ctx.out.print(f"Registered {email}; check your mail for the verification link."))
 
@@ -84,7 +84,7 @@ async def verify_email(
     ctx = get_ctx()
     async with ctx.client() as client:
         result = await client.verify_email(email_token(token))
-    status = result.get("status")
+    status = result.status
     note = " An admin must approve the account before you can log in." if status == "pending_approval" else ""
     ctx.emit(result, lambda: ctx.out.print(f"E-mail verified: account {status}.{note}"))
 
@@ -138,7 +138,7 @@ async def whoami() -> None:
     ctx.emit(
         me,
         lambda: ctx.out.print(
-            f"{me.get('display_name')} <{me.get('email')}>  id {me.get('user_id') or me.get('id')}  "
-            f"role {me.get('role')}  status {me.get('status')}  server {ctx.profile.server}"
+            f"{me.display_name} <{me.email}>  id {me.id}  "
+            f"role {me.role}  status {me.status}  server {ctx.profile.server}"
         ),
     )

@@ -24,12 +24,7 @@ async def pending() -> None:
         users = await client.admin_users("pending")
     table = Table("user id", "e-mail", "name", "registered")
     for u in users:
-        table.add_row(
-            u.get("id") or u.get("user_id", ""),
-            u.get("email", ""),
-            u.get("display_name", ""),
-            str(u.get("created_at", "")),
-        )
+        table.add_row(u.id, u.email, u.display_name, str(u.created_at))
     ctx.emit(users, lambda: ctx.out.print(table))
 
 
@@ -39,7 +34,7 @@ def _action(verb: str):  # type: ignore[no-untyped-def]
         ctx = get_ctx()
         async with ctx.client() as client:
             result = await client.admin_action(user_id, verb)
-        ctx.emit(result, lambda: ctx.out.print(f"{verb}: {user_id} -> {result.get('status', 'done')}"))
+        ctx.emit(result, lambda: ctx.out.print(f"{verb}: {user_id} -> {result.status}"))
 
     run.__doc__ = f"{verb.capitalize()} an account."
     return run
@@ -63,9 +58,7 @@ async def audit(
         events = await client.audit(type=type_, user_id=user_id, since=since, limit=limit)
     table = Table("at", "type", "user", "proof")
     for e in events:
-        proof = e.get("proof") or {}
-        table.add_row(str(e.get("at") or e.get("created_at")), str(e.get("type")), str(e.get("user_id")),
-                      str(proof.get("status", e.get("proof_status", ""))))  # fmt: skip
+        table.add_row(e.at, e.type, str(e.user_id), e.proof_status)
     ctx.emit(events, lambda: ctx.out.print(table))
 
 
@@ -76,7 +69,7 @@ async def ledger_info() -> None:
     ctx = get_ctx()
     async with ctx.client() as client:
         pin = await ctx.ledger_pin(client)
-        info = await client.ledger_info()
+        info = (await client.ledger_info()).model_dump(mode="json")
         tracker = HeadTracker(ctx.profile.ledger_state())
         largest = tracker.largest.to_dict() if tracker.largest else None
         info["pinned"] = {**pin.to_dict(), "largest_verified_head": largest}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
@@ -102,9 +103,9 @@ class Ctx:
         if saved is not None:
             return saved
         info = await client.ledger_info()
-        if not info.get("contract_address") or not info.get("chain_id"):
+        if not info.contract_address or not info.chain_id:
             raise CliError("the server names no ledger contract yet; pass --ledger <chain_id>:<address>")
-        pin = LedgerPin(int(info["chain_id"]), str(info["contract_address"]), "first_use")
+        pin = LedgerPin(info.chain_id, info.contract_address, "first_use")
         self.profile.save_ledger_state({**state, "pin": pin.to_dict()})
         self.err.print(
             f"[dim]pinned ledger {pin} (first use; `chainchat ledger info` shows it, --ledger changes it)[/]"
@@ -116,7 +117,7 @@ class Ctx:
         if self.rpc_option:
             return self.rpc_option
         try:
-            public = (await client.ledger_info()).get("rpc_url_public")
+            public = (await client.ledger_info()).rpc_url_public
         except ApiError:
             public = None
         return str(public or DEFAULT_RPC_URL)
@@ -133,7 +134,7 @@ class Ctx:
     def emit(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """Print ``data`` as JSON with --json, else the human rendering."""
         if self.as_json or human is None:
-            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
             sys.stdout.flush()
         else:
             human()
@@ -196,3 +197,10 @@ def command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _jsonable(value: Any) -> Any:
+    """``json.dumps`` fallback: a protocol model as its wire JSON, anything else as text."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)

@@ -58,19 +58,17 @@ async def file_send(
         body: JSON = {
             "type": "file",
             "file": {
-                "file_id": uploaded["file_id"], "cid": uploaded["cid"], "key": b64e(key), "name": path.name,
+                "file_id": uploaded.file_id, "cid": uploaded.cid, "key": b64e(key), "name": path.name,
                 "mime": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
                 "size": size, "sha256": plain_digest.hexdigest(),
             },
         }  # fmt: skip
-        sent = await messenger.send(conversation, body, file_ids=[uploaded["file_id"]])
+        sent = await messenger.send(conversation, body, file_ids=[uploaded.file_id])
         ctx.save_pins(messenger)
-    result = {**uploaded, **sent}
+    result = {**uploaded.model_dump(mode="json"), **sent.model_dump(mode="json")}
     ctx.emit(
         result,
-        lambda: ctx.out.print(
-            f"sent {path.name} ({size} bytes) as #{sent['seq']}, file {uploaded['file_id']}"
-        ),
+        lambda: ctx.out.print(f"sent {path.name} ({size} bytes) as #{sent.seq}, file {uploaded.file_id}"),
     )
 
 
@@ -82,7 +80,7 @@ async def _find_file_message(conversation: str, message_id: str) -> JSON:
         while True:
             page = await client.history(conversation, before_seq=before, limit=200)
             for message in page:
-                if message["message_id"] == message_id:
+                if message.message_id == message_id:
                     body = await messenger.open(message, conversation_id=conversation)
                     if body.get("type") != "file":
                         raise CliError("that message carries no file")
@@ -90,7 +88,7 @@ async def _find_file_message(conversation: str, message_id: str) -> JSON:
                     return file_info
             if len(page) < 200:
                 raise CliError(f"no message {message_id} in that conversation")
-            before = min(m["seq"] for m in page)
+            before = min(m.seq for m in page)
 
 
 @file_app.command("get")

@@ -38,7 +38,7 @@ async def _publish(client: Client, keys: DeviceKeys, label: str | None) -> dict[
             body["x25519_public"], body["ed25519_public"], body["suite_support"], label=label
         ),
     )
-    return dict(result)
+    return result.model_dump(mode="json")
 
 
 LABEL = typer.Option(None, "--label", help="a name for this device, shown to you in your device list")
@@ -95,9 +95,9 @@ async def devices() -> None:
 
     def human() -> None:
         for d in found:
-            state = f"revoked {d['revoked_at']}" if d.get("revoked_at") else f"added {d['created_at']}"
-            here = " (this device)" if d["key_id"] == mine else ""
-            ctx.out.print(f"{d['key_id']}  {d.get('label') or '-'}  {state}{here}")
+            state = f"revoked {d.revoked_at}" if d.revoked_at else f"added {d.created_at}"
+            here = " (this device)" if d.key_id == mine else ""
+            ctx.out.print(f"{d.key_id}  {d.label or '-'}  {state}{here}")
 
     ctx.emit(found, human)
 
@@ -149,8 +149,8 @@ async def safety_number_cmd(user: str = typer.Argument(..., help="the other user
     async with ctx.client() as client:
         mine = await client.get_keys(ctx.profile.user_id)
         theirs = await client.get_keys(user)
-    ids_a = [k["key_id"] for k in mine.get("keys", [])]
-    ids_b = [k["key_id"] for k in theirs.get("keys", [])]
+    ids_a = [k.key_id for k in mine.keys]
+    ids_b = [k.key_id for k in theirs.keys]
     if not ids_b:
         raise CliError(f"user {user} has published no keys")
     number = safety_number(ctx.profile.user_id, ids_a, user, ids_b)

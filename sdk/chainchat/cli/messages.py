@@ -15,6 +15,7 @@ from chainchat.cli.context import Ctx, command, get_ctx
 from chainchat.client import JSON, ApiError
 from chainchat.crypto import CryptoError, PublicDeviceKey
 from chainchat.messenger import Messenger
+from chainchat_protocol.chat import MessageView
 
 users_app = typer.Typer(help="Find people.", no_args_is_help=True)
 chat_app = typer.Typer(help="Conversations.", no_args_is_help=True)
@@ -29,7 +30,7 @@ async def users_search(query: str = typer.Argument(..., help="start of a name or
         users = await client.search_users(query)
     table = Table("user id", "name")
     for user in users:
-        table.add_row(user["user_id"], user["display_name"])
+        table.add_row(user.user_id, user.display_name)
     ctx.emit(users, lambda: ctx.out.print(table))
 
 
@@ -43,7 +44,7 @@ async def chat_new(
     ctx = get_ctx()
     async with ctx.client() as client:
         conv = await client.create_conversation(members, title)
-    ctx.emit(conv, lambda: ctx.out.print(f"{conv['kind']} conversation {conv['conversation_id']}"))
+    ctx.emit(conv, lambda: ctx.out.print(f"{conv.kind} conversation {conv.conversation_id}"))
 
 
 @chat_app.command("list")
@@ -56,9 +57,8 @@ async def chat_list() -> None:
     table = Table("conversation", "kind", "title / members", "last seq", "unread")
     for c in convs:
         table.add_row(
-            c["conversation_id"], c["kind"], c.get("title") or ", ".join(c["members"]),
-            str(c.get("last_seq", 0)), str(c.get("unread_count", 0)),
-        )  # fmt: skip
+            c.conversation_id, c.kind, c.title or ", ".join(c.members), str(c.last_seq), str(c.unread_count)
+        )
     ctx.emit(convs, lambda: ctx.out.print(table))
 
 
@@ -81,7 +81,7 @@ async def send(
             note_unanchored(ctx, messenger, await messenger.recipients(conversation))
         finally:
             ctx.save_pins(messenger)
-    ctx.emit(result, lambda: ctx.out.print(f"sent #{result['seq']} ({result['message_id']})"))
+    ctx.emit(result, lambda: ctx.out.print(f"sent #{result.seq} ({result.message_id})"))
 
 
 def note_unanchored(ctx: Ctx, messenger: Messenger, recipients: list[PublicDeviceKey]) -> None:
@@ -91,11 +91,16 @@ def note_unanchored(ctx: Ctx, messenger: Messenger, recipients: list[PublicDevic
         ctx.err.print(f"[dim]note: key {key.key_id} of user {key.user_id} is pending: {what}[/]")
 
 
-async def render(ctx: Ctx, messenger: Messenger, message: JSON, conversation_id: str) -> JSON:
+async def render(ctx: Ctx, messenger: Messenger, message: MessageView, conversation_id: str) -> JSON:
     """Decrypt one message shown in ``conversation_id``; failures are shown, never hidden."""
-    view: dict[str, Any] = {k: message.get(k) for k in ("message_id", "seq", "sender_id", "created_at")}
-    view["sender"] = await _display_name(messenger, str(message.get("sender_id")))
-    if message.get("deleted"):
+    view: dict[str, Any] = {
+        "message_id": message.message_id,
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+        "created_at": message.created_at,
+    }
+    view["sender"] = await _display_name(messenger, message.sender_id)
+    if message.deleted:
         view["deleted"] = True
     else:
         try:
@@ -226,7 +231,9 @@ class _Watcher:
         async for raw in ws:
             frame = json.loads(raw)
             if frame.get("type") == "message":
-                await self._show(frame["message"], str(frame.get("conversation_id")))
+                await self._show(
+                    MessageView.model_validate(frame["message"]), str(frame.get("conversation_id"))
+                )
             elif frame.get("type") == "error":
                 self.ctx.err.print(f"server: {frame.get('message') or frame}", markup=False)
             elif frame.get("type") in ("key_changed", "device_added"):
@@ -237,25 +244,25 @@ class _Watcher:
 
     async def _catch_up(self) -> None:
         for conv in await self.messenger.client.list_conversations():
-            cid = conv["conversation_id"]
+            cid = conv.conversation_id
             if self.only and cid != self.only:
                 continue
             after = self.cursors.get(cid)
             if after is None:
-                self.cursors[cid] = conv.get("last_seq", 0)
+                self.cursors[cid] = conv.last_seq
                 continue
             for message in await self.messenger.client.history(cid, after_seq=after, limit=200):
                 await self._show(message, cid)
 
-    async def _show(self, message: JSON, cid: str) -> None:
+    async def _show(self, message: MessageView, cid: str) -> None:
         """Show a message delivered for (or listed in) conversation ``cid``."""
         if self.only and cid != self.only:
             return
-        if message["seq"] <= self.cursors.get(cid, 0):
+        if message.seq <= self.cursors.get(cid, 0):
             return  # already shown (a catch-up and a live delivery may overlap)
         view = await render(self.ctx, self.messenger, message, cid)
         view["conversation_id"] = cid
-        self.cursors[cid] = message["seq"]
+        self.cursors[cid] = message.seq
         self.ctx.profile.save_cursors(self.cursors)
         self.ctx.emit(view, lambda: self.ctx.out.print(_line(view), highlight=False, markup=False))
         if self.left is not None:

@@ -42,7 +42,7 @@ async def verify(
     if file is None and target is not None and looks_like_email_token(target):
         async with ctx.client() as client:
             result = await client.verify_email(email_token(target))
-        ctx.emit(result, lambda: ctx.out.print(f"E-mail verified: account {result.get('status')}."))
+        ctx.emit(result, lambda: ctx.out.print(f"E-mail verified: account {result.status}."))
         return
     proof = await _load_proof(file, target, kind)
     if save is not None:
@@ -73,7 +73,7 @@ async def _load_proof(file: Path | None, target: str | None, kind: str) -> dict[
     assert target is not None
     async with ctx.client() as client:
         fetched = await (client.file_proof(target) if kind == "file" else client.message_proof(target))
-    return dict(fetched)
+    return fetched.model_dump(mode="json")
 
 
 def _anchored(proof: dict[str, Any]) -> bool:

@@ -14,11 +14,12 @@ from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.mailer import link_mail, queue_mail
 from chainchat_auth.mfa import check_second_factor
-from chainchat_auth.models import EmailToken, SystemFlag, User, as_utc, utcnow
+from chainchat_auth.models import EmailToken, SystemFlag, User
 from chainchat_auth.passwords import check_password_policy
 from chainchat_auth.secrets_util import hash_token, new_token
 from chainchat_auth.sessions import open_session, revoke_user_sessions, token_reply
 from chainchat_protocol.auth import (
+    AuthErrorCode,
     EmailRequest,
     LoginRequest,
     PasswordResetBody,
@@ -28,7 +29,8 @@ from chainchat_protocol.auth import (
     UserPublic,
     VerifyReply,
 )
-from chainchat_protocol.errors import BadRequest, Conflict, NotFound, Unauthorized
+from chainchat_protocol.errors import BadRequest, Conflict, ErrorCode, NotFound, Unauthorized
+from chainchat_service.db import as_utc, utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
@@ -78,7 +80,9 @@ async def register(ctx: AuthContext, req: RegisterRequest) -> RegisterReply:
         try:
             await session.flush()
         except IntegrityError:
-            raise Conflict("an account with this e-mail address already exists", code="email_taken") from None
+            raise Conflict(
+                "an account with this e-mail address already exists", code=AuthErrorCode.EMAIL_TAKEN
+            ) from None
         _send_link(session, ctx, user, "verify")
         record_event(session, "register", user_id=user.id, ip=req.client_ip)
         await session.commit()
@@ -92,16 +96,16 @@ async def _consume_link(session: AsyncSession, token: str, purpose: str) -> Emai
     stmt = select(EmailToken).where(EmailToken.token_hash == presented, EmailToken.purpose == purpose)
     row = (await session.exec(stmt)).first()
     if row is None or not hmac.compare_digest(row.token_hash, presented):
-        raise BadRequest("this link is invalid, used or expired", code="invalid_token")
+        raise BadRequest("this link is invalid, used or expired", code=AuthErrorCode.INVALID_TOKEN)
     if row.used_at is not None or as_utc(row.expires_at) <= utcnow():
-        raise BadRequest("this link is invalid, used or expired", code="invalid_token")
+        raise BadRequest("this link is invalid, used or expired", code=AuthErrorCode.INVALID_TOKEN)
     claimed = await session.exec(
         update(EmailToken)
         .where(col(EmailToken.id) == row.id, col(EmailToken.used_at).is_(None))
         .values(used_at=utcnow())
     )
     if claimed.rowcount != 1:
-        raise BadRequest("this link is invalid, used or expired", code="invalid_token")
+        raise BadRequest("this link is invalid, used or expired", code=AuthErrorCode.INVALID_TOKEN)
     return row
 
 
@@ -112,7 +116,7 @@ async def verify_email(ctx: AuthContext, token: str) -> VerifyReply:
             return await _verify_once(ctx, token, may_be_first=may_be_first)
         except IntegrityError:
             continue  # another account claimed the first-admin flag at the same moment
-    raise Conflict("please try again", code="conflict")
+    raise Conflict("please try again", code=ErrorCode.CONFLICT)
 
 
 async def _verify_once(ctx: AuthContext, token: str, *, may_be_first: bool) -> VerifyReply:
@@ -173,14 +177,16 @@ async def login(ctx: AuthContext, req: LoginRequest) -> TokenReply:
         ok = await ctx.passwords.verify(user.password_hash if user else None, req.password)
         if not ok or user is None:
             await _login_failed(ctx, session, user, req, "bad_password")
-            raise Unauthorized("e-mail or password is wrong", code="invalid_credentials")
+            raise Unauthorized("e-mail or password is wrong", code=AuthErrorCode.INVALID_CREDENTIALS)
         ensure_active(user)
         if user.totp_secret is not None:
             if not req.totp_code:
-                raise Unauthorized("enter the code from your authenticator app", code="mfa_required")
+                raise Unauthorized(
+                    "enter the code from your authenticator app", code=AuthErrorCode.MFA_REQUIRED
+                )
             if not await check_second_factor(session, ctx.vault, user, req.totp_code):
                 await _login_failed(ctx, session, user, req, "bad_mfa_code")
-                raise Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
+                raise Unauthorized("the authentication code is wrong", code=AuthErrorCode.INVALID_MFA_CODE)
         if ctx.passwords.needs_rehash(user.password_hash or ""):
             user.password_hash = await ctx.passwords.hash(req.password)
             session.add(user)
@@ -252,7 +258,7 @@ async def me(ctx: AuthContext, user_id: str) -> UserPublic:
     async with ctx.db.session() as session:
         user = await session.get(User, user_id)
     if user is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
     return user.public()
 
 

@@ -15,6 +15,7 @@ from chainchat_protocol.auth import (
     AdminRoleRequest,
     AdminUsersReply,
     AdminUsersRequest,
+    AuthErrorCode,
     JwksChanged,
     JwksReply,
     RotateKeyRequest,
@@ -56,13 +57,13 @@ async def require_admin(ctx: AuthContext, actor_id: str) -> None:
     async with ctx.db.session() as session:
         actor = await session.get(User, actor_id)
     if actor is None or actor.role != "admin" or actor.status != "active":
-        raise Forbidden("only an active admin may do this", code="admin_required")
+        raise Forbidden("only an active admin may do this", code=AuthErrorCode.ADMIN_REQUIRED)
 
 
 async def _target(session: AsyncSession, user_id: str) -> User:
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
     return user
 
 
@@ -71,7 +72,7 @@ async def _ensure_not_last_admin(session: AsyncSession, user: User) -> None:
         return
     stmt = select(func.count()).select_from(User).where(User.role == "admin", User.status == "active")
     if (await session.exec(stmt)).one() <= 1:
-        raise Conflict("this is the last active admin", code="last_admin")
+        raise Conflict("this is the last active admin", code=AuthErrorCode.LAST_ADMIN)
 
 
 async def act(ctx: AuthContext, req: AdminActionRequest) -> UserPublic:
@@ -82,9 +83,11 @@ async def act(ctx: AuthContext, req: AdminActionRequest) -> UserPublic:
         if user.status == new_status:
             return user.public()  # idempotent: a retried click changes nothing
         if user.status not in allowed:
-            raise Conflict(f"cannot {req.action} an account that is {user.status}", code="invalid_state")
+            raise Conflict(
+                f"cannot {req.action} an account that is {user.status}", code=AuthErrorCode.INVALID_STATE
+            )
         if req.action == "enable" and user.email_verified_at is None:
-            raise Conflict("the e-mail address was never verified", code="invalid_state")
+            raise Conflict("the e-mail address was never verified", code=AuthErrorCode.INVALID_STATE)
         if new_status != "active":
             await _ensure_not_last_admin(session, user)
         previous = user.status

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from chainchat_auth import wallet
 from chainchat_auth.context import AuthContext
-from chainchat_auth.handlers import register_handlers
+from chainchat_auth.handlers import AuthHandlers
 from chainchat_auth.mailer import MailSender
 from chainchat_auth.passwords import Passwords
 from chainchat_auth.ratelimit import RateLimiter
@@ -17,13 +18,12 @@ from chainchat_auth.settings import AuthSettings
 from chainchat_auth.signing import Signer, reseal_all
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
-from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff
 from chainchat_service.outbox import OutboxRelay, ensure_ledger_stream
 from chainchat_service.runtime import ServiceRuntime
 from chainchat_service.web import create_service_app
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-log = get_logger(__name__)
 
 
 async def build_context(settings: AuthSettings, db: Database) -> AuthContext:
@@ -39,47 +39,65 @@ async def build_context(settings: AuthSettings, db: Database) -> AuthContext:
     )
 
 
-async def _housekeeping(ctx: AuthContext) -> None:
-    """Drop rate-limit events older than every window and expired SIWE nonces, once a minute."""
-    while True:
-        try:
-            await ctx.limiter.purge(max_window_s=24 * 3600)
-            await wallet.purge_nonces(ctx)
-        except Exception as exc:  # noqa: BLE001 - retried next minute
-            log.warning("housekeeping_failed", error=type(exc).__name__)
-        await asyncio.sleep(60)
+def housekeeping(ctx: AuthContext) -> Callable[[], Awaitable[float]]:
+    """A loop step: drop rate-limit events older than every window and expired SIWE nonces; once
+    a minute."""
+
+    async def step() -> float:
+        await ctx.limiter.purge(max_window_s=24 * 3600)
+        await wallet.purge_nonces(ctx)
+        return 60.0
+
+    return step
 
 
-async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Open the database, run migrations, start the mail loop; serve handlers once NATS is up."""
-    settings: AuthSettings = app.state.settings
-    db = Database(settings.sqlalchemy_url())
+@dataclass
+class Auth:
+    """Everything one auth instance runs, wired together."""
+
+    ctx: AuthContext
+    mailer: MailSender
+    relay: OutboxRelay
+    handlers: AuthHandlers
+
+
+async def build_auth(settings: AuthSettings, db: Database, bus: Bus) -> Auth:
+    """The composition root: the context (migrated database, signing key), mail and outbox."""
     ctx = await build_context(settings, db)
     mailer = MailSender(db, settings)
-    relay = OutboxRelay(db, runtime.bus, "auth")
+    relay = OutboxRelay(db, bus, "auth")
 
     def after_commit() -> None:
         relay.wake()
         mailer.wake()
 
     ctx.after_commit = after_commit
-    app.state.auth = ctx
+    return Auth(ctx, mailer, relay, AuthHandlers(ctx))
+
+
+async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Open the database, run migrations, start the mail loop; serve handlers once NATS is up."""
+    settings: AuthSettings = app.state.settings
+    db = Database(settings.sqlalchemy_url())
+    auth = await build_auth(settings, db, runtime.bus)
+    app.state.auth = auth
     runtime.add_check("database", db.ping)
-    runtime.spawn(mailer.run(), "auth-mail")
-    runtime.spawn(_housekeeping(ctx), "auth-housekeeping")
+    runtime.spawn(auth.mailer.run(), "auth-mail")
+    runtime.supervise("auth-housekeeping", housekeeping(auth.ctx), backoff=Backoff(60.0, 60.0),
+                      describe=lambda exc: type(exc).__name__)  # fmt: skip
 
     async def on_connected(bus: Bus) -> None:
         await ensure_ledger_stream(bus)
-        await register_handlers(bus, ctx)
-        runtime.spawn(relay.run(), "auth-outbox")
+        await auth.handlers.register(bus)
+        runtime.spawn(auth.relay.run(), "auth-outbox")
 
     runtime.on_connected(on_connected)
 
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
-    ctx: AuthContext | None = getattr(app.state, "auth", None)
-    if ctx is not None:
-        await ctx.db.close()
+    auth: Auth | None = getattr(app.state, "auth", None)
+    if auth is not None:
+        await auth.ctx.db.close()
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:

@@ -8,10 +8,10 @@ import json
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chainchat_auth.models import AuditEventRow, as_utc, new_id
+from chainchat_auth.models import AuditEventRow, new_id
 from chainchat_protocol.auth import AuditDetail, AuditEvent, AuditListRequest
 from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
-from chainchat_service.db import Database
+from chainchat_service.db import Database, as_utc
 from chainchat_service.outbox import log_entry_message
 
 

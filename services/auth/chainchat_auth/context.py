@@ -11,6 +11,7 @@ from chainchat_auth.ratelimit import Limit, RateLimiter
 from chainchat_auth.settings import AuthSettings
 from chainchat_auth.signing import Signer
 from chainchat_auth.vault import SecretVault
+from chainchat_protocol.auth import AuthErrorCode
 from chainchat_protocol.errors import Forbidden
 from chainchat_service.db import Database
 
@@ -39,15 +40,20 @@ class AuthContext:
 
 
 _STATUS_ERRORS = {
-    "pending_verification": ("verify your e-mail address first", "email_not_verified"),
-    "pending_approval": ("your account is waiting for an administrator's approval", "pending_approval"),
-    "disabled": ("this account is disabled", "account_disabled"),
-    "rejected": ("this account was not approved", "account_rejected"),
+    "pending_verification": ("verify your e-mail address first", AuthErrorCode.EMAIL_NOT_VERIFIED),
+    "pending_approval": (
+        "your account is waiting for an administrator's approval",
+        AuthErrorCode.PENDING_APPROVAL,
+    ),
+    "disabled": ("this account is disabled", AuthErrorCode.ACCOUNT_DISABLED),
+    "rejected": ("this account was not approved", AuthErrorCode.ACCOUNT_REJECTED),
 }
 
 
 def ensure_active(user: User) -> None:
     """Raise the SPEC's 403 for an account that may not sign in."""
     if user.status != "active":
-        message, code = _STATUS_ERRORS.get(user.status, ("this account cannot sign in", "account_disabled"))
+        message, code = _STATUS_ERRORS.get(
+            user.status, ("this account cannot sign in", AuthErrorCode.ACCOUNT_DISABLED)
+        )
         raise Forbidden(message, code=code)

@@ -9,10 +9,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.mailer import device_added_mail, queue_mail
-from chainchat_auth.models import DeviceKey, User, as_utc, new_id, utcnow
+from chainchat_auth.models import DeviceKey, User, new_id
 from chainchat_protocol import keys
-from chainchat_protocol.auth import DeviceKey as DeviceKeyView
 from chainchat_protocol.auth import (
+    AuthErrorCode,
     DevicesReply,
     KeyChanged,
     OwnDevice,
@@ -28,10 +28,12 @@ from chainchat_protocol.auth import (
     UsersGetReply,
     UserSummary,
 )
+from chainchat_protocol.auth import DeviceKey as DeviceKeyView
 from chainchat_protocol.b64 import b64d_exact
 from chainchat_protocol.errors import Conflict, Forbidden, NotFound
 from chainchat_protocol.log_entry import LogEntry, digest_object, format_timestamp
 from chainchat_protocol.subjects import Subject
+from chainchat_service.db import as_utc, utcnow
 from chainchat_service.outbox import OutboxMessage, log_entry_message, outbox_message
 
 MAX_DEVICES = 20
@@ -80,14 +82,14 @@ async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyRep
     async with ctx.db.session() as session:
         user = await session.get(User, req.user_id)
         if user is None:
-            raise NotFound("no such user", code="user_not_found")
+            raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
         ensure_active(user)
         owned = (await session.exec(select(DeviceKey).where(DeviceKey.key_id == kid))).all()
         for row in owned:
             if row.user_id != user.id:
-                raise Conflict("this key belongs to another account", code="key_in_use")
+                raise Conflict("this key belongs to another account", code=AuthErrorCode.KEY_IN_USE)
             if row.revoked_at is not None:
-                raise Conflict("this key was revoked; generate a new one", code="key_revoked")
+                raise Conflict("this key was revoked; generate a new one", code=AuthErrorCode.KEY_REVOKED)
             return PublishKeyReply(key_id=kid, created=False)
         live = (
             select(func.count())
@@ -97,10 +99,13 @@ async def publish_key(ctx: AuthContext, req: PublishKeyRequest) -> PublishKeyRep
         others = (await session.exec(live)).one()
         if others and not req.reauthenticated:
             raise Forbidden(
-                "adding a device needs your password again (POST /auth/reauth)", code="reauth_required"
+                "adding a device needs your password again (POST /auth/reauth)",
+                code=AuthErrorCode.REAUTH_REQUIRED,
             )
         if others >= MAX_DEVICES:
-            raise Conflict(f"at most {MAX_DEVICES} device keys; revoke one first", code="too_many_devices")
+            raise Conflict(
+                f"at most {MAX_DEVICES} device keys; revoke one first", code=AuthErrorCode.TOO_MANY_DEVICES
+            )
         row = DeviceKey(
             user_id=user.id,
             key_id=kid,
@@ -159,7 +164,7 @@ async def revoke_key(ctx: AuthContext, req: RevokeKeyRequest) -> None:
         )
         row = (await session.exec(stmt)).first()
         if row is None:
-            raise NotFound("no such device key", code="key_not_found")
+            raise NotFound("no such device key", code=AuthErrorCode.KEY_NOT_FOUND)
         row.revoked_at = utcnow()
         session.add(row)
         session.add(log_entry_message(revocation_entry(row)))
@@ -186,7 +191,7 @@ async def user_keys(ctx: AuthContext, user_id: str) -> UserKeysReply:
     async with ctx.db.session() as session:
         user = await session.get(User, user_id)
     if user is None or user.status not in ("active", "disabled"):
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
     rows = (await _rows(ctx, [user_id], live=False))[user_id]
     current = [r for r in rows if r.revoked_at is None]
     revoked = [r for r in rows if r.revoked_at is not None]

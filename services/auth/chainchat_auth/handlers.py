@@ -35,47 +35,52 @@ def _as_admin(ctx: AuthContext, call: Handler) -> Handler:
     return run
 
 
-def handler_table(ctx: AuthContext) -> list[tuple[Rpc[Any, Any], Handler]]:
-    """Every ``auth.*`` subject with the service call that answers it."""
-    return [
-        (p.AUTH_REGISTER, lambda r: accounts.register(ctx, r)),
-        (p.AUTH_VERIFY, lambda r: accounts.verify_email(ctx, r.token)),
-        (p.AUTH_VERIFY_RESEND, lambda r: _empty(accounts.resend_verification(ctx, r))),
-        (p.AUTH_LOGIN, lambda r: accounts.login(ctx, r)),
-        (p.AUTH_REFRESH, lambda r: sessions.refresh(ctx, r)),
-        (p.AUTH_LOGOUT, lambda r: _empty(sessions.logout(ctx, r))),
-        (p.AUTH_ME, lambda r: accounts.me(ctx, r.user_id)),
-        (p.AUTH_MFA_SETUP, lambda r: mfa.setup(ctx, r.user_id)),
-        (p.AUTH_MFA_ENABLE, lambda r: mfa.enable(ctx, r)),
-        (p.AUTH_MFA_DISABLE, lambda r: mfa.disable(ctx, r)),
-        (p.AUTH_SIWE_NONCE, lambda req: wallet.new_nonce(ctx, req)),
-        (p.AUTH_SIWE, lambda r: wallet.sign_in(ctx, r)),
-        (p.AUTH_RESET_REQUEST, lambda r: _empty(accounts.request_password_reset(ctx, r))),
-        (p.AUTH_RESET, lambda r: _empty(accounts.reset_password(ctx, r))),
-        (p.AUTH_PASSWORD_CHANGE, lambda r: _empty(reauth.change_password(ctx, r))),
-        (p.AUTH_REAUTH, lambda r: reauth.reauthenticate(ctx, r)),
-        (p.AUTH_SIWE_UNLINK, lambda r: wallet.unlink(ctx, r)),
-        (p.AUTH_JWKS, lambda _: ctx.signer.jwks()),
-        (p.AUTH_JWKS_ROTATE, _as_admin(ctx, lambda r: admin.rotate_signing_key(ctx, r))),
-        (p.AUTH_REVOKED_LIST, lambda _: sessions.revoked_list(ctx)),
-        (p.AUTH_ADMIN_USERS, _as_admin(ctx, lambda r: admin.list_users(ctx, r))),
-        (p.AUTH_ADMIN_ACTION, _as_admin(ctx, lambda r: admin.act(ctx, r))),
-        (p.AUTH_ADMIN_ROLE, _as_admin(ctx, lambda r: admin.set_role(ctx, r))),
-        (p.AUTH_AUDIT_LIST, _as_admin(ctx, lambda r: _audit_list(ctx, r))),
-        (p.AUTH_USERS_GET, lambda r: directory.users_get(ctx, r.user_ids)),
-        (p.AUTH_USERS_SEARCH, lambda r: directory.search(ctx, r)),
-        (p.AUTH_KEYS_PUBLISH, lambda r: directory.publish_key(ctx, r)),
-        (p.AUTH_KEYS_REVOKE, lambda r: _empty(directory.revoke_key(ctx, r))),
-        (p.AUTH_KEYS_GET, lambda r: directory.user_keys(ctx, r.user_id)),
-        (p.AUTH_KEYS_MINE, lambda r: directory.own_devices(ctx, r.user_id)),
-        (p.AUTH_KEYS_DEVICES, lambda r: directory.devices(ctx, r.user_ids)),
-    ]
+class AuthHandlers:
+    """Adapts the auth domain modules to the ``auth.*`` subjects (one queue group for all instances)."""
 
+    def __init__(self, ctx: AuthContext) -> None:
+        self.ctx = ctx
 
-async def register_handlers(bus: Bus, ctx: AuthContext, *, concurrency: int = 8) -> None:
-    """Subscribe every handler in the ``auth`` queue group (instances share the load).
+    async def register(self, bus: Bus, *, concurrency: int = 8) -> None:
+        """Serve every subject. A login spends ~50 ms in argon2 (in a thread): up to
+        ``concurrency`` requests of one kind run side by side per instance (the bus bounds them
+        per subscription)."""
+        for rpc, handler in self.table():
+            await bus.serve(rpc, handler, queue=QUEUE, concurrency=concurrency)
 
-    A login spends ~50 ms in argon2 (in a thread): up to ``concurrency`` requests of one kind
-    run side by side per instance (the bus bounds them per subscription)."""
-    for rpc, handler in handler_table(ctx):
-        await bus.serve(rpc, handler, queue=QUEUE, concurrency=concurrency)
+    def table(self) -> list[tuple[Rpc[Any, Any], Handler]]:
+        """Every ``auth.*`` subject with the service call that answers it."""
+        ctx = self.ctx
+        return [
+            (p.AUTH_REGISTER, lambda r: accounts.register(ctx, r)),
+            (p.AUTH_VERIFY, lambda r: accounts.verify_email(ctx, r.token)),
+            (p.AUTH_VERIFY_RESEND, lambda r: _empty(accounts.resend_verification(ctx, r))),
+            (p.AUTH_LOGIN, lambda r: accounts.login(ctx, r)),
+            (p.AUTH_REFRESH, lambda r: sessions.refresh(ctx, r)),
+            (p.AUTH_LOGOUT, lambda r: _empty(sessions.logout(ctx, r))),
+            (p.AUTH_ME, lambda r: accounts.me(ctx, r.user_id)),
+            (p.AUTH_MFA_SETUP, lambda r: mfa.setup(ctx, r.user_id)),
+            (p.AUTH_MFA_ENABLE, lambda r: mfa.enable(ctx, r)),
+            (p.AUTH_MFA_DISABLE, lambda r: mfa.disable(ctx, r)),
+            (p.AUTH_SIWE_NONCE, lambda req: wallet.new_nonce(ctx, req)),
+            (p.AUTH_SIWE, lambda r: wallet.sign_in(ctx, r)),
+            (p.AUTH_RESET_REQUEST, lambda r: _empty(accounts.request_password_reset(ctx, r))),
+            (p.AUTH_RESET, lambda r: _empty(accounts.reset_password(ctx, r))),
+            (p.AUTH_PASSWORD_CHANGE, lambda r: _empty(reauth.change_password(ctx, r))),
+            (p.AUTH_REAUTH, lambda r: reauth.reauthenticate(ctx, r)),
+            (p.AUTH_SIWE_UNLINK, lambda r: wallet.unlink(ctx, r)),
+            (p.AUTH_JWKS, lambda _: ctx.signer.jwks()),
+            (p.AUTH_JWKS_ROTATE, _as_admin(ctx, lambda r: admin.rotate_signing_key(ctx, r))),
+            (p.AUTH_REVOKED_LIST, lambda _: sessions.revoked_list(ctx)),
+            (p.AUTH_ADMIN_USERS, _as_admin(ctx, lambda r: admin.list_users(ctx, r))),
+            (p.AUTH_ADMIN_ACTION, _as_admin(ctx, lambda r: admin.act(ctx, r))),
+            (p.AUTH_ADMIN_ROLE, _as_admin(ctx, lambda r: admin.set_role(ctx, r))),
+            (p.AUTH_AUDIT_LIST, _as_admin(ctx, lambda r: _audit_list(ctx, r))),
+            (p.AUTH_USERS_GET, lambda r: directory.users_get(ctx, r.user_ids)),
+            (p.AUTH_USERS_SEARCH, lambda r: directory.search(ctx, r)),
+            (p.AUTH_KEYS_PUBLISH, lambda r: directory.publish_key(ctx, r)),
+            (p.AUTH_KEYS_REVOKE, lambda r: _empty(directory.revoke_key(ctx, r))),
+            (p.AUTH_KEYS_GET, lambda r: directory.user_keys(ctx, r.user_id)),
+            (p.AUTH_KEYS_MINE, lambda r: directory.own_devices(ctx, r.user_id)),
+            (p.AUTH_KEYS_DEVICES, lambda r: directory.devices(ctx, r.user_ids)),
+        ]

@@ -18,10 +18,11 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chainchat_auth.models import MailMessage, utcnow
+from chainchat_auth.models import MailMessage
 from chainchat_auth.settings import AuthSettings
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff, supervise
 
 log = get_logger(__name__)
 
@@ -108,19 +109,16 @@ class MailSender:
     def wake(self) -> None:
         self._wake.set()
 
-    async def run(self) -> None:
-        """Send due mail for ever; wakes on ``wake()`` or every second."""
-        while True:
-            try:
-                while await self.send_due():
-                    pass
-            except Exception as exc:  # noqa: BLE001 - the database may be busy; try again soon
-                log.warning("mail_loop_error", error=type(exc).__name__)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
+    async def run(self, *, stop: asyncio.Event | None = None) -> None:
+        """Send due mail for ever; wakes on ``wake()`` or every second. Failures (the database
+        may be busy) are logged by their type only: SMTP errors can quote credentials."""
+        await supervise("auth-mail", self.step, backoff=Backoff(1.0, 1.0), wake=self._wake, stop=stop,
+                        describe=lambda exc: type(exc).__name__)  # fmt: skip
+
+    async def step(self) -> float:
+        while await self.send_due():
+            pass
+        return 1.0
 
     async def send_due(self, batch: int = 20) -> int:
         """Send what is due now; return how many rows were attempted."""

@@ -13,12 +13,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext
-from chainchat_auth.models import RecoveryCode, User, utcnow
+from chainchat_auth.models import RecoveryCode, User
 from chainchat_auth.secrets_util import hash_token
 from chainchat_auth.sessions import revoke_other_sessions
 from chainchat_auth.vault import SecretVault, totp_context
-from chainchat_protocol.auth import MfaCodeRequest, MfaEnableReply, MfaSetupReply, MfaStatusReply
+from chainchat_protocol.auth import (
+    AuthErrorCode,
+    MfaCodeRequest,
+    MfaEnableReply,
+    MfaSetupReply,
+    MfaStatusReply,
+)
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
+from chainchat_service.db import utcnow
 
 ISSUER_NAME = "ChainChat"
 RECOVERY_CODES = 10
@@ -93,7 +100,7 @@ async def check_second_factor(session: AsyncSession, vault: SecretVault, user: U
 async def _load(session: AsyncSession, user_id: str) -> User:
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
     return user
 
 
@@ -102,7 +109,7 @@ async def setup(ctx: AuthContext, user_id: str) -> MfaSetupReply:
     async with ctx.db.session() as session:
         user = await _load(session, user_id)
         if user.totp_secret is not None:
-            raise Conflict("two-factor authentication is already on", code="mfa_already_enabled")
+            raise Conflict("two-factor authentication is already on", code=AuthErrorCode.MFA_ALREADY_ENABLED)
         secret = pyotp.random_base32()
         user.totp_pending_secret = ctx.vault.seal(
             secret, context=totp_context(user.id, "totp_pending_secret")
@@ -116,7 +123,7 @@ async def setup(ctx: AuthContext, user_id: str) -> MfaSetupReply:
 async def _wrong_code(ctx: AuthContext, user_id: str) -> Unauthorized:
     # a stolen access token must not buy unlimited guesses at the second factor
     await ctx.limiter.hit(f"mfa:{user_id}")
-    return Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
+    return Unauthorized("the authentication code is wrong", code=AuthErrorCode.INVALID_MFA_CODE)
 
 
 async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
@@ -126,9 +133,9 @@ async def enable(ctx: AuthContext, req: MfaCodeRequest) -> MfaEnableReply:
     async with ctx.db.session() as session:
         user = await _load(session, req.user_id)
         if user.totp_secret is not None:
-            raise Conflict("two-factor authentication is already on", code="mfa_already_enabled")
+            raise Conflict("two-factor authentication is already on", code=AuthErrorCode.MFA_ALREADY_ENABLED)
         if user.totp_pending_secret is None:
-            raise Conflict("call /auth/mfa/setup first", code="mfa_setup_required")
+            raise Conflict("call /auth/mfa/setup first", code=AuthErrorCode.MFA_SETUP_REQUIRED)
         secret = ctx.vault.open(
             user.totp_pending_secret, context=totp_context(user.id, "totp_pending_secret")
         )
@@ -159,7 +166,7 @@ async def disable(ctx: AuthContext, req: MfaCodeRequest) -> MfaStatusReply:
     async with ctx.db.session() as session:
         user = await _load(session, req.user_id)
         if user.totp_secret is None:
-            raise Conflict("two-factor authentication is not on", code="mfa_not_enabled")
+            raise Conflict("two-factor authentication is not on", code=AuthErrorCode.MFA_NOT_ENABLED)
         if not await check_second_factor(session, ctx.vault, user, req.code):
             raise await _wrong_code(ctx, user.id)
         user.totp_secret = None  # totp_last_step stays: a re-enrolment cannot replay old codes

@@ -9,22 +9,13 @@ have those fields, so nothing secret can leak through a response.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from chainchat_protocol.auth import UserPublic
-
-
-def utcnow() -> datetime:
-    """Now, aware UTC."""
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (naive values are taken as UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+from chainchat_service.db import as_utc, utcnow
 
 
 def new_id() -> str:

@@ -8,6 +8,7 @@ import secrets
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from chainchat_protocol.auth import AuthErrorCode
 from chainchat_protocol.errors import ValidationFailed
 
 MIN_LENGTH = 10
@@ -33,11 +34,17 @@ def check_password_policy(password: str, *, email: str = "", display_name: str =
     lowered = password.lower()
     local_part = email.split("@", 1)[0].lower()
     if len(password) < MIN_LENGTH:
-        raise ValidationFailed(f"password must have at least {MIN_LENGTH} characters", code="weak_password")
+        raise ValidationFailed(
+            f"password must have at least {MIN_LENGTH} characters", code=AuthErrorCode.WEAK_PASSWORD
+        )
     if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
-        raise ValidationFailed("this password is too common; choose another", code="weak_password")
+        raise ValidationFailed(
+            "this password is too common; choose another", code=AuthErrorCode.WEAK_PASSWORD
+        )
     if lowered in {email.lower(), local_part, display_name.lower()}:
-        raise ValidationFailed("the password must not be your e-mail or name", code="weak_password")
+        raise ValidationFailed(
+            "the password must not be your e-mail or name", code=AuthErrorCode.WEAK_PASSWORD
+        )
 
 
 class Passwords:

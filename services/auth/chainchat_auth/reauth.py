@@ -18,7 +18,7 @@ from chainchat_auth.mfa import check_second_factor
 from chainchat_auth.models import AuthSession, User
 from chainchat_auth.sessions import revoke_other_sessions
 from chainchat_auth.wallet import consume_nonce, verified_message
-from chainchat_protocol.auth import PasswordChangeRequest, ReauthReply, ReauthRequest
+from chainchat_protocol.auth import AuthErrorCode, PasswordChangeRequest, ReauthReply, ReauthRequest
 from chainchat_protocol.errors import Forbidden, Unauthorized
 
 
@@ -27,7 +27,7 @@ async def _caller(session: AsyncSession, user_id: str, session_id: str) -> User:
     user = await session.get(User, user_id)
     auth_session = await session.get(AuthSession, session_id)
     if user is None or auth_session is None or auth_session.user_id != user.id or auth_session.revoked_at:
-        raise Unauthorized("this session has ended; sign in again", code="session_revoked")
+        raise Unauthorized("this session has ended; sign in again", code=AuthErrorCode.SESSION_REVOKED)
     ensure_active(user)
     return user
 
@@ -50,15 +50,15 @@ async def reauthenticate(ctx: AuthContext, req: ReauthRequest) -> ReauthReply:
         user = await _caller(session, req.user_id, req.session_id)
         if user.totp_secret is not None and not req.totp_code:
             # before the first factor: a wallet nonce is not spent on a missing code
-            raise Forbidden("enter the code from your authenticator app", code="mfa_required")
+            raise Forbidden("enter the code from your authenticator app", code=AuthErrorCode.MFA_REQUIRED)
         if not await _first_factor(ctx, session, user, req):
             await _failed(ctx, session, user, req, "bad_password")
-            raise Forbidden("the password or signature is wrong", code="invalid_credentials")
+            raise Forbidden("the password or signature is wrong", code=AuthErrorCode.INVALID_CREDENTIALS)
         if user.totp_secret is not None and not await check_second_factor(
             session, ctx.vault, user, req.totp_code or ""
         ):
             await _failed(ctx, session, user, req, "bad_mfa_code")
-            raise Forbidden("the authentication code is wrong", code="invalid_mfa_code")
+            raise Forbidden("the authentication code is wrong", code=AuthErrorCode.INVALID_MFA_CODE)
         method = "password" if req.password is not None else "siwe"
         record_event(session, "reauth", user_id=user.id, ip=req.client_ip, detail={"method": method})
         await session.commit()

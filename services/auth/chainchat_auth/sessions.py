@@ -12,9 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
-from chainchat_auth.models import AuthSession, RefreshToken, User, as_utc, new_id, utcnow
+from chainchat_auth.models import AuthSession, RefreshToken, User, new_id
 from chainchat_auth.secrets_util import hash_token, new_token
 from chainchat_protocol.auth import (
+    AuthErrorCode,
     LogoutRequest,
     RefreshRequest,
     RevokedListReply,
@@ -24,6 +25,7 @@ from chainchat_protocol.auth import (
 )
 from chainchat_protocol.errors import Unauthorized
 from chainchat_protocol.subjects import Subject
+from chainchat_service.db import as_utc, utcnow
 from chainchat_service.outbox import outbox_message
 
 
@@ -98,14 +100,14 @@ async def refresh(ctx: AuthContext, req: RefreshRequest) -> TokenReply:
     async with ctx.db.session() as session:
         row = (await session.exec(select(RefreshToken).where(RefreshToken.token_hash == presented))).first()
         if row is None or not hmac.compare_digest(row.token_hash, presented):
-            raise Unauthorized("the refresh token is not valid", code="invalid_refresh_token")
+            raise Unauthorized("the refresh token is not valid", code=AuthErrorCode.INVALID_REFRESH_TOKEN)
         auth_session = await session.get(AuthSession, row.session_id)
         if (
             auth_session is None
             or auth_session.revoked_at is not None
             or as_utc(auth_session.expires_at) <= utcnow()
         ):
-            raise Unauthorized("the session has ended; sign in again", code="session_revoked")
+            raise Unauthorized("the session has ended; sign in again", code=AuthErrorCode.SESSION_REVOKED)
         claimed = await session.exec(
             update(RefreshToken)
             .where(col(RefreshToken.id) == row.id, col(RefreshToken.used_at).is_(None))
@@ -119,7 +121,9 @@ async def refresh(ctx: AuthContext, req: RefreshRequest) -> TokenReply:
             record_event(session, "refresh_token_reused", user_id=auth_session.user_id, ip=req.client_ip)
             await session.commit()
             ctx.after_commit()
-            raise Unauthorized("refresh token reused; the session was revoked", code="refresh_token_reused")
+            raise Unauthorized(
+                "refresh token reused; the session was revoked", code=AuthErrorCode.REFRESH_TOKEN_REUSED
+            )
         user = await session.get(User, auth_session.user_id)
         assert user is not None
         ensure_active(user)

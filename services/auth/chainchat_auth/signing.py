@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from sqlmodel import col, or_, select
 
-from chainchat_auth.models import SigningKey, User, utcnow
+from chainchat_auth.models import SigningKey, User
 from chainchat_auth.vault import SecretVault, signing_key_context, totp_context
 from chainchat_protocol.auth import AUDIENCE, ISSUER, REAUTH_AUDIENCE, Jwk, JwksReply
 from chainchat_protocol.b64 import b64d, b64e
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 
 # instances re-read the current key this often, so a rotation by one reaches all
 _CACHE_S = 30.0

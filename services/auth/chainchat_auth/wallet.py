@@ -16,9 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chainchat_auth.audit import record_event
 from chainchat_auth.context import AuthContext, ensure_active
 from chainchat_auth.mfa import check_second_factor
-from chainchat_auth.models import SiweNonce, User, as_utc, utcnow
+from chainchat_auth.models import SiweNonce, User
 from chainchat_auth.sessions import open_session, token_reply
 from chainchat_protocol.auth import (
+    AuthErrorCode,
     SessionRef,
     SiweNonceReply,
     SiweNonceRequest,
@@ -27,6 +28,7 @@ from chainchat_protocol.auth import (
     UserPublic,
 )
 from chainchat_protocol.errors import Conflict, NotFound, Unauthorized
+from chainchat_service.db import as_utc, utcnow
 
 with warnings.catch_warnings():
     # Import-time noise from dependencies, not our code: web3 imports the deprecated
@@ -59,8 +61,12 @@ async def purge_nonces(ctx: AuthContext) -> int:
     return int(result.rowcount or 0)
 
 
-def _bad(message: str, code: str = "invalid_siwe") -> Unauthorized:
+def _bad(message: str, code: str = AuthErrorCode.INVALID_SIWE) -> Unauthorized:
     return Unauthorized(message, code=code)
+
+
+def _wallet_in_use() -> Conflict:
+    return Conflict("this wallet is linked to another account", code=AuthErrorCode.WALLET_IN_USE)
 
 
 def verified_message(ctx: AuthContext, text: str, signature: str) -> SiweMessage:
@@ -70,9 +76,13 @@ def verified_message(ctx: AuthContext, text: str, signature: str) -> SiweMessage
     except ValueError:
         raise _bad("the message is not an EIP-4361 sign-in message") from None
     if message.domain != ctx.settings.siwe_domain:
-        raise _bad(f"the message must be for {ctx.settings.siwe_domain}", code="siwe_domain_mismatch")
+        raise _bad(
+            f"the message must be for {ctx.settings.siwe_domain}", code=AuthErrorCode.SIWE_DOMAIN_MISMATCH
+        )
     if message.chain_id != ctx.settings.chain_id:
-        raise _bad(f"the message must be for chain {ctx.settings.chain_id}", code="siwe_chain_mismatch")
+        raise _bad(
+            f"the message must be for chain {ctx.settings.chain_id}", code=AuthErrorCode.SIWE_CHAIN_MISMATCH
+        )
     try:
         message.verify(signature, domain=ctx.settings.siwe_domain)
     except VerificationError as exc:
@@ -89,19 +99,19 @@ async def consume_nonce(session: AsyncSession, nonce: str) -> None:
         .values(used_at=utcnow())
     )
     if used.rowcount != 1:
-        raise _bad("the nonce is unknown, used or expired", code="invalid_nonce")
+        raise _bad("the nonce is unknown, used or expired", code=AuthErrorCode.INVALID_NONCE)
 
 
 async def _link(session: AsyncSession, req: SiweRequest, user_id: str, address: str) -> User:
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
     ensure_active(user)
     if user.wallet_address not in (None, address):
-        raise Conflict("another wallet is linked to this account", code="wallet_already_linked")
+        raise Conflict("another wallet is linked to this account", code=AuthErrorCode.WALLET_ALREADY_LINKED)
     owner = (await session.exec(select(User.id).where(User.wallet_address == address))).first()
     if owner not in (None, user.id):
-        raise Conflict("this wallet is linked to another account", code="wallet_in_use")
+        raise _wallet_in_use()
     user.wallet_address = address
     session.add(user)
     record_event(session, "wallet_linked", user_id=user.id, ip=req.client_ip, detail={"address": address})
@@ -121,11 +131,11 @@ async def _wallet_login(
         return user
     nonce = await session.get(SiweNonce, message.nonce)
     if nonce is None or nonce.used_at is not None or as_utc(nonce.expires_at) <= utcnow():
-        raise _bad("the nonce is unknown, used or expired", code="invalid_nonce")
+        raise _bad("the nonce is unknown, used or expired", code=AuthErrorCode.INVALID_NONCE)
     account_key = f"login:acct:{user.email}"
     await ctx.limiter.check(account_key, ctx.limit("login_fail_account"))
     if not req.totp_code:
-        raise Unauthorized("enter the code from your authenticator app", code="mfa_required")
+        raise Unauthorized("enter the code from your authenticator app", code=AuthErrorCode.MFA_REQUIRED)
     if not await check_second_factor(session, ctx.vault, user, req.totp_code):
         await ctx.limiter.hit(account_key)
         record_event(
@@ -133,7 +143,7 @@ async def _wallet_login(
         )
         await session.commit()
         ctx.after_commit()
-        raise Unauthorized("the authentication code is wrong", code="invalid_mfa_code")
+        raise Unauthorized("the authentication code is wrong", code=AuthErrorCode.INVALID_MFA_CODE)
     return user
 
 
@@ -153,14 +163,14 @@ async def sign_in(ctx: AuthContext, req: SiweRequest) -> TokenReply:
             await consume_nonce(session, message.nonce)
             if found is None:
                 await session.commit()  # the nonce stays spent
-                raise _bad("no account is linked to this wallet", code="wallet_not_linked")
+                raise _bad("no account is linked to this wallet", code=AuthErrorCode.WALLET_NOT_LINKED)
             user, method = found, "siwe"
         auth_session, refresh_raw = open_session(session, ctx, user, method=method, ip=req.client_ip)
         record_event(session, "login", user_id=user.id, ip=req.client_ip, detail={"method": method})
         try:
             await session.commit()
         except IntegrityError:
-            raise Conflict("this wallet is linked to another account", code="wallet_in_use") from None
+            raise _wallet_in_use() from None  # linked meanwhile by a concurrent request
     ctx.after_commit()
     reply = await token_reply(ctx, user, auth_session.id, refresh_raw)
     if method == "siwe":
@@ -173,9 +183,9 @@ async def unlink(ctx: AuthContext, req: SessionRef) -> UserPublic:
     async with ctx.db.session() as session:
         user = await session.get(User, req.user_id)
         if user is None:
-            raise NotFound("no such user", code="user_not_found")
+            raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
         if user.wallet_address is None:
-            raise Conflict("no wallet is linked to this account", code="wallet_not_linked")
+            raise Conflict("no wallet is linked to this account", code=AuthErrorCode.WALLET_NOT_LINKED)
         address, user.wallet_address = user.wallet_address, None
         session.add(user)
         record_event(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -41,42 +42,50 @@ async def ensure_chat_events_stream(bus: Bus) -> None:
     await bus.ensure_stream(CHAT_EVENTS_STREAM)
 
 
+@dataclass
+class Chat:
+    """Everything one chat instance runs, wired together."""
+
+    settings: ChatSettings
+    db: Database
+    relay: OutboxRelay
+    messages: MessageService
+    handlers: ChatHandlers
+
+
+def build_chat(settings: ChatSettings, db: Database, bus: Bus) -> Chat:
+    relay = OutboxRelay(db, bus, "chat")
+    directory = NatsDirectory(bus, ttl_s=settings.device_cache_ttl_s)
+    notifier = NatsNotifier(bus)
+    messages = MessageService(db, directory, notifier, on_commit=relay.wake)
+    conversations = ConversationService(db, directory, notifier, settings.conversation_create_limit())
+    handlers = ChatHandlers(conversations, messages, directory, FanOut(db, notifier))
+    return Chat(settings, db, relay, messages, handlers)
+
+
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Open the database (migrated), wire the services, subscribe once NATS is up."""
     settings: ChatSettings = app.state.settings
     db = Database(settings.sqlalchemy_url())
     await db.migrate(MIGRATIONS)
     runtime.add_check("database", db.ping)
-    bus = runtime.bus
-    relay = OutboxRelay(db, bus, "chat")
-    directory = NatsDirectory(bus, ttl_s=settings.device_cache_ttl_s)
-    notifier = NatsNotifier(bus)
-    messages = MessageService(db, directory, notifier, on_commit=relay.wake)
-    handlers = ChatHandlers(
-        ConversationService(db, directory, notifier, settings.conversation_create_limit()),
-        messages,
-        directory,
-        FanOut(db, notifier),
-    )
+    chat = build_chat(settings, db, runtime.bus)
+    app.state.chat = chat
 
     async def on_connected(bus: Bus) -> None:
         await ensure_ledger_stream(bus)
         await ensure_chat_events_stream(bus)
-        await handlers.register(bus, concurrency=settings.handler_concurrency)
-        runtime.spawn(relay.run(), "chat-outbox-relay")
+        await chat.handlers.register(bus, concurrency=settings.handler_concurrency)
+        runtime.spawn(chat.relay.run(), "chat-outbox-relay")
 
     runtime.on_connected(on_connected)
-    app.state.db = db
-    app.state.messages = messages
 
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
-    messages: MessageService | None = getattr(app.state, "messages", None)
-    if messages is not None:
-        await messages.commits.close()
-    db: Database | None = getattr(app.state, "db", None)
-    if db is not None:
-        await db.close()
+    chat: Chat | None = getattr(app.state, "chat", None)
+    if chat is not None:
+        await chat.messages.commits.close()
+        await chat.db.close()
 
 
 def create_app(settings: ChatSettings | None = None) -> FastAPI:

@@ -27,11 +27,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainchat_chat import store
-from chainchat_chat.models import utcnow
 from chainchat_chat.service import conversation_not_found, new_id
-from chainchat_protocol.chat import PostMessageRequest, SendResult
+from chainchat_protocol.chat import ChatErrorCode, PostMessageRequest, SendResult
 from chainchat_protocol.errors import Unavailable
-from chainchat_service.db import Database, storage_full, storage_full_error
+from chainchat_service.db import Database, storage_full, storage_full_error, utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
@@ -64,27 +63,19 @@ class Pending:
         return None if r.client_id is None else (r.conversation_id, r.user_id, r.client_id)
 
 
+@dataclass(eq=False)
 class GroupCommit:
     """Stores sends in batches; ``store(pending)`` returns ``(result, new)``."""
 
-    def __init__(
-        self,
-        db: Database,
-        write_gate: contextlib.AbstractAsyncContextManager[Any],
-        *,
-        on_members: Callable[[str, list[str]], None] = lambda cid, members: None,
-        max_batch: int = 256,
-        max_attempts: int = 10,
-    ) -> None:
-        self.db = db
-        self.write_gate = write_gate
-        # tells the send path's member cache what the transaction saw
-        self.on_members = on_members
-        self.max_batch = max_batch
-        self.max_attempts = max_attempts
-        self._queue: list[Pending] = []
-        self._wake = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+    db: Database
+    write_gate: contextlib.AbstractAsyncContextManager[Any]
+    # tells the send path's member cache what the transaction saw
+    on_members: Callable[[str, list[str]], None] = field(default=lambda cid, members: None, kw_only=True)
+    max_batch: int = field(default=256, kw_only=True)
+    max_attempts: int = field(default=10, kw_only=True)
+    _queue: list[Pending] = field(default_factory=list, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def store(self, pending: Pending) -> tuple[SendResult, bool]:
         self._queue.append(pending)
@@ -132,7 +123,7 @@ class GroupCommit:
                 break
             await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
         else:
-            error = Unavailable("the conversation is too busy; retry", code="storage_busy")
+            error = Unavailable("the conversation is too busy; retry", code=ChatErrorCode.STORAGE_BUSY)
         for pending in batch:
             _settle(pending, error)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from nats.aio.msg import Msg
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from chainchat_chat.directory import Directory
 from chainchat_chat.fanout import FanOut
@@ -25,20 +25,14 @@ log = get_logger(__name__)
 QUEUE = "chat"
 
 
+@dataclass(eq=False)
 class ChatHandlers:
     """Adapts the domain services to the ``chat.*`` subjects (one queue group for all instances)."""
 
-    def __init__(
-        self,
-        conversations: ConversationService,
-        messages: MessageService,
-        directory: Directory,
-        fanout: FanOut,
-    ) -> None:
-        self.conversations = conversations
-        self.messages = messages
-        self.directory = directory
-        self.fanout = fanout
+    conversations: ConversationService
+    messages: MessageService
+    directory: Directory
+    fanout: FanOut
 
     async def register(self, bus: Bus, *, concurrency: int = 1) -> None:
         """Serve every subject; up to ``concurrency`` requests of each (mostly waiting on the
@@ -61,9 +55,11 @@ class ChatHandlers:
         for rpc, handler in served:
             await bus.serve(rpc, handler, queue=QUEUE, concurrency=concurrency)
         # every instance evicts its own key cache; one instance tells the contacts
-        await bus.nc.subscribe(Subject.KEY_CHANGED, cb=self._evict_keys)
-        await bus.nc.subscribe(Subject.KEY_CHANGED, queue=f"{QUEUE}-keys", cb=self._announce_keys)
-        await bus.nc.subscribe(Subject.LEDGER_ANCHORED, queue=f"{QUEUE}-anchored", cb=self._announce_anchored)
+        await bus.subscribe(Subject.KEY_CHANGED, KeyChanged, self._evict_keys)
+        await bus.subscribe(Subject.KEY_CHANGED, KeyChanged, self._announce_keys, queue=f"{QUEUE}-keys")
+        await bus.subscribe(
+            Subject.LEDGER_ANCHORED, LedgerAnchored, self._announce_anchored, queue=f"{QUEUE}-anchored"
+        )
 
     async def _remove_member(self, req: chat.RemoveMemberRequest) -> Empty:
         await self.conversations.remove_member(req)
@@ -73,41 +69,17 @@ class ChatHandlers:
         await self.conversations.typing(req)
         return Empty()
 
-    async def _evict_keys(self, msg: Msg) -> None:
-        event = _parse_key_changed(msg)
-        if event is not None:
-            self.directory.forget(event.user_id)
+    async def _evict_keys(self, event: KeyChanged) -> None:
+        self.directory.forget(event.user_id)
 
-    async def _announce_keys(self, msg: Msg) -> None:
-        event = _parse_key_changed(msg)
-        if event is None:
-            return
-        try:
-            if not event.revoked and event.at is not None:
-                await self.fanout.device_added(event)
-            told = await self.fanout.key_changed(event.user_id)
-            log.info("key_change_announced", user_id=event.user_id, users=told)
-        except Exception:  # noqa: BLE001 - an event handler must not kill the subscription
-            log.exception("key_change_fanout_failed", user_id=event.user_id)
+    async def _announce_keys(self, event: KeyChanged) -> None:
+        if not event.revoked and event.at is not None:
+            await self.fanout.device_added(event)
+        told = await self.fanout.key_changed(event.user_id)
+        log.info("key_change_announced", user_id=event.user_id, users=told)
 
-    async def _announce_anchored(self, msg: Msg) -> None:
-        try:
-            event = LedgerAnchored.model_validate_json(msg.data)
-        except ValidationError:
-            log.warning("bad_anchored_event", size=len(msg.data))
-            return
+    async def _announce_anchored(self, event: LedgerAnchored) -> None:
         if not event.message_ids:
             return
-        try:
-            told = await self.fanout.anchored(event.message_ids, event.head_index)
-            log.info("anchored_announced", head=event.head_index, messages=len(event.message_ids), users=told)
-        except Exception:  # noqa: BLE001 - an event handler must not kill the subscription
-            log.exception("anchored_fanout_failed", head_index=event.head_index)
-
-
-def _parse_key_changed(msg: Msg) -> KeyChanged | None:
-    try:
-        return KeyChanged.model_validate_json(msg.data)
-    except ValidationError:
-        log.warning("bad_key_changed_event", size=len(msg.data))
-        return None
+        told = await self.fanout.anchored(event.message_ids, event.head_index)
+        log.info("anchored_announced", head=event.head_index, messages=len(event.message_ids), users=told)

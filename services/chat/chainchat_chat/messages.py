@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chainchat_chat import store
 from chainchat_chat.directory import Directory
 from chainchat_chat.group_commit import BatchConflict, GroupCommit, MembersChanged, Pending
-from chainchat_chat.models import Member, Message, utc, utcnow
+from chainchat_chat.models import Member, Message
 from chainchat_chat.notify import Notifier
 from chainchat_chat.service import conversation_not_found, load_membership, new_id
 from chainchat_protocol.chat import (
@@ -47,10 +47,10 @@ from chainchat_protocol.chat import (
     SendResult,
 )
 from chainchat_protocol.envelope import Envelope, envelope_bytes
-from chainchat_protocol.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
+from chainchat_protocol.errors import Conflict, ErrorCode, Forbidden, NotFound, Unavailable, ValidationFailed
 from chainchat_protocol.log_entry import LogEntry, digest_bytes, format_timestamp
 from chainchat_protocol.rpc import fitting
-from chainchat_service.db import Database, storage_full, storage_full_error
+from chainchat_service.db import Database, as_utc, storage_full, storage_full_error, utcnow
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message, outbox_message
 
@@ -122,7 +122,7 @@ class MessageService:
                 frame = MessageFrame(conversation_id=req.conversation_id, message=message)
                 await self.notifier.deliver(stored.members, frame)
             return stored.result
-        raise Conflict("the conversation's members keep changing; retry", code="conflict")
+        raise Conflict("the conversation's members keep changing; retry", code=ErrorCode.CONFLICT)
 
     async def _member_ids(self, conversation_id: str, *, fresh: bool) -> list[str]:
         cached = None if fresh else self._members.get(conversation_id)
@@ -179,7 +179,7 @@ class MessageService:
                     raise storage_full_error() from None
                 log.info("message_store_retry", attempt=attempt, error=type(exc.orig).__name__)
             await asyncio.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
-        raise Unavailable("the conversation is too busy; retry", code="storage_busy")
+        raise Unavailable("the conversation is too busy; retry", code=ChatErrorCode.STORAGE_BUSY)
 
     async def history(self, req: HistoryRequest) -> History:
         """Ascending by seq. With ``after_seq``: the first ``limit`` after it (catching up);
@@ -216,14 +216,14 @@ class MessageService:
             await session.refresh(msg)
             members = await _member_ids(session, msg.conversation_id) if newly else []
         if msg.deleted_at is None:  # pragma: no cover - the UPDATE above or an earlier one set it
-            raise Conflict("the message changed concurrently; retry", code="conflict")
+            raise Conflict("the message changed concurrently; retry", code=ErrorCode.CONFLICT)
         if newly:
             self.on_commit()
             frame = DeletedFrame(conversation_id=msg.conversation_id, message_id=msg.id, seq=msg.seq)
             await self.notifier.deliver(members, frame)
         return MessageRemoved(
             message_id=msg.id, conversation_id=msg.conversation_id, seq=msg.seq,
-            deleted_at=format_timestamp(utc(msg.deleted_at)),
+            deleted_at=format_timestamp(as_utc(msg.deleted_at)),
         )  # fmt: skip
 
 
@@ -303,7 +303,7 @@ async def _tombstone(session: AsyncSession, msg: Message, user_id: str) -> bool:
 
 
 def _timestamp(moment: datetime) -> str:
-    return format_timestamp(utc(moment))
+    return format_timestamp(as_utc(moment))
 
 
 def _send_result(msg: Message) -> SendResult:

@@ -8,23 +8,15 @@ silently duplicate.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from chainchat_service.db import utcnow
 from chainchat_service.outbox import OutboxMessage
 
-__all__ = ["Conversation", "Member", "Message", "OutboxMessage", "utc", "utcnow"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes (stored as UTC); make every value timezone-aware."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+__all__ = ["Conversation", "Member", "Message", "OutboxMessage"]
 
 
 def _timestamp(nullable: bool = False) -> Column[datetime]:

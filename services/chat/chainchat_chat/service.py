@@ -18,7 +18,7 @@ from sqlmodel import col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_chat.directory import Directory
-from chainchat_chat.models import Conversation, Member, Message, utc, utcnow
+from chainchat_chat.models import Conversation, Member, Message
 from chainchat_chat.notify import Notifier
 from chainchat_protocol.chat import (
     MAX_GROUP_MEMBERS,
@@ -42,10 +42,10 @@ from chainchat_protocol.chat import (
     RemoveMemberRequest,
     TypingFrame,
 )
-from chainchat_protocol.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from chainchat_protocol.errors import Conflict, ErrorCode, Forbidden, NotFound, RateLimited, ValidationFailed
 from chainchat_protocol.log_entry import format_timestamp
 from chainchat_protocol.rpc import fitting
-from chainchat_service.db import Database
+from chainchat_service.db import Database, as_utc, utcnow
 
 
 def new_id() -> str:
@@ -112,7 +112,7 @@ def public_view(conv: Conversation, members: Sequence[Member]) -> ConversationPu
         members=[m.user_id for m in members],
         admins=[m.user_id for m in members if m.role == "admin"],
         created_by=conv.created_by,
-        created_at=format_timestamp(utc(conv.created_at)),
+        created_at=format_timestamp(as_utc(conv.created_at)),
     )
 
 
@@ -123,13 +123,13 @@ def summary_view(conv: Conversation, members: Sequence[Member], me: Member) -> C
         last_seq=conv.last_seq,
         read_seq=read_seq,
         unread_count=max(0, conv.last_seq - read_seq),
-        last_message_at=format_timestamp(utc(conv.last_message_at)) if conv.last_message_at else None,
+        last_message_at=format_timestamp(as_utc(conv.last_message_at)) if conv.last_message_at else None,
     )
 
 
 def _activity(conv: Conversation) -> tuple[datetime, str]:
     """The order of the conversation list: last message (or creation) time, then id."""
-    return utc(conv.last_message_at or conv.created_at), conv.id
+    return as_utc(conv.last_message_at or conv.created_at), conv.id
 
 
 def encode_cursor(position: tuple[datetime, str]) -> str:
@@ -143,7 +143,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, conversation_id = text.split(" ")
-        return utc(datetime.fromisoformat(stamp)), conversation_id
+        return as_utc(datetime.fromisoformat(stamp)), conversation_id
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("not a conversation list cursor", code=ChatErrorCode.INVALID_CURSOR) from None
 
@@ -205,7 +205,7 @@ class ConversationService:
                 )
             ).one()
         if recent >= count:
-            free_at = utc(oldest or now) + timedelta(seconds=window_s)
+            free_at = as_utc(oldest or now) + timedelta(seconds=window_s)
             raise RateLimited(
                 f"at most {count} new conversations per {window_s} s; try again later",
                 retry_after=max(1, math.ceil((free_at - now).total_seconds())),
@@ -304,7 +304,7 @@ class ConversationService:
             try:
                 await session.commit()
             except IntegrityError:
-                raise Conflict("membership changed concurrently; retry", code="conflict") from None
+                raise Conflict("membership changed concurrently; retry", code=ErrorCode.CONFLICT) from None
 
     async def _announce_members(self, conversation_id: str) -> ConversationPublic:
         async with self.db.session() as session:

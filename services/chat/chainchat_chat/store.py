@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainchat_chat.models import Conversation, Member, Message, OutboxMessage, utc
+from chainchat_chat.models import Conversation, Member, Message, OutboxMessage
 from chainchat_protocol.chat import ChatSubject, MessagePosted, PostMessageRequest, SendResult
 from chainchat_protocol.log_entry import LogEntry, format_timestamp
+from chainchat_service.db import as_utc
 from chainchat_service.outbox import log_entry_row, outbox_row
 
 _conversation = Conversation.__table__  # type: ignore[attr-defined]
@@ -105,7 +106,7 @@ async def by_client_ids(
             conversation_id=row.conversation_id,
             seq=row.seq,
             digest=row.digest,
-            created_at=format_timestamp(utc(row.created_at)),
+            created_at=format_timestamp(as_utc(row.created_at)),
         )  # fmt: skip
         for row in await conn.execute(query)
     }
@@ -119,7 +120,7 @@ async def by_client_id(conn: AsyncConnection, req: PostMessageRequest) -> SendRe
         return None
     return SendResult(
         message_id=row.id, conversation_id=req.conversation_id, seq=row.seq, digest=row.digest,
-        created_at=format_timestamp(utc(row.created_at)),
+        created_at=format_timestamp(as_utc(row.created_at)),
     )  # fmt: skip
 
 

@@ -1,7 +1,10 @@
-"""Typed NATS request/reply and JetStream access for every service.
+"""Typed NATS request/reply, events and JetStream consumers for every service.
 
 Handlers receive a validated request model and return a reply model; any exception turns into an
-error reply (never a requester timeout). The correlation id travels in a NATS header.
+error reply (never a requester timeout). The correlation id travels in a NATS header. Events
+(``subscribe``) and durable stream consumers (``consume``) hand their handlers validated models
+too; a payload that does not validate is logged and dropped (terminated on a stream), and a
+failing handler never ends the subscription.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StreamConfig, StreamInfo
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Histogram
@@ -27,16 +30,28 @@ from pydantic import BaseModel, ValidationError
 from chainchat_protocol.errors import ChainChatError, Unavailable, ValidationFailed, error_from_wire
 from chainchat_protocol.rpc import CORRELATION_HEADER, Rpc, RpcReply, WireError
 from chainchat_service.db import storage_full, storage_full_error
+from chainchat_service.jetstream import (
+    Decode,
+    PullConsumer,
+    Received,
+    Settle,
+    decoder,
+    first_error,
+    one_at_a_time,
+)
 from chainchat_service.logging import correlation_id, get_logger, new_correlation_id
+from chainchat_service.loops import Backoff, OnError, supervise
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
+Ev = TypeVar("Ev", bound=BaseModel)
 
 log = get_logger(__name__)
 
 RPC_HANDLED = Counter("chainchat_rpc_handled_total", "NATS requests handled", ["subject", "outcome"])
 RPC_LATENCY = Histogram("chainchat_rpc_handler_seconds", "NATS handler latency", ["subject"])
 NATS_RECONNECTS = Counter("chainchat_nats_reconnects_total", "NATS reconnections")
+EVENTS_HANDLED = Counter("chainchat_events_handled_total", "Core NATS events handled", ["event", "outcome"])
 
 
 STREAM_ADMIN_TIMEOUT_S = 20.0
@@ -102,7 +117,8 @@ class Bus:
 
     async def connect(self, max_wait: float = 5.0) -> None:
         """Connect, retrying with back-off (capped at ``max_wait`` seconds) until it works."""
-        delay = 0.2
+        backoff = Backoff(0.2, max_wait)
+        delay = backoff.initial
         while True:
             try:
                 self._nc = await nats.connect(
@@ -125,7 +141,7 @@ class Bus:
                     "nats_connect_retry", url=self.url, error=str(exc) or type(exc).__name__, delay=delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, max_wait)
+                delay = backoff.next(delay)
 
     async def _on_disconnect(self) -> None:
         log.warning("nats_disconnected", url=self.url)
@@ -268,6 +284,141 @@ class Bus:
         """Fire-and-forget core NATS event (deliveries to gateways)."""
         headers = {CORRELATION_HEADER: correlation_id.get() or new_correlation_id()}
         await self.nc.publish(subject, event.model_dump_json().encode(), headers=headers)
+
+    async def subscribe(
+        self,
+        subject: str,
+        event: type[Ev],
+        handler: Callable[[Ev], Awaitable[None]],
+        *,
+        queue: str | None = None,
+    ) -> Subscription:
+        """Hand every core NATS event on ``subject`` to ``handler`` as a validated ``event``.
+
+        Without ``queue`` every instance hears every event (caches, sockets); with one, one
+        instance of the group does. A payload that does not validate is logged (its size, never
+        its content) and dropped; a handler that raises is logged and the subscription goes on.
+        NATS re-establishes the subscription after a reconnect, like those of ``serve``. The
+        returned subscription may be ``unsubscribe()``d.
+        """
+        label = event.__name__
+
+        async def deliver(msg: Msg) -> None:
+            try:
+                parsed = event.model_validate_json(msg.data)
+            except ValidationError as exc:
+                log.warning("event_invalid", subject=msg.subject, model=label, size=len(msg.data),
+                            error=first_error(exc))  # fmt: skip
+                raise _Dropped from None
+            await handler(parsed)
+
+        return await self.subscribe_raw(subject, deliver, queue=queue, label=label)
+
+    async def subscribe_raw(
+        self,
+        subject: str,
+        handler: Callable[[Msg], Awaitable[None]],
+        *,
+        queue: str | None = None,
+        label: str = "raw",
+    ) -> Subscription:
+        """``subscribe`` for a handler that needs the message itself (its subject, its payload
+        forwarded unchanged): the same queue groups, error containment and re-subscription."""
+
+        async def deliver(msg: Msg) -> None:
+            cid = (msg.headers or {}).get(CORRELATION_HEADER) or new_correlation_id()
+            token = correlation_id.set(cid)
+            try:
+                await handler(msg)
+                EVENTS_HANDLED.labels(label, "ok").inc()
+            except _Dropped:
+                EVENTS_HANDLED.labels(label, "invalid").inc()
+            except Exception:  # noqa: BLE001 - one failed event must not end the subscription
+                EVENTS_HANDLED.labels(label, "failed").inc()
+                log.exception("event_handler_failed", subject=msg.subject, model=label)
+            finally:
+                correlation_id.reset(token)
+
+        # not kept in _subs: a per-user subscription is dropped again by its owner
+        return await self.nc.subscribe(subject, queue=queue or "", cb=deliver)
+
+    async def consume(
+        self,
+        stream: str,
+        durable: str,
+        event: type[Ev] | Decode[Ev],
+        handler: Callable[[Ev], Awaitable[None]],
+        *,
+        subject: str,
+        batch: int = 32,
+        nak_delay: float = 2.0,
+        **options: Any,
+    ) -> None:
+        """Run a durable JetStream pull consumer for ever, one event at a time, in stream order.
+
+        An event is acknowledged after ``handler`` returned; one whose handler raised is asked
+        again after ``nak_delay`` seconds (``nak``); one that does not decode is terminated (never
+        redelivered). ``options`` are those of ``consume_batches``.
+        """
+
+        each = one_at_a_time(handler, durable, nak_delay)
+        await self.consume_batches(
+            stream, durable, event, each, subject=subject, batch=batch, nak_delay=nak_delay, **options
+        )
+
+    async def consume_batches(
+        self,
+        stream: str,
+        durable: str,
+        event: type[Ev] | Decode[Ev],
+        handler: Callable[[list[Received[Ev]]], Awaitable[list[Settle]]],
+        *,
+        subject: str,
+        batch: int = 32,
+        fetch_timeout: float = 5.0,
+        linger_s: float = 0.0,
+        ack_wait: float = 30.0,
+        max_ack_pending: int | None = None,
+        max_deliver: int | None = None,
+        nak_delay: float = 2.0,
+        active: Callable[[], bool] | None = None,
+        backoff: Backoff = Backoff(0.5, 10.0),
+        on_error: OnError | None = None,
+        prepare: Callable[[], Awaitable[object]] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """The pull-consumer loop every service shares: fetch up to ``batch`` messages (the first
+        waited for up to ``fetch_timeout`` s, then more for at most ``linger_s``), decode them, let
+        ``handler`` decide one ``Ack``/``Nak``/``Term`` per message, and settle them here.
+
+        ``event`` is a model (payload validated into it) or a decoder that raises ``InvalidEvent``
+        or ``ValidationError``; undecodable messages reach the handler with ``event=None`` and the
+        reason. A handler that raises gets every message of the batch ``nak``ed (``nak_delay``) and
+        the loop re-subscribes after a back-off. While ``active()`` is false (e.g. another instance
+        holds the lease) nothing is fetched and the subscription is dropped, so messages delivered
+        but not fetched return after ``ack_wait``. ``prepare`` runs before every (re)subscription
+        (e.g. create the stream when this service may be the first to use it).
+        """
+        consumer = PullConsumer(
+            self, stream, durable, decoder(event), handler, subject=subject, batch=batch,
+            fetch_timeout=fetch_timeout, linger_s=linger_s, nak_delay=nak_delay, active=active,
+            prepare=prepare, config=ConsumerConfig(
+                durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ack_wait, max_ack_pending=max_ack_pending, max_deliver=max_deliver,
+                filter_subject=subject,
+            ),
+        )  # fmt: skip
+        try:
+            loop = f"consume-{durable}"
+            await supervise(loop, consumer.step, backoff=backoff, on_error=on_error, stop=stop)
+        finally:
+            # a pull subscription's queue is only emptied by fetch(): left subscribed, it would
+            # make the connection's drain at shutdown wait for ever
+            await asyncio.shield(consumer.drop())
+
+
+class _Dropped(Exception):
+    """An event that did not validate: logged where it was decoded, counted once."""
 
 
 async def _handle(rpc: Rpc[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], data: bytes) -> RpcReply:

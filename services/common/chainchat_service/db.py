@@ -11,6 +11,7 @@ import errno
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_protocol.errors import Unavailable
+
+
+def utcnow() -> datetime:
+    """Now, aware UTC: every timestamp a service stores."""
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (SQLite hands them back naive: they were stored as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
 
 # PostgreSQL's disk_full condition (SQLSTATE class 53: insufficient resources)
 _PG_DISK_FULL = "53100"

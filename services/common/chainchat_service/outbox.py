@@ -23,6 +23,7 @@ from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff, supervise
 
 log = get_logger(__name__)
 
@@ -93,32 +94,23 @@ class OutboxRelay:
         self.service = service
         self.batch = batch
         self._wake = asyncio.Event()
+        self._next_prune = 0.0
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def run(self) -> None:
-        delay = 0.2
-        next_prune = 0.0
-        while True:
-            try:
-                if time.monotonic() >= next_prune:
-                    await self.prune()
-                    next_prune = time.monotonic() + 3600
-                published = await self.publish_pending()
-                delay = 0.2
-                if published:
-                    continue
-            except Exception as exc:  # noqa: BLE001 - keep relaying; NATS may be down for a while
-                log.warning("outbox_publish_failed", error=str(exc) or type(exc).__name__, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
+    async def run(self, *, stop: asyncio.Event | None = None) -> None:
+        """Relay for the life of the service: at once after ``wake()``, else every second; NATS
+        may be down for a while (the rows wait, retried with back-off)."""
+        await supervise(f"{self.service}-outbox-relay", self.step, backoff=Backoff(0.2, 5.0),
+                        wake=self._wake, stop=stop)  # fmt: skip
+
+    async def step(self) -> float:
+        """Publish what is pending (pruning old rows once an hour); rest 1 s when nothing was."""
+        if time.monotonic() >= self._next_prune:
+            await self.prune()
+            self._next_prune = time.monotonic() + 3600
+        return 0.0 if await self.publish_pending() else 1.0
 
     async def prune(self, keep: timedelta = timedelta(days=1)) -> int:
         """Delete rows published longer ago than ``keep`` (JetStream dedupes within 10 minutes)."""

@@ -12,6 +12,7 @@ from chainchat_protocol.health import DependencyCheck, HealthReply, health_rpc
 from chainchat_protocol.rpc import Empty
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff, OnError, Step, supervise
 from chainchat_service.settings import ServiceSettings
 
 Check = Callable[[], Awaitable[None]]
@@ -38,6 +39,7 @@ class ServiceRuntime:
         self._on_connected: list[OnConnected] = []
         self._ready_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.background: list[asyncio.Task[None]] = []
 
     def add_check(self, name: str, check: Check) -> None:
@@ -66,7 +68,25 @@ class ServiceRuntime:
         self.background.append(asyncio.ensure_future(coro))
         self.background[-1].set_name(name)
 
+    def supervise(
+        self,
+        name: str,
+        step: Step,
+        *,
+        backoff: Backoff = Backoff(),
+        wake: asyncio.Event | None = None,
+        on_error: OnError | None = None,
+        describe: Callable[[Exception], str] | None = None,
+    ) -> None:
+        """Run ``step`` for the life of the service with capped back-off (``loops.supervise``);
+        it stops at shutdown."""
+        loop = supervise(
+            name, step, backoff=backoff, wake=wake, stop=self._stopping, on_error=on_error, describe=describe
+        )
+        self.spawn(loop, name)
+
     async def stop(self) -> None:
+        self._stopping.set()
         for task in [*self.background, *([self._task] if self._task else [])]:
             task.cancel()
         for task in [*self.background, *([self._task] if self._task else [])]:

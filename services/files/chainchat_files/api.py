@@ -23,8 +23,16 @@ from chainchat_files.ranges import ByteRange, etag_matches, if_range_allows, par
 from chainchat_files.service import FileService
 from chainchat_files.streams import FileTooLarge, UploadMeter, verified_content
 from chainchat_files.trust import InternalCaller
-from chainchat_protocol.errors import ChainChatError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
-from chainchat_protocol.files import FileUploaded
+from chainchat_protocol.chat import ChatErrorCode
+from chainchat_protocol.errors import (
+    ChainChatError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from chainchat_protocol.files import FilesErrorCode, FileUploaded
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,16 +47,11 @@ FileId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 
 
 def get_service(request: Request) -> FileService:
-    service: FileService = request.app.state.files
+    service: FileService = request.app.state.files.service
     return service
 
 
 ServiceDep = Annotated[FileService, Depends(get_service)]
-
-
-class UnsupportedMediaType(ChainChatError):
-    status = 415
-    default_code = "unsupported_media_type"
 
 
 def require_octet_stream(content_type: str | None) -> None:
@@ -63,7 +66,9 @@ def declared_length(content_length: str | None, limit: int) -> int | None:
     if content_length is None:
         return None
     if not content_length.strip().isdigit():
-        raise ValidationFailed("Content-Length must be a number of bytes", code="invalid_content_length")
+        raise ValidationFailed(
+            "Content-Length must be a number of bytes", code=FilesErrorCode.INVALID_CONTENT_LENGTH
+        )
     size = int(content_length)
     if size > limit:
         raise FileTooLarge(f"the file is larger than the limit of {limit} bytes")
@@ -73,14 +78,16 @@ def declared_length(content_length: str | None, limit: int) -> int | None:
 @router.post("/files", status_code=201, response_model=FileUploaded, summary="Store an encrypted file")
 async def upload_file(request: Request, caller: InternalCaller, service: ServiceDep) -> Response:
     if not caller.conversation_id:
-        raise ValidationFailed("the conversation header is required", code="conversation_required")
+        raise ValidationFailed(
+            "the conversation header is required", code=FilesErrorCode.CONVERSATION_REQUIRED
+        )
     require_octet_stream(request.headers.get("content-type"))
     limit = service.settings.max_file_bytes
     declared_length(request.headers.get("content-length"), limit)
     meter = UploadMeter(request.stream(), limit)
     try:
         if not await service.is_member(caller.user_id, caller.conversation_id):
-            raise NotFound("no such conversation", code="conversation_not_found")
+            raise NotFound("no such conversation", code=ChatErrorCode.CONVERSATION_NOT_FOUND)
         record = await service.upload(
             meter, uploader_id=caller.user_id, conversation_id=caller.conversation_id
         )
@@ -172,4 +179,6 @@ async def _open_cat(
     except IpfsError as exc:
         # the record says the node holds these bytes and it does not: the store lost or broke them
         log.error("file_content_missing", file_id=record.id, cid=record.cid, error=str(exc))
-        raise Unavailable("the file's content is not available", code="file_content_unavailable") from exc
+        raise Unavailable(
+            "the file's content is not available", code=FilesErrorCode.FILE_CONTENT_UNAVAILABLE
+        ) from exc

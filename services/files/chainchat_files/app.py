@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from chainchat_files.api import router as internal_router
-from chainchat_files.handlers import ChatEventsConsumer, ChatMembership, register_handlers
+from chainchat_files.handlers import ChatMembership, FilesHandlers
 from chainchat_files.ipfs import KuboClient
 from chainchat_files.maintenance import IpfsMaintenance
 from chainchat_files.service import FileService
@@ -24,17 +25,26 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 log = get_logger(__name__)
 
 
-async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Open the database (migrated), the IPFS client and the loops; handlers once NATS is up."""
-    settings: FilesSettings = app.state.settings
-    db = Database(settings.sqlalchemy_url())
-    await db.migrate(MIGRATIONS)
+@dataclass
+class Files:
+    """Everything one files instance runs, wired together."""
+
+    settings: FilesSettings
+    db: Database
+    ipfs: KuboClient
+    relay: OutboxRelay
+    maintenance: IpfsMaintenance
+    service: FileService
+    handlers: FilesHandlers
+
+
+def build_files(settings: FilesSettings, db: Database, bus: Bus) -> Files:
     ipfs = KuboClient(
         settings.ipfs_api_url,
         connect_timeout=settings.ipfs_connect_timeout_s,
         read_timeout=settings.ipfs_read_timeout_s,
     )
-    relay = OutboxRelay(db, runtime.bus, settings.service_name)
+    relay = OutboxRelay(db, bus, settings.service_name)
     maintenance = IpfsMaintenance(
         ipfs,
         settings.ipfs_gc_interval_s,
@@ -46,24 +56,33 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
         db,
         ipfs,
         settings,
-        is_member=ChatMembership(runtime.bus, settings.membership_timeout_s),
+        is_member=ChatMembership(bus, settings.membership_timeout_s),
         on_commit=relay.wake,
         on_unpin_queued=maintenance.wake,
     )
-    app.state.db, app.state.ipfs, app.state.files = db, ipfs, service
+    return Files(settings, db, ipfs, relay, maintenance, service, FilesHandlers(service))
+
+
+async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Open the database (migrated), the IPFS client and the loops; handlers once NATS is up."""
+    settings: FilesSettings = app.state.settings
+    db = Database(settings.sqlalchemy_url())
+    await db.migrate(MIGRATIONS)
+    files = build_files(settings, db, runtime.bus)
+    app.state.files = files  # api.py streams bytes through files.service
 
     async def ipfs_check() -> None:
-        await ipfs.node_info()
+        await files.ipfs.node_info()
 
     runtime.add_check("database", db.ping)
     runtime.add_check("ipfs", ipfs_check)
-    runtime.spawn(maintenance.run(service), "files-ipfs-maintenance")
+    runtime.spawn(files.maintenance.run(files.service), "files-ipfs-maintenance")
 
     async def on_connected(bus: Bus) -> None:
         await ensure_ledger_stream(bus)
-        await register_handlers(bus, service)
-        runtime.spawn(relay.run(), "files-outbox-relay")
-        runtime.spawn(ChatEventsConsumer(bus, service).run(), "files-chat-events")
+        await files.handlers.register(bus)
+        runtime.spawn(files.relay.run(), "files-outbox-relay")
+        runtime.spawn(files.handlers.consume_chat_events(bus), "files-chat-events")
 
     runtime.on_connected(on_connected)
     if not settings.files_internal_secret:
@@ -75,8 +94,9 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
 
 
 async def teardown(app: FastAPI, runtime: ServiceRuntime) -> None:
-    await app.state.ipfs.aclose()
-    await app.state.db.close()
+    files: Files = app.state.files
+    await files.ipfs.aclose()
+    await files.db.close()
 
 
 def create_app(settings: FilesSettings | None = None) -> FastAPI:

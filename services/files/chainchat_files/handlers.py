@@ -3,15 +3,7 @@ durable consumer of chat's message events (references and deletions)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.client import JetStreamContext
-from prometheus_client import Counter
-from pydantic import ValidationError
 
 from chainchat_files.service import FileService
 from chainchat_protocol.chat import (
@@ -31,16 +23,12 @@ from chainchat_protocol.files import (
     FilePublic,
 )
 from chainchat_service.bus import Bus
-from chainchat_service.logging import get_logger
-
-log = get_logger(__name__)
-
-CHAT_EVENTS = Counter("chainchat_files_chat_events_total", "Chat events consumed", ["event", "outcome"])
-CHAT_EVENTS_RETRIES = Counter("chainchat_files_chat_events_retries_total", "Chat-event consumer restarts")
+from chainchat_service.jetstream import InvalidEvent
 
 QUEUE = "files"
 CHAT_EVENTS_DURABLE = "files-chat-events"
-CHAT_MESSAGE_EVENTS = "chat.message.*.v1"
+
+ChatEvent = MessagePosted | MessageDeleted
 
 
 class ChatMembership:
@@ -59,97 +47,51 @@ class ChatMembership:
         return True
 
 
-async def register_handlers(bus: Bus, service: FileService) -> None:
-    """Serve the files subjects in the ``files`` queue group (instances share the load)."""
-
-    async def file_access(req: FileAccessRequest) -> FileAccessReply:
-        record = await service.readable(req.user_id, req.file_id)
-        return FileAccessReply(file_id=record.id, conversation_id=record.conversation_id)
-
-    async def file_get(req: FileGetRequest) -> FilePublic:
-        return (await service.readable(req.user_id, req.file_id)).to_public()
-
-    await bus.serve(FILE_ACCESS, file_access, queue=QUEUE)
-    await bus.serve(FILE_GET, file_get, queue=QUEUE)
+def decode_chat_event(msg: Msg) -> ChatEvent:
+    """The event a ``chat.message.*`` stream message carries, by its subject."""
+    if msg.subject == ChatSubject.MESSAGE_POSTED:
+        return MessagePosted.model_validate_json(msg.data)
+    if msg.subject == ChatSubject.MESSAGE_DELETED:
+        return MessageDeleted.model_validate_json(msg.data)
+    raise InvalidEvent(f"no chat message event on {msg.subject}")
 
 
-class ChatEventsConsumer:
-    """Durable pull consumer on chat's ``CHAT_EVENTS`` stream, shared by every files instance.
+class FilesHandlers:
+    """Adapts the file service to the ``files.*`` subjects (one queue group for all instances) and
+    to chat's message events.
 
-    JetStream redelivers what was not acknowledged, so an event is never lost while this service
-    is down; the service's reference bookkeeping makes a redelivery harmless.
+    The chat events come from a durable pull consumer on chat's ``CHAT_EVENTS`` stream, shared by
+    every files instance: JetStream redelivers what was not acknowledged, so an event is never lost
+    while this service is down; the service's reference bookkeeping makes a redelivery harmless.
     """
 
-    def __init__(self, bus: Bus, service: FileService, *, batch: int = 32) -> None:
-        self.bus = bus
+    def __init__(self, service: FileService) -> None:
         self.service = service
-        self.batch = batch
 
-    async def run(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                subscription = await self._subscribe()
-                log.info("chat_events_consuming", durable=CHAT_EVENTS_DURABLE)
-                delay = 0.5
-                try:
-                    await self._consume(subscription)
-                finally:
-                    # a fetch reply arriving after we stopped would make NATS' drain wait for ever
-                    with contextlib.suppress(Exception):
-                        await subscription.unsubscribe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - stream not there yet, NATS restarting: retry
-                CHAT_EVENTS_RETRIES.inc()
-                log.warning("chat_events_retry", error=str(exc) or type(exc).__name__, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+    async def register(self, bus: Bus) -> None:
+        await bus.serve(FILE_ACCESS, self.file_access, queue=QUEUE)
+        await bus.serve(FILE_GET, self.file_get, queue=QUEUE)
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        config = ConsumerConfig(
-            durable_name=CHAT_EVENTS_DURABLE,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=30,
-            filter_subject=CHAT_MESSAGE_EVENTS,
-        )
-        return await self.bus.js.pull_subscribe(
-            CHAT_MESSAGE_EVENTS, durable=CHAT_EVENTS_DURABLE, stream=ChatSubject.EVENTS_STREAM, config=config
+    async def consume_chat_events(self, bus: Bus, *, batch: int = 32) -> None:
+        """Apply chat's message events for ever (``bus.consume``: ack after, nak on failure)."""
+        await bus.consume(
+            ChatSubject.EVENTS_STREAM,
+            CHAT_EVENTS_DURABLE,
+            decode_chat_event,
+            self.on_chat_event,
+            subject=ChatSubject.MESSAGE_EVENTS,
+            batch=batch,
         )
 
-    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(batch=self.batch, timeout=5)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            for msg in messages:
-                await self.handle(msg)
+    async def file_access(self, req: FileAccessRequest) -> FileAccessReply:
+        record = await self.service.readable(req.user_id, req.file_id)
+        return FileAccessReply(file_id=record.id, conversation_id=record.conversation_id)
 
-    async def handle(self, msg: Msg) -> None:
-        """Apply one event, then acknowledge it; a failure asks for a redelivery later."""
-        subject, data = msg.subject, msg.data
-        event = subject.split(".")[2] if subject.count(".") >= 3 else subject
-        try:
-            if subject == ChatSubject.MESSAGE_POSTED:
-                posted = MessagePosted.model_validate_json(data)
-                await self.service.declare_references(
-                    posted.message_id, posted.conversation_id, posted.file_ids
-                )
-            elif subject == ChatSubject.MESSAGE_DELETED:
-                deleted = MessageDeleted.model_validate_json(data)
-                await self.service.release_references(
-                    deleted.message_id, deleted.conversation_id, deleted.file_ids
-                )
-            await msg.ack()
-            CHAT_EVENTS.labels(event, "ok").inc()
-        except ValidationError as exc:
-            # a malformed event will never parse: drop it, loudly, instead of redelivering it for ever
-            CHAT_EVENTS.labels(event, "invalid").inc()
-            log.error("chat_event_invalid", subject=subject, error=str(exc)[:300])
-            await msg.term()
-        except Exception as exc:  # noqa: BLE001 - database busy, ...: let JetStream redeliver
-            CHAT_EVENTS.labels(event, "retry").inc()
-            log.warning("chat_event_failed", subject=subject, error=str(exc) or type(exc).__name__)
-            await msg.nak(delay=2)
+    async def file_get(self, req: FileGetRequest) -> FilePublic:
+        return (await self.service.readable(req.user_id, req.file_id)).to_public()
+
+    async def on_chat_event(self, event: ChatEvent) -> None:
+        if isinstance(event, MessagePosted):
+            await self.service.declare_references(event.message_id, event.conversation_id, event.file_ids)
+        else:
+            await self.service.release_references(event.message_id, event.conversation_id, event.file_ids)

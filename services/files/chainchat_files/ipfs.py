@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from chainchat_protocol.errors import Unavailable
+from chainchat_protocol.files import FilesErrorCode
 
 # CIDv1 with raw leaves: the CID of a small file is the sha2-256 of its bytes, and the same bytes
 # give the same CID on any Kubo node.
@@ -25,7 +26,7 @@ ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "pin": "true", "quieter"
 class IpfsUnavailable(Unavailable):
     """The IPFS node does not answer (down, restarting, unreachable)."""
 
-    default_code = "ipfs_unavailable"
+    default_code = FilesErrorCode.IPFS_UNAVAILABLE
 
 
 class IpfsError(Exception):
@@ -48,7 +49,7 @@ _TRANSPORT_ERRORS = (httpx.TransportError,)
 
 def _unavailable(exc: Exception) -> IpfsUnavailable:
     detail = type(exc).__name__
-    return IpfsUnavailable(f"the IPFS node is unavailable ({detail})", code="ipfs_unavailable")
+    return IpfsUnavailable(f"the IPFS node is unavailable ({detail})", code=FilesErrorCode.IPFS_UNAVAILABLE)
 
 
 async def _multipart(chunks: AsyncIterable[bytes], boundary: str, filename: str) -> AsyncIterator[bytes]:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from prometheus_client import Counter, Gauge
 
 from chainchat_files.ipfs import IpfsError, IpfsUnavailable, KuboClient
-from chainchat_files.models import utcnow
 from chainchat_files.service import FileService
+from chainchat_service.db import utcnow
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff, supervise
 
 log = get_logger(__name__)
 
@@ -40,73 +42,51 @@ MAX_BACKOFF_S = 30.0
 IDLE_WAKE_S = 30.0
 
 
+@dataclass(eq=False)
 class IpfsMaintenance:
-    def __init__(
-        self,
-        ipfs: KuboClient,
-        gc_interval_s: float,
-        *,
-        undeclared_ttl_s: float = 0,
-        orphan_grace_s: float = 0,
-        sweep_interval_s: float = 600,
-    ) -> None:
-        self.ipfs = ipfs
-        self.gc_interval_s = gc_interval_s
-        self.undeclared_ttl_s = undeclared_ttl_s
-        self.orphan_grace_s = orphan_grace_s
-        self.sweep_interval_s = sweep_interval_s
-        self._last_sweep = float("-inf")
-        self._orphans_since: dict[str, float] = {}  # CID -> when first seen unused (monotonic)
-        self._wake = asyncio.Event()
-        self._gc_wanted = False
-        self._last_gc = float("-inf")
+    ipfs: KuboClient
+    gc_interval_s: float
+    undeclared_ttl_s: float = field(default=0, kw_only=True)
+    orphan_grace_s: float = field(default=0, kw_only=True)
+    sweep_interval_s: float = field(default=600, kw_only=True)
+    _last_sweep: float = field(default=float("-inf"), init=False)
+    # CID -> when first seen unused (monotonic)
+    _orphans_since: dict[str, float] = field(default_factory=dict, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _node_ready: bool = field(default=False, init=False)
+    _gc_wanted: bool = field(default=False, init=False)
+    _last_gc: float = field(default=float("-inf"), init=False)
 
     def wake(self) -> None:
         """Something was queued for unpinning (or left unpinned blocks): run a round soon."""
         self._gc_wanted = True
         self._wake.set()
 
-    async def wait_for_node(self) -> None:
-        """Block until the node answers ``id`` and ``version``, backing off up to 30 s."""
-        delay = 0.5
-        while True:
-            try:
-                info = await self.ipfs.node_info()
-            except (IpfsUnavailable, IpfsError) as exc:
-                IPFS_UP.set(0)
-                log.warning("ipfs_node_waiting", url=self.ipfs.api_url, error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-                continue
-            IPFS_UP.set(1)
+    async def run(self, service: FileService, *, stop: asyncio.Event | None = None) -> None:
+        """Keep IPFS in step for the life of the service (``wake()`` starts a round early)."""
+        await supervise("files-ipfs-maintenance", lambda: self.step(service), wake=self._wake, stop=stop,
+                        backoff=Backoff(0.5, MAX_BACKOFF_S), on_error=self._failed)  # fmt: skip
+
+    async def step(self, service: FileService) -> float:
+        """One round (the first waits for the node); returns how long until the next is due."""
+        if not self._node_ready:
+            info = await self.ipfs.node_info()
+            self._node_ready = True
             log.info("ipfs_node_ready", url=self.ipfs.api_url, peer_id=info.peer_id, version=info.version,
                      agent=info.agent)  # fmt: skip
-            return
+        await self.unpin_pending(service)
+        sweep_in = await self._maybe_sweep(service)
+        rest = min(await self._maybe_gc(), sweep_in)
+        IPFS_UP.set(1)
+        return rest
 
-    async def run(self, service: FileService) -> None:
-        await self.wait_for_node()
-        delay = 1.0
-        while True:
-            self._wake.clear()
-            try:
-                await self.unpin_pending(service)
-                sweep_in = await self._maybe_sweep(service)
-                timeout = min(await self._maybe_gc(), sweep_in)
-                IPFS_UP.set(1)
-                delay = 1.0
-            except (IpfsUnavailable, IpfsError) as exc:
-                IPFS_UP.set(0)
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, IpfsUnavailable | IpfsError):
+            IPFS_UP.set(0)
+            if self._node_ready:  # waiting for the node at start-up is not a failed round
                 MAINTENANCE_ERRORS.labels("ipfs").inc()
-                log.warning("ipfs_maintenance_retry", error=str(exc), retry_in=delay)
-                timeout, delay = delay, min(delay * 2, MAX_BACKOFF_S)
-            except Exception as exc:  # noqa: BLE001 - the database may be busy or away: retry
-                MAINTENANCE_ERRORS.labels("other").inc()
-                log.warning("ipfs_maintenance_failed", error=str(exc) or type(exc).__name__, retry_in=delay)
-                timeout, delay = delay, min(delay * 2, MAX_BACKOFF_S)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+        else:
+            MAINTENANCE_ERRORS.labels("other").inc()
 
     async def unpin_pending(self, service: FileService) -> int:
         """Work through the unpin tasks; raises on the first IPFS failure (the loop backs off)."""

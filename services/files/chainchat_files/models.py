@@ -7,16 +7,13 @@ confirmed the upload, in the same transaction as the ``file`` log entry for the 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from chainchat_protocol.files import FilePublic
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from chainchat_service.db import utcnow
 
 
 def new_file_id() -> str:

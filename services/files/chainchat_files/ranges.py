@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from chainchat_protocol.errors import ChainChatError
+from chainchat_protocol.errors import ChainChatError, ErrorCode
+from chainchat_protocol.files import FilesErrorCode
 
 _RANGE_SPEC = re.compile(r"^(\d*)-(\d*)$")
 # a position with more digits is beyond any file (and int() of thousands of digits is refused)
@@ -20,7 +21,7 @@ class RangeNotSatisfiable(ChainChatError):
     """416: the Range cannot be served; ``Content-Range: bytes */size`` tells the real size."""
 
     status = 416
-    default_code = "range_not_satisfiable"
+    default_code = ErrorCode.RANGE_NOT_SATISFIABLE
 
     def __init__(self, message: str, size: int, *, code: str | None = None) -> None:
         super().__init__(message, code=code)
@@ -64,7 +65,9 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     match = _RANGE_SPEC.match(specs[0]) if len(specs) == 1 else None
     if match is None or match.group(1) == match.group(2) == "":
-        raise RangeNotSatisfiable(f"malformed Range header: {header[:80]!r}", size, code="invalid_range")
+        raise RangeNotSatisfiable(
+            f"malformed Range header: {header[:80]!r}", size, code=FilesErrorCode.INVALID_RANGE
+        )
     first, last = match.group(1), match.group(2)
     if first == "":
         suffix = _position(last)
@@ -74,7 +77,9 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     start = _position(first)
     end = size - 1 if last == "" else min(_position(last), size - 1)
     if last != "" and _position(last) < start:
-        raise RangeNotSatisfiable(f"malformed Range header: {header[:80]!r}", size, code="invalid_range")
+        raise RangeNotSatisfiable(
+            f"malformed Range header: {header[:80]!r}", size, code=FilesErrorCode.INVALID_RANGE
+        )
     if start >= size:
         raise RangeNotSatisfiable(f"the file has {size} bytes; the range starts at {start}", size)
     return ByteRange(start, end, size)

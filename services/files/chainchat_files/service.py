@@ -13,6 +13,7 @@ uploader may still send it), then deleted the same way (:meth:`FileService.sweep
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import Counter
@@ -20,12 +21,13 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_files.ipfs import IpfsError, IpfsUnavailable, KuboClient
-from chainchat_files.models import FileRecord, FileReference, UnpinTask, new_file_id, utcnow
+from chainchat_files.models import FileRecord, FileReference, UnpinTask, new_file_id
 from chainchat_files.settings import FilesSettings
 from chainchat_files.streams import FileTooLarge, UploadMeter
 from chainchat_protocol.errors import NotFound, Unavailable
+from chainchat_protocol.files import FilesErrorCode
 from chainchat_protocol.log_entry import LogEntry
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 from chainchat_service.logging import get_logger
 from chainchat_service.outbox import log_entry_message
 
@@ -40,26 +42,18 @@ DELETED = Counter("chainchat_files_deleted_total", "Files deleted after their la
 
 def file_not_found() -> NotFound:
     # one answer for "no such file" and "not yours to see", so ids cannot be probed
-    return NotFound("no such file", code="file_not_found")
+    return NotFound("no such file", code=FilesErrorCode.FILE_NOT_FOUND)
 
 
+@dataclass(eq=False)
 class FileService:
-    def __init__(
-        self,
-        db: Database,
-        ipfs: KuboClient,
-        settings: FilesSettings,
-        *,
-        is_member: IsMember,
-        on_commit: Callable[[], None] = lambda: None,
-        on_unpin_queued: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.db = db
-        self.ipfs = ipfs
-        self.settings = settings
-        self.is_member = is_member
-        self._on_commit = on_commit
-        self._on_unpin_queued = on_unpin_queued
+    db: Database
+    ipfs: KuboClient
+    settings: FilesSettings
+    is_member: IsMember = field(kw_only=True)
+    # wakes the outbox relay / the IPFS maintenance loop after a commit that gave them work
+    on_commit: Callable[[], None] = field(default=lambda: None, kw_only=True)
+    on_unpin_queued: Callable[[], None] = field(default=lambda: None, kw_only=True)
 
     # ---------------------------------------------------------------- upload
 
@@ -74,7 +68,7 @@ class FileService:
             cid = await self.ipfs.add(meter, filename=file_id)
         except FileTooLarge:
             UPLOADS.labels("too_large").inc()
-            self._on_unpin_queued()  # the node holds unpinned blocks of the partial upload: collect them
+            self.on_unpin_queued()  # the node holds unpinned blocks of the partial upload: collect them
             raise
         except IpfsUnavailable:
             UPLOADS.labels("ipfs_unavailable").inc()
@@ -82,11 +76,11 @@ class FileService:
         except IpfsError as exc:
             UPLOADS.labels("ipfs_error").inc()
             log.warning("ipfs_add_failed", file_id=file_id, error=str(exc))
-            raise Unavailable("the IPFS node refused the upload", code="ipfs_error") from exc
+            raise Unavailable("the IPFS node refused the upload", code=FilesErrorCode.IPFS_ERROR) from exc
         except BaseException:
             # client gone or request cancelled half way: the node never completes (never pins) it
             UPLOADS.labels("aborted").inc()
-            self._on_unpin_queued()
+            self.on_unpin_queued()
             raise
         record = FileRecord(
             id=file_id,
@@ -115,14 +109,16 @@ class FileService:
                 "file_record_failed", file_id=record.id, cid=record.cid, error=str(exc) or type(exc).__name__
             )
             await self.discard_cid(record.cid, "record_failed")
-            raise Unavailable("the file could not be recorded; try again", code="files_unavailable") from exc
-        self._on_commit()
+            raise Unavailable(
+                "the file could not be recorded; try again", code=FilesErrorCode.FILES_UNAVAILABLE
+            ) from exc
+        self.on_commit()
 
     async def discard_cid(self, cid: str, reason: str) -> None:
         """Unpin ``cid`` now if possible, else leave a task for the unpin loop."""
         try:
             await self.unpin_if_unused(cid)
-            self._on_unpin_queued()
+            self.on_unpin_queued()
             return
         except (IpfsUnavailable, IpfsError) as exc:
             log.warning("unpin_deferred", cid=cid, reason=reason, error=str(exc))
@@ -130,7 +126,7 @@ class FileService:
             async with self.db.session() as session:
                 session.add(UnpinTask(cid=cid, reason=reason))
                 await session.commit()
-            self._on_unpin_queued()
+            self.on_unpin_queued()
         except Exception as exc:  # noqa: BLE001 - nothing more we can do; the pin leaks and is logged
             log.error("unpin_task_lost", cid=cid, reason=reason, error=str(exc) or type(exc).__name__)
 
@@ -208,8 +204,8 @@ class FileService:
         if deleted:
             DELETED.inc(len(deleted))
             log.info("files_deleted", file_ids=deleted, message_id=message_id)
-            self._on_commit()
-            self._on_unpin_queued()
+            self.on_commit()
+            self.on_unpin_queued()
         return deleted
 
     # ---------------------------------------------------------------- sweeping
@@ -239,8 +235,8 @@ class FileService:
         if deleted:
             DELETED.inc(len(deleted))
             log.info("files_swept", file_ids=deleted, reason="undeclared")
-            self._on_commit()
-            self._on_unpin_queued()
+            self.on_commit()
+            self.on_unpin_queued()
         return deleted
 
     async def unused_cids(self, cids: Iterable[str]) -> set[str]:

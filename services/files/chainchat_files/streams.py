@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from prometheus_client import Counter
 
 from chainchat_protocol.errors import PayloadTooLarge
+from chainchat_protocol.files import FilesErrorCode
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
@@ -27,7 +28,7 @@ INTEGRITY_FAILURES = Counter(
 
 
 class FileTooLarge(PayloadTooLarge):
-    default_code = "file_too_large"
+    default_code = FilesErrorCode.FILE_TOO_LARGE
 
 
 class ContentIntegrityError(Exception):

@@ -24,6 +24,7 @@ from chainchat_protocol.files import (
     ASSERTION_HEADER,
     CONVERSATION_HEADER,
     USER_HEADER,
+    FilesErrorCode,
     verify_internal_assertion,
 )
 from chainchat_service.logging import get_logger
@@ -53,7 +54,9 @@ def _identifier(request: Request, header: str, *, required: bool) -> str:
     if not value and not required:
         return ""
     if not _IDENTIFIER.match(value):
-        raise Unauthorized(f"missing or malformed {header} header", code="internal_auth_required")
+        raise Unauthorized(
+            f"missing or malformed {header} header", code=FilesErrorCode.INTERNAL_AUTH_REQUIRED
+        )
     return value
 
 
@@ -74,12 +77,14 @@ async def internal_caller(request: Request) -> Caller:
             conversation_id,
         ):
             log.warning("internal_assertion_rejected", peer=peer, path=request.url.path)
-            raise Unauthorized("the internal assertion is missing or invalid", code="internal_auth_required")
+            raise Unauthorized(
+                "the internal assertion is missing or invalid", code=FilesErrorCode.INTERNAL_AUTH_REQUIRED
+            )
     elif not _is_loopback(peer):
         log.warning("internal_caller_rejected", peer=peer, path=request.url.path)
         raise Forbidden(
             "without FILES_INTERNAL_SECRET only loopback callers are accepted",
-            code="internal_caller_rejected",
+            code=FilesErrorCode.INTERNAL_CALLER_REJECTED,
         )
     return Caller(user_id=user_id, conversation_id=conversation_id)
 

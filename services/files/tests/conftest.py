@@ -86,21 +86,10 @@ def _error(message: str) -> httpx.Response:
     return httpx.Response(500, json={"Message": message, "Code": 0, "Type": "error"})
 
 
-async def _pg_database(tmp_path: Path) -> AsyncIterator[str]:
-    async with fresh_database("postgres", tmp_path, "files") as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """Every service test runs on SQLite and on a fresh PostgreSQL database (dropped afterwards)."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'files.db'}")
-        await database.migrate(MIGRATIONS)
-        yield database
-        await database.close()
-        return
-    async for url in _pg_database(tmp_path):
+    async with fresh_database(request.param, tmp_path, "files") as url:
         database = Database(url)
         await database.migrate(MIGRATIONS)
         yield database

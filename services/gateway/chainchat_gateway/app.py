@@ -6,7 +6,7 @@ from types import ModuleType
 
 from fastapi import APIRouter, FastAPI
 
-from chainchat_gateway import openapi
+from chainchat_gateway import openapi, security
 from chainchat_gateway.bodies import BodyLimitMiddleware
 from chainchat_gateway.routes import auth, chat, directory, files, ledger, system, web
 from chainchat_gateway.settings import GatewaySettings
@@ -20,6 +20,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (system, auth, directory, chat, files, l
 
 
 async def _setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    await security.setup(app, runtime)
     for module in (*ROUTE_MODULES, web):
         hook = getattr(module, "setup", None)
         if hook is not None:

@@ -18,7 +18,13 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainchat_protocol.chat import MAX_SEND_BODY_BYTES, envelope_too_large
-from chainchat_protocol.errors import ChainChatError, PayloadTooLarge, ValidationFailed
+from chainchat_protocol.errors import (
+    ChainChatError,
+    ErrorCode,
+    GatewayErrorCode,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from chainchat_service.web import error_response
 
 #: any JSON body but a send: 256 member ids in a new group are ~17 KiB, a SIWE message < 2 KiB
@@ -32,7 +38,7 @@ _TOKENS = re.compile(rb'\\.|["\[\]{}]')
 
 def body_too_large() -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"a request body may be at most {MAX_JSON_BODY_BYTES} bytes", code="body_too_large"
+        f"a request body may be at most {MAX_JSON_BODY_BYTES} bytes", code=GatewayErrorCode.BODY_TOO_LARGE
     )
 
 
@@ -79,7 +85,8 @@ class BodyLimitMiddleware:
             body = await _read_capped(scope, receive, cap, too_large)
             if nesting_depth(body) > MAX_JSON_DEPTH:
                 raise ValidationFailed(
-                    f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels", code="validation_error"
+                    f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels",
+                    code=ErrorCode.VALIDATION_ERROR,
                 )
         except ChainChatError as exc:
             response = error_response(exc.http_status, exc.code, exc.message, exc.headers or None)

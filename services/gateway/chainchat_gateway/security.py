@@ -4,6 +4,7 @@ Routes depend on ``CurrentUser`` (any logged-in user) or ``AdminUser``. ``TokenV
 an EdDSA JWT against auth's public keys without a NATS round trip per request; it re-fetches the
 JWKS when it meets an unknown ``kid`` (at most once per few seconds) and drops tokens of sessions
 auth has revoked (``Subject.AUTH_REVOKED`` events, kept until those tokens would expire anyway).
+``setup`` installs it on the app with its event subscriptions and its periodic re-sync.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import Depends, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from pydantic import BaseModel, ValidationError
 
 from chainchat_gateway.ratelimit import LocalLimiter
@@ -24,21 +25,30 @@ from chainchat_protocol.auth import (
     AUTH_JWKS,
     AUTH_REVOKED_LIST,
     ISSUER,
+    JWKS_CHANGED,
     REAUTH_AUDIENCE,
     REAUTH_HEADER,
+    JwksChanged,
     RevokedSession,
+    SessionsRevoked,
 )
 from chainchat_protocol.b64 import B64Error, b64d_exact
 from chainchat_protocol.errors import ChainChatError, Forbidden, Unauthorized, Unavailable
 from chainchat_protocol.rpc import Empty
+from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff
+from chainchat_service.runtime import ServiceRuntime
 
 log = get_logger(__name__)
 
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "role", "sid", "jti", "iat", "exp"]
 REAUTH_CLAIMS = ["iss", "aud", "sub", "sid", "jti", "iat", "exp"]
 LEEWAY_S = 5
+#: keys and revocations are loaded again this often (rotations and revocation events missed
+#: while this gateway was disconnected)
+SYNC_INTERVAL_S = 30.0
 
 
 class Principal(BaseModel):
@@ -89,6 +99,29 @@ class TokenVerifier:
         """Load sessions revoked recently (events sent while this gateway was away)."""
         reply = await self.bus.request(AUTH_REVOKED_LIST, Empty(), timeout=3.0)
         self.revoke(reply.sessions)
+
+    async def sync(self) -> float:
+        """Load keys and revocations; a step of the ``gateway-verifier-sync`` loop (raises while
+        auth does not answer, so the loop retries with back-off until it does)."""
+        await self.refresh_keys()
+        await self.refresh_revocations()
+        return SYNC_INTERVAL_S
+
+    async def subscribe(self, bus: Bus) -> None:
+        """Hear revocations and key rotations at once. No queue group: every gateway must hear
+        every one of them."""
+        await bus.subscribe(Subject.AUTH_REVOKED, SessionsRevoked, self._on_revoked)
+        await bus.subscribe(JWKS_CHANGED, JwksChanged, self._on_jwks_changed)
+
+    async def _on_revoked(self, event: SessionsRevoked) -> None:
+        self.revoke(event.sessions)
+        log.info("sessions_revoked", count=len(event.sessions), reason=event.reason)
+
+    async def _on_jwks_changed(self, _: JwksChanged) -> None:
+        try:
+            await self.refresh_keys()
+        except ChainChatError as exc:
+            log.warning("jwks_refresh_failed", reason=exc.code)
 
     def revoke(self, sessions: list[RevokedSession]) -> None:
         """Reject the sessions' access tokens until they would have expired anyway."""
@@ -194,6 +227,18 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise _invalid() from None
         return claims
+
+
+async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Install the token verifier; once NATS is up, its subscriptions and its re-sync loop."""
+    verifier = TokenVerifier(runtime.bus)
+    app.state.token_verifier = verifier
+
+    async def on_connected(bus: Bus) -> None:
+        await verifier.subscribe(bus)
+        runtime.supervise("gateway-verifier-sync", verifier.sync, backoff=Backoff(1.0, 10.0))
+
+    runtime.on_connected(on_connected)
 
 
 def _reauth_required() -> Forbidden:

@@ -19,3 +19,20 @@ class GatewaySettings(ServiceSettings):
     trusted_proxies: int = 0
     # lifetime of the web client's refresh-token cookie (the session itself ends by auth's rules)
     refresh_cookie_max_age_s: int = 30 * 86400
+
+    # the WebSocket hub (ws.py): the WS_* variables
+    ws_idle_timeout_s: float = 60.0
+    ws_auth_timeout_s: float = 10.0
+    ws_send_queue: int = 256
+    ws_pending_sends: int = 16
+    # sends this gateway accepted and has not answered yet, over all connections: beyond it a send
+    # is refused at once (``rate_limited`` with ``retry_after``) instead of queueing for seconds.
+    # The limit is what the gateway answered in ``ws_send_target_wait_s`` lately, within these bounds.
+    ws_max_sends_outstanding: int = 128
+    ws_min_sends_outstanding: int = 16
+    ws_send_target_wait_s: float = 0.1
+    ws_retry_after_s: float = 0.5
+    ws_max_frame_bytes: int = 256 * 1024
+    ws_max_frames_per_s: float = 200.0
+    ws_frame_burst: int = 1000
+    ws_max_malformed_frames: int = 50

@@ -13,18 +13,18 @@ after it arrives live, anything before it comes from ``GET …/messages?after_se
 
 Back-pressure: each connection has a bounded queue of outgoing frames. A client that does not
 read fills it and is closed (4008) instead of holding memory or delaying others. A client that
-sends nothing (not even ``ping``) for ``idle_timeout_s`` is closed (4000). Sends from one
+sends nothing (not even ``ping``) for ``ws_idle_timeout_s`` is closed (4000). Sends from one
 connection are processed in order, one at a time, beside reading (so ``ping`` stays instant).
 
 Overload: a send is admitted only while the gateway has fewer sends unanswered than it answered
-in ``send_target_wait_s`` lately (``SendAdmission``, at most ``max_sends_outstanding``), and the
-connection fewer than ``pending_sends`` queued; otherwise it is answered at once with
+in ``ws_send_target_wait_s`` lately (``SendAdmission``, at most ``ws_max_sends_outstanding``), and the
+connection fewer than ``ws_pending_sends`` queued; otherwise it is answered at once with
 ``rate_limited`` and a ``retry_after`` hint. A burst above capacity is refused in microseconds
 instead of every accepted send waiting seconds behind it.
 
-Abuse: every frame costs a token from a per-connection bucket (``max_frames_per_s``, bursts up to
-``frame_burst``); a client that runs it dry is closed (1008, "too many frames"). A frame that is not
-a JSON object with a string ``type`` gets an ``invalid_frame`` error; after ``max_malformed_frames``
+Abuse: every frame costs a token from a per-connection bucket (``ws_max_frames_per_s``, bursts up to
+``ws_frame_burst``); a client that runs it dry is closed (1008, "too many frames"). A frame that is not
+a JSON object with a string ``type`` gets an ``invalid_frame`` error; after ``ws_max_malformed_frames``
 of them the connection is closed (1008) — a client that speaks another protocol will not recover.
 An unknown ``type`` is answered the same way but not counted, so a newer client is not cut off.
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -45,9 +46,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chainchat_gateway.security import Principal
+from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import chat
 from chainchat_protocol.auth import SessionsRevoked
 from chainchat_protocol.chat import ErrorFrame, PongFrame, ReadyFrame
@@ -78,28 +79,6 @@ WS_SENDS_REFUSED = Counter("chainchat_ws_sends_refused_total", "Sends refused at
 WS_CLOSED = Counter("chainchat_ws_closed_total", "Connections closed by the server", ["reason"])
 
 
-class HubSettings(BaseSettings):
-    """``WS_*`` environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix="WS_", extra="ignore")
-
-    idle_timeout_s: float = 60.0
-    auth_timeout_s: float = 10.0
-    send_queue: int = 256
-    pending_sends: int = 16
-    # sends this gateway accepted and has not answered yet, over all connections: beyond it a send
-    # is refused at once (``rate_limited`` with ``retry_after``) instead of queueing for seconds.
-    # The limit is what the gateway answered in ``send_target_wait_s`` lately, within these bounds.
-    max_sends_outstanding: int = 128
-    min_sends_outstanding: int = 16
-    send_target_wait_s: float = 0.1
-    retry_after_s: float = 0.5
-    max_frame_bytes: int = 256 * 1024
-    max_frames_per_s: float = 200.0
-    frame_burst: int = 1000
-    max_malformed_frames: int = 50
-
-
 class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Principal: ...
 
@@ -111,11 +90,11 @@ def _frame(model: BaseModel) -> str:
 class Connection:
     """One authenticated socket: its outgoing queue and why it is closing."""
 
-    def __init__(self, ws: WebSocket, principal: Principal, settings: HubSettings) -> None:
+    def __init__(self, ws: WebSocket, principal: Principal, settings: GatewaySettings) -> None:
         self.ws = ws
         self.principal = principal
-        self.outgoing: asyncio.Queue[str] = asyncio.Queue(settings.send_queue)
-        self.sends: asyncio.Queue[dict[str, Any]] = asyncio.Queue(settings.pending_sends)
+        self.outgoing: asyncio.Queue[str] = asyncio.Queue(settings.ws_send_queue)
+        self.sends: asyncio.Queue[dict[str, Any]] = asyncio.Queue(settings.ws_pending_sends)
         self.closing = asyncio.Event()
         self.close_code = 1000
         self.close_reason = ""
@@ -123,8 +102,8 @@ class Connection:
         self.state: dict[str, Any] = {}
         self.expires_at: float | None = None  # unix time the access token ends; re-auth extends it
         self.malformed = 0
-        self._rate = settings.max_frames_per_s
-        self._burst = float(settings.frame_burst)
+        self._rate = settings.ws_max_frames_per_s
+        self._burst = float(settings.ws_frame_burst)
         self._tokens = self._burst
         self._refilled = time.monotonic()
 
@@ -218,7 +197,7 @@ class Hub:
         self,
         bus: Bus,
         verifier: Callable[[], TokenVerifier | None],
-        settings: HubSettings,
+        settings: GatewaySettings,
         handlers: dict[str, FrameHandler],
     ) -> None:
         self.bus = bus
@@ -227,16 +206,16 @@ class Hub:
         self.handlers = handlers
         self._users: dict[str, _User] = {}
         self.admission = SendAdmission(
-            min(settings.min_sends_outstanding, settings.max_sends_outstanding),
-            settings.max_sends_outstanding,
-            settings.send_target_wait_s,
+            min(settings.ws_min_sends_outstanding, settings.ws_max_sends_outstanding),
+            settings.ws_max_sends_outstanding,
+            settings.ws_send_target_wait_s,
         )
         self._lock = asyncio.Lock()
         self._revocations: Subscription | None = None
 
     async def start(self, bus: Bus) -> None:
         """Every gateway hears revocations: a logged-out or disabled session loses its sockets."""
-        self._revocations = await bus.nc.subscribe(Subject.AUTH_REVOKED, cb=self._on_revoked)
+        self._revocations = await bus.subscribe(Subject.AUTH_REVOKED, SessionsRevoked, self._on_revoked)
 
     async def serve(self, ws: WebSocket) -> None:
         authenticated = await self._authenticate(ws)
@@ -273,7 +252,7 @@ class Hub:
             return principal, bearer
         await ws.accept(subprotocol=subprotocol)
         try:
-            raw = await asyncio.wait_for(ws.receive_text(), self.settings.auth_timeout_s)
+            raw = await asyncio.wait_for(ws.receive_text(), self.settings.ws_auth_timeout_s)
             frame = chat.AuthFrame.model_validate_json(raw)
             return await self._verify(frame.token), frame.token
         except TimeoutError:
@@ -297,7 +276,8 @@ class Hub:
             user = self._users.get(conn.user_id)
             if user is None:
                 subject = Subject.DELIVERY_TO_USER.format(user_id=conn.user_id)
-                user = _User(await self.bus.nc.subscribe(subject, cb=self._on_delivery))
+                deliver = functools.partial(self._on_delivery, conn.user_id)
+                user = _User(await self.bus.subscribe_raw(subject, deliver, label="delivery"))
                 self._users[conn.user_id] = user
                 WS_USERS.set(len(self._users))
             user.connections.add(conn)
@@ -314,9 +294,8 @@ class Hub:
                 with contextlib.suppress(Exception):  # NATS may be reconnecting: the sub dies with it
                     await user.subscription.unsubscribe()
 
-    async def _on_delivery(self, msg: Msg) -> None:
-        # deliver.user.<id>.v1: the id sits between the fixed prefix and suffix (it may hold dots)
-        user_id = msg.subject.removeprefix("deliver.user.").removesuffix(".v1")
+    async def _on_delivery(self, user_id: str, msg: Msg) -> None:
+        """A frame for ``user_id`` (``deliver.user.<id>.v1``), forwarded unchanged to their sockets."""
         user = self._users.get(user_id)
         if user is None:
             return
@@ -324,11 +303,7 @@ class Hub:
         for conn in list(user.connections):
             conn.push(text)
 
-    async def _on_revoked(self, msg: Msg) -> None:
-        try:
-            event = SessionsRevoked.model_validate_json(msg.data)
-        except ValidationError:
-            return
+    async def _on_revoked(self, event: SessionsRevoked) -> None:
         sessions = {s.session_id for s in event.sessions}
         for user in list(self._users.values()):
             for conn in list(user.connections):
@@ -381,9 +356,9 @@ class Hub:
     async def _read_loop(self, conn: Connection) -> None:
         while True:
             try:
-                message = await asyncio.wait_for(conn.ws.receive(), self.settings.idle_timeout_s)
+                message = await asyncio.wait_for(conn.ws.receive(), self.settings.ws_idle_timeout_s)
             except TimeoutError:
-                conn.close(CLOSE_IDLE, f"idle for {self.settings.idle_timeout_s:g} s")
+                conn.close(CLOSE_IDLE, f"idle for {self.settings.ws_idle_timeout_s:g} s")
                 return
             if message["type"] == "websocket.disconnect":
                 conn.close(1000, "")
@@ -391,14 +366,14 @@ class Hub:
             text = message.get("text")
             if text is None:
                 text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
-            if len(text) > self.settings.max_frame_bytes:
+            if len(text) > self.settings.ws_max_frame_bytes:
                 conn.close(CLOSE_TOO_BIG, "frame too large")
                 return
             if not conn.take_frame_token():
                 conn.close(CLOSE_POLICY, "too many frames: slow down")
                 return
             self._on_frame(conn, text)
-            if conn.malformed > self.settings.max_malformed_frames:
+            if conn.malformed > self.settings.ws_max_malformed_frames:
                 conn.close(CLOSE_POLICY, "too many malformed frames")
                 return
 
@@ -432,7 +407,7 @@ class Hub:
         WS_SENDS_REFUSED.inc()
         conn.push(_frame(ErrorFrame(
             code="rate_limited", message="too many sends in flight; retry shortly", client_id=client_id,
-            retry_after=self.settings.retry_after_s,
+            retry_after=self.settings.ws_retry_after_s,
         )))  # fmt: skip
 
     async def _write_loop(self, conn: Connection) -> None:
@@ -518,7 +493,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 async def setup(app: FastAPI, runtime: ServiceRuntime, handlers: dict[str, FrameHandler]) -> None:
-    hub = Hub(runtime.bus, lambda: getattr(app.state, "token_verifier", None), HubSettings(), handlers)
+    hub = Hub(runtime.bus, lambda: getattr(app.state, "token_verifier", None), app.state.settings, handlers)
     app.state.ws_hub = hub
     runtime.on_connected(hub.start)
 

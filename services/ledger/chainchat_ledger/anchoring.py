@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from chainchat_ledger import metrics
 from chainchat_ledger.anchors import AnchorBook
@@ -21,9 +22,11 @@ from chainchat_ledger.deployment import ConfigurationError, DeploymentManager
 from chainchat_ledger.events import AnchoredPublisher
 from chainchat_ledger.leader import LeaderLease
 from chainchat_ledger.log import TransparencyLog
-from chainchat_ledger.models import AnchorRecord, ChainDeployment, utcnow
+from chainchat_ledger.models import AnchorRecord, ChainDeployment
 from chainchat_ledger.settings import LedgerSettings
+from chainchat_service.db import as_utc, utcnow
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff, supervise
 
 log = get_logger(__name__)
 
@@ -31,66 +34,52 @@ CHAIN_CHECK_INTERVAL_S = 5.0
 MAX_BACKOFF_S = 10.0
 
 
+@dataclass(eq=False)
 class Anchorer:
-    def __init__(
-        self,
-        settings: LedgerSettings,
-        tlog: TransparencyLog,
-        book: AnchorBook,
-        chain: ChainClient,
-        deployments: DeploymentManager,
-        lease: LeaderLease,
-        publisher: AnchoredPublisher,
-    ) -> None:
-        self.settings = settings
-        self.tlog = tlog
-        self.book = book
-        self.chain = chain
-        self.deployments = deployments
-        self.lease = lease
-        self.publisher = publisher
-        self.anchored_size = 0
-        self._last_anchor_at = float("-inf")
-        self._last_check_at = float("-inf")
-        self._wake = asyncio.Event()
-        self._state = "starting"
+    settings: LedgerSettings
+    tlog: TransparencyLog
+    book: AnchorBook
+    chain: ChainClient
+    deployments: DeploymentManager
+    lease: LeaderLease
+    publisher: AnchoredPublisher
+    anchored_size: int = field(default=0, init=False)
+    _last_anchor_at: float = field(default=float("-inf"), init=False)
+    _last_check_at: float = field(default=float("-inf"), init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _state: str = field(default="starting", init=False)
 
     def wake(self) -> None:
         """Called after appends: anchor early when ANCHOR_MAX_LEAVES are waiting."""
         if self.tlog.committed_size - self.anchored_size >= self.settings.anchor_max_leaves:
             self._wake.set()
 
-    async def run(self) -> None:
+    async def run(self, *, stop: asyncio.Event | None = None) -> None:
         """Loop for the life of the service, with bounded back-off on any failure."""
-        delay = 0.5
         poll = min(0.25, self.settings.anchor_interval_s / 4)
-        while True:
-            try:
-                if self.lease.is_leader:
-                    await self.step()
-                    self._set_state("anchoring")
-                else:
-                    self._set_state("standby")
-                delay = 0.5
-                await self._sleep(poll)
-                continue
-            except ChainUnavailable as exc:
-                self._set_state("chain_unreachable", error=str(exc))
-            except (ChainRejected, ConfigurationError) as exc:
-                self._set_state("chain_error", error=str(exc))
-                delay = max(delay, 2.0)
-            except Exception:  # noqa: BLE001 - the loop must outlive any bug; logged with trace
-                log.exception("anchor_loop_failed")
-            metrics.LOOP_ERRORS.labels("anchor").inc()
-            await self._sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
 
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
-        self._wake.clear()
+        async def round_() -> float:
+            if self.lease.is_leader:
+                await self.step()
+                self._set_state("anchoring")
+            else:
+                self._set_state("standby")
+            return poll
+
+        await supervise("ledger-anchorer", round_, backoff=Backoff(0.5, MAX_BACKOFF_S), wake=self._wake,
+                        stop=stop, on_error=self._failed)  # fmt: skip
+
+    def _failed(self, exc: Exception) -> float | None:
+        """The state the failure puts the loop in; a refusal waits at least 2 s."""
+        metrics.LOOP_ERRORS.labels("anchor").inc()
+        if isinstance(exc, ChainUnavailable):
+            self._set_state("chain_unreachable", error=str(exc))
+        elif isinstance(exc, ChainRejected | ConfigurationError):
+            self._set_state("chain_error", error=str(exc))
+            return 2.0
+        else:  # a bug: the loop outlives it, logged with its trace
+            log.exception("anchor_loop_failed")
+        return None
 
     def _set_state(self, state: str, **detail: object) -> None:
         if state != self._state:
@@ -162,7 +151,7 @@ class Anchorer:
 
     async def _broadcast(self, record: AnchorRecord) -> Receipt | None:
         timeout = timedelta(seconds=self.settings.anchor_tx_timeout_s)
-        if record.sent_at is None or utcnow() - _aware(record.sent_at) > timeout:
+        if record.sent_at is None or utcnow() - as_utc(record.sent_at) > timeout:
             assert record.raw_tx is not None
             try:
                 await self.chain.send_raw(record.raw_tx)
@@ -202,8 +191,3 @@ class Anchorer:
                  covered=record.tree_size - prev_size, tx_hash=record.tx_hash,
                  block_number=receipt.block_number, gas_used=receipt.gas_used)  # fmt: skip
         await self.publisher.publish(deployment, record, prev_size)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

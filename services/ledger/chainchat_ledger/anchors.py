@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlmodel import col, func, select, update
 
-from chainchat_ledger.models import AnchorRecord, ChainDeployment, utcnow
+from chainchat_ledger.models import AnchorRecord, ChainDeployment
 from chainchat_protocol.log_entry import format_timestamp
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 
 
 def _rfc3339(moment: datetime | None) -> str | None:

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from chainchat_ledger.anchoring import Anchorer
 from chainchat_ledger.anchors import AnchorBook
 from chainchat_ledger.chain import ChainClient
-from chainchat_ledger.consumer import EntryConsumer
 from chainchat_ledger.deployment import DeploymentManager
 from chainchat_ledger.events import AnchoredPublisher
 from chainchat_ledger.handlers import LedgerHandlers
@@ -37,7 +36,6 @@ class Ledger:
     chain: ChainClient
     lease: LeaderLease
     anchorer: Anchorer
-    consumer: EntryConsumer
     proofs: ProofService
     handlers: LedgerHandlers
 
@@ -50,10 +48,9 @@ def build_ledger(settings: LedgerSettings, db: Database, bus: Bus) -> Ledger:
     deployments = DeploymentManager(settings, chain, book, tlog)
     publisher = AnchoredPublisher(bus, tlog)
     anchorer = Anchorer(settings, tlog, book, chain, deployments, lease, publisher)
-    consumer = EntryConsumer(bus, tlog, lease, settings, on_appended=anchorer.wake)
     proofs = ProofService(settings, tlog, book, chain)
-    handlers = LedgerHandlers(tlog, proofs, on_appended=anchorer.wake)
-    return Ledger(settings, db, tlog, book, chain, lease, anchorer, consumer, proofs, handlers)
+    handlers = LedgerHandlers(tlog, proofs, lease, settings, on_appended=anchorer.wake)
+    return Ledger(settings, db, tlog, book, chain, lease, anchorer, proofs, handlers)
 
 
 async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
@@ -69,7 +66,7 @@ async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def on_connected(bus: Bus) -> None:
         await ledger.handlers.register(bus)
         runtime.spawn(ledger.lease.run(), "ledger-leader")
-        runtime.spawn(ledger.consumer.run(), "ledger-consumer")
+        runtime.spawn(ledger.handlers.consume_entries(bus), "ledger-consumer")
         runtime.spawn(ledger.anchorer.run(), "ledger-anchorer")
 
     runtime.on_connected(on_connected)

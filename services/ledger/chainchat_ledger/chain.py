@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from chainchat_ledger import metrics
 from chainchat_ledger.settings import LedgerSettings
 from chainchat_protocol.abi import ledger_artifact
+from chainchat_service.loops import Backoff
 
 with warnings.catch_warnings():
     # web3 7 imports websockets.legacy, deprecated in websockets 14
@@ -230,13 +231,14 @@ class ChainClient:
     async def wait_receipt(self, tx_hash: str, timeout: float) -> Receipt | None:
         """Poll for a receipt for up to ``timeout`` seconds; None if still not mined."""
         deadline = time.monotonic() + timeout
-        delay = 0.05
+        backoff = Backoff(0.05, 1.0)
+        delay = backoff.initial
         while True:
             receipt = await self.receipt(tx_hash)
             if receipt is not None or time.monotonic() >= deadline:
                 return receipt
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            delay = backoff.next(delay)
 
     def anchored_event(self, address: str, receipt: Receipt) -> OnchainHead | None:
         """The Anchored event our contract emitted in this receipt."""

@@ -8,12 +8,15 @@ a new contract is deployed, and the anchoring loop re-anchors the current head o
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from chainchat_ledger import metrics
 from chainchat_ledger.anchors import AnchorBook
 from chainchat_ledger.chain import ChainClient, ChainRejected, ChainUnavailable
 from chainchat_ledger.log import TransparencyLog
-from chainchat_ledger.models import AnchorRecord, ChainDeployment, utcnow
+from chainchat_ledger.models import AnchorRecord, ChainDeployment
 from chainchat_ledger.settings import LedgerSettings
+from chainchat_service.db import utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
@@ -23,15 +26,13 @@ class ConfigurationError(Exception):
     """The chain or contract is not one the ledger may use; an operator must act."""
 
 
+@dataclass(eq=False)
 class DeploymentManager:
-    def __init__(
-        self, settings: LedgerSettings, chain: ChainClient, book: AnchorBook, tlog: TransparencyLog
-    ) -> None:
-        self.settings = settings
-        self.chain = chain
-        self.book = book
-        self.tlog = tlog
-        self._role_checked: str | None = None
+    settings: LedgerSettings
+    chain: ChainClient
+    book: AnchorBook
+    tlog: TransparencyLog
+    _role_checked: str | None = field(default=None, init=False)
 
     async def ensure(self) -> ChainDeployment:
         """The live deployment, with a contract address we may anchor to."""

@@ -1,9 +1,27 @@
-"""NATS handlers of the ledger: typed request in, typed reply out (see chainchat_protocol.ledger)."""
+"""NATS side of the ledger: typed request in, typed reply out (see chainchat_protocol.ledger), and
+the log entries of the JetStream ``LEDGER`` stream.
+
+Stream entries: the lease holder fetches a batch, appends it in one transaction, then acknowledges
+(``bus.consume_batches``). The durable pull consumer is shared by every ledger instance; only the
+lease holder fetches, so one writer appends in stream order. A message is acknowledged only after
+the transaction that appended it committed — a crash in between redelivers it, and the append is
+idempotent by ``(kind, id)``. Malformed messages are terminated (never redelivered) with a log line.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from chainchat_ledger import metrics
+from chainchat_ledger.leader import LeaderLease
 from chainchat_ledger.log import TransparencyLog
 from chainchat_ledger.proofs import ProofService
+from chainchat_ledger.settings import LedgerSettings
 from chainchat_protocol.errors import Conflict, ValidationFailed
 from chainchat_protocol.ledger import (
     LEDGER_APPEND,
@@ -11,6 +29,7 @@ from chainchat_protocol.ledger import (
     LEDGER_INFO,
     LEDGER_PROOF_BATCH,
     LEDGER_PROOF_GET,
+    MAX_ENTRY_BYTES,
     AppendReply,
     AppendRequest,
     AppendResult,
@@ -22,18 +41,61 @@ from chainchat_protocol.ledger import (
     ProofBatchRequest,
     valid_entry_id,
 )
+from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.proof import ConsistencyProof, ProofObject
 from chainchat_protocol.rpc import Empty
+from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
+from chainchat_service.jetstream import ACK, InvalidEvent, Received, Settle, Term
+from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff
+from chainchat_service.outbox import ensure_ledger_stream
+
+log = get_logger(__name__)
 
 QUEUE = "ledger"
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    msg: Msg
+    reason: str
+
+
+def parse_entry(msg: Msg) -> LogEntry | Rejected:
+    """The LogEntry a stream message carries, or why it is not one."""
+    if len(msg.data) > MAX_ENTRY_BYTES:
+        return Rejected(msg, f"payload of {len(msg.data)} bytes exceeds {MAX_ENTRY_BYTES}")
+    parts = msg.subject.split(".")
+    subject_kind = parts[2] if len(parts) == 4 else ""
+    try:
+        entry = LogEntry.model_validate_json(msg.data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        return Rejected(msg, f"invalid {where}: {first.get('msg', 'invalid')}"[:200])
+    if entry.kind != subject_kind:
+        return Rejected(msg, f"entry kind {entry.kind!r} does not match subject {msg.subject!r}")
+    if not valid_entry_id(entry.id):
+        return Rejected(msg, "entry id must be 1-200 printable ASCII characters without spaces")
+    return entry
+
+
+def decode_entry(msg: Msg) -> LogEntry:
+    """``parse_entry`` as the stream consumer's decoder."""
+    parsed = parse_entry(msg)
+    if isinstance(parsed, Rejected):
+        raise InvalidEvent(parsed.reason)
+    return parsed
+
+
+@dataclass(eq=False)
 class LedgerHandlers:
-    def __init__(self, tlog: TransparencyLog, proofs: ProofService, on_appended: object) -> None:
-        self.tlog = tlog
-        self.proofs = proofs
-        self._on_appended = on_appended
+    tlog: TransparencyLog
+    proofs: ProofService
+    lease: LeaderLease
+    settings: LedgerSettings
+    on_appended: Callable[[], None] = lambda: None  # the anchorer's wake-up
 
     async def register(self, bus: Bus) -> None:
         await bus.serve(LEDGER_APPEND, self.append, queue=QUEUE)
@@ -56,8 +118,7 @@ class LedgerHandlers:
                 f"already in the log with another digest: {', '.join(conflicts[:5])}",
                 code=LedgerErrorCode.ENTRY_CONFLICT,
             )
-        if callable(self._on_appended):
-            self._on_appended()
+        self.on_appended()
         return AppendReply(
             results=[
                 AppendResult(
@@ -80,3 +141,57 @@ class LedgerHandlers:
 
     async def info(self, _: Empty) -> LedgerInfo:
         return await self.proofs.info()
+
+    # --- the LEDGER stream --------------------------------------------------------------------
+
+    async def consume_entries(self, bus: Bus) -> None:
+        """Fetch and append while this instance holds the lease, for the life of the service."""
+        s = self.settings
+        await bus.consume_batches(
+            Subject.LEDGER_STREAM, s.consumer_durable, decode_entry, self.append_entries,
+            subject=Subject.LEDGER_ENTRY_ALL, batch=s.append_batch_size, fetch_timeout=1.0,
+            # the server hands a pull a few dozen messages at a time, and one transaction per few
+            # dozen entries would cap the append rate: keep collecting for up to append_linger_s
+            linger_s=s.append_linger_s, ack_wait=s.consumer_ack_wait_s,
+            max_ack_pending=s.append_batch_size * 4, max_deliver=-1, nak_delay=1.0,
+            active=lambda: self.lease.is_leader, backoff=Backoff(0.2, 5.0),
+            on_error=_count_consumer_error, prepare=lambda: ensure_ledger_stream(bus),
+        )  # fmt: skip
+
+    async def append_entries(self, received: list[Received[LogEntry]]) -> list[Settle]:
+        """Append the well-formed entries of one fetched batch in one transaction: acknowledged
+        after it committed, terminated when malformed or conflicting (raising: all asked again)."""
+        started = time.perf_counter()
+        outcomes: list[Settle] = [ACK] * len(received)
+        good: list[tuple[int, LogEntry]] = []
+        for i, item in enumerate(received):
+            if item.event is None:
+                outcomes[i] = _reject(item, item.invalid or "invalid")
+            else:
+                good.append((i, item.event))
+        if not good:
+            return outcomes
+        appended = await self.tlog.append([entry for _, entry in good])
+        new = 0
+        for (i, _), outcome in zip(good, appended, strict=True):
+            if outcome.conflict:
+                outcomes[i] = _reject(received[i], f"conflicts with leaf {outcome.leaf_index} (same "
+                                                   "kind and id, another digest)")  # fmt: skip
+            else:
+                new += 0 if outcome.duplicate else 1
+        metrics.ENTRIES_CONSUMED.labels("appended").inc(new)
+        metrics.ENTRIES_CONSUMED.labels("duplicate").inc(len(good) - new)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        if new:
+            self.on_appended()
+        return outcomes
+
+
+def _reject(item: Received[LogEntry], reason: str) -> Term:
+    metrics.ENTRIES_CONSUMED.labels("rejected").inc()
+    log.warning("ledger_entry_rejected", subject=item.subject, reason=reason, stream_seq=item.stream_seq)
+    return Term(reason)
+
+
+def _count_consumer_error(_: Exception) -> None:
+    metrics.LOOP_ERRORS.labels("consumer").inc()

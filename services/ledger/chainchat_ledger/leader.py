@@ -21,6 +21,7 @@ from nats.js.kv import KeyValue
 from chainchat_ledger import metrics
 from chainchat_service.bus import Bus
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff, supervise
 
 log = get_logger(__name__)
 
@@ -50,29 +51,24 @@ class LeaderLease:
             self._kv = await self.bus.ensure_key_value(config)
         return self._kv
 
-    async def run(self) -> None:
+    async def run(self, *, stop: asyncio.Event | None = None) -> None:
         """Renew or try to acquire every ttl/3 seconds, for the life of the service; release the
-        lease when cancelled (a clean stop), so a standby takes over without waiting for expiry."""
+        lease at the end (a clean stop), so a standby takes over without waiting for expiry."""
         try:
-            await self._loop()
-        except asyncio.CancelledError:
+            await supervise("ledger-leader", self.step, backoff=Backoff(0.5, self.ttl / 3), stop=stop,
+                            on_error=self._failed)  # fmt: skip
+        finally:
             await asyncio.shield(self.release())
-            raise
 
-    async def _loop(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.renew_or_acquire()
-                delay = 0.5
-                await asyncio.sleep(self.ttl / 3)
-            except Exception as exc:  # noqa: BLE001 - NATS may be down; keep trying
-                metrics.LOOP_ERRORS.labels("leader").inc()
-                if self._revision is not None and not self.is_leader:
-                    self._lose("lease could not be renewed", error=str(exc) or type(exc).__name__)
-                self._kv = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.ttl / 3)
+    async def step(self) -> float:
+        await self.renew_or_acquire()
+        return self.ttl / 3
+
+    def _failed(self, exc: Exception) -> None:
+        metrics.LOOP_ERRORS.labels("leader").inc()
+        if self._revision is not None and not self.is_leader:
+            self._lose("lease could not be renewed", error=str(exc) or type(exc).__name__)
+        self._kv = None  # NATS may be down: open the bucket again
 
     async def renew_or_acquire(self) -> bool:
         kv = await self._bucket()

@@ -18,12 +18,13 @@ from sqlmodel import col, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chainchat_ledger import metrics
-from chainchat_ledger.models import LeafRecord, TreeState, utcnow
+from chainchat_ledger.models import LeafRecord, TreeState
 from chainchat_ledger.tree_store import ChunkedNodeStore, load_nodes, save_dirty_nodes
 from chainchat_protocol.errors import Unavailable
+from chainchat_protocol.ledger import LedgerErrorCode
 from chainchat_protocol.log_entry import LogEntry, leaf_hash
 from chainchat_protocol.merkle import EMPTY_ROOT, MerkleTree
-from chainchat_service.db import Database
+from chainchat_service.db import Database, utcnow
 from chainchat_service.logging import get_logger
 
 log = get_logger(__name__)
@@ -110,7 +111,7 @@ class TransparencyLog:
                     metrics.APPEND_RETRIES.inc()
                     log.info("append_raced", attempt=attempt, reason=type(exc).__name__)
                     await asyncio.sleep(0.01 * attempt)
-        raise Unavailable("the log is busy; retry", code="ledger_busy")
+        raise Unavailable("the log is busy; retry", code=LedgerErrorCode.LEDGER_BUSY)
 
     async def _append_once(self, entries: Sequence[LogEntry]) -> list[AppendOutcome]:
         async with self.db.session() as session:

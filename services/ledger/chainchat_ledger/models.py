@@ -7,17 +7,15 @@ leaves reads about 8,000 rows instead of two million.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from chainchat_service.db import utcnow
+
 NODES_PER_CHUNK = 256
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _when(nullable: bool = False) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from chainchat_ledger.anchors import AnchorBook, AnchoredHeadInfo
 from chainchat_ledger.chain import ChainClient
@@ -14,14 +15,12 @@ from chainchat_protocol.ledger import AnchoredHead, EntryRef, LedgerErrorCode, L
 from chainchat_protocol.proof import ConsistencyProof, ProofObject, hashes_to_hex
 
 
+@dataclass(eq=False)
 class ProofService:
-    def __init__(
-        self, settings: LedgerSettings, tlog: TransparencyLog, book: AnchorBook, chain: ChainClient
-    ) -> None:
-        self.settings = settings
-        self.tlog = tlog
-        self.book = book
-        self.chain = chain
+    settings: LedgerSettings
+    tlog: TransparencyLog
+    book: AnchorBook
+    chain: ChainClient
 
     async def proof(self, ref: EntryRef) -> ProofObject:
         """Inclusion proof of one entry to the latest anchored head, or a pending proof."""

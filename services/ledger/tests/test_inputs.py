@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 from pydantic import ValidationError
 
-from chainchat_ledger.consumer import Rejected, parse_entry
 from chainchat_ledger.events import split_ids
+from chainchat_ledger.handlers import Rejected, parse_entry
 from chainchat_ledger.settings import LedgerSettings
 from chainchat_protocol.ledger import AppendRequest, EntryRef
 

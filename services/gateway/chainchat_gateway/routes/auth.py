@@ -1,19 +1,18 @@
 """Public API routes for the auth domain (SPEC §7); they forward to the auth service over NATS.
 
 Accounts and sessions (``/auth/*``), administration (``/admin/users``, ``/admin/audit``), the key
-directory (``/keys``) and user search (``/users``); plus the e-mail link page ``GET /verify`` at
-the root. ``setup`` installs the local token verifier and its revocation subscription.
+directory (``/keys``) and user search (``/users``). The e-mail link page ``GET /verify`` is a
+route of ``web.py`` (at the root, before the web client's catch-all); the token verifier lives in
+``security.py``, the ledger proofs of audit events in ``ledger.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
-from nats.aio.msg import Msg
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from chainchat_gateway.cookies import (
@@ -25,28 +24,20 @@ from chainchat_gateway.cookies import (
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.openapi import errors
 from chainchat_gateway.ratelimit import client_ip
+from chainchat_gateway.routes.ledger import proofs_for
 from chainchat_gateway.security import (
     AdminUser,
     CurrentUser,
     OptionalUser,
     ReauthHeader,
     RecentUser,
-    TokenVerifier,
 )
 from chainchat_gateway.settings import GatewaySettings
-from chainchat_gateway.verify_page import verify_page
 from chainchat_protocol import auth as p
-from chainchat_protocol.errors import ChainChatError, Unauthorized
-from chainchat_protocol.ledger import LEDGER_PROOF_BATCH, MAX_PROOF_BATCH, EntryRef, ProofBatchRequest
+from chainchat_protocol.errors import Unauthorized
 from chainchat_protocol.log_entry import LogEntry
-from chainchat_protocol.proof import ProofObject
 from chainchat_protocol.rpc import Rpc
-from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
-from chainchat_service.logging import get_logger
-from chainchat_service.runtime import ServiceRuntime
-
-log = get_logger(__name__)
 
 router = APIRouter(tags=["auth"])
 
@@ -66,25 +57,12 @@ def _ip(request: Request, settings: GatewaySettings) -> str:
     return client_ip(request, settings.trusted_proxies)
 
 
-async def proofs_for(bus: Bus, entries: list[LogEntry]) -> dict[str, ProofObject]:
-    """Proof per entry id from the ledger; ``pending`` when it does not know it or is away."""
-    proofs = {e.id: ProofObject(status="pending", entry=e) for e in entries}
-    for start in range(0, len(entries), MAX_PROOF_BATCH):
-        batch = entries[start : start + MAX_PROOF_BATCH]
-        request = ProofBatchRequest(entries=[EntryRef(kind=e.kind, id=e.id) for e in batch])
-        try:
-            reply = await bus.request(LEDGER_PROOF_BATCH, request, timeout=3.0)
-        except ChainChatError:
-            return proofs  # the ledger is down or busy: status unknown counts as pending
-        for proof in reply.proofs:
-            if proof.entry is None:  # the ledger always names what it proves; skip a bad reply
-                continue
-            ours = proofs.get(proof.entry.id)
-            if ours is not None and proof.entry == ours.entry:
-                proofs[proof.entry.id] = proof
-            elif ours is not None:
-                log.warning("ledger_entry_mismatch", kind=proof.entry.kind, entry_id=proof.entry.id)
-    return proofs
+async def _accept_email(
+    bus: Bus, settings: GatewaySettings, rpc: Rpc[Any, Any], body: p.EmailBody, request: Request
+) -> Accepted:
+    """Ask auth to send a mail to ``body.email``; 202 whether or not it names an account."""
+    await _call(bus, settings, rpc, p.EmailRequest(email=body.email, client_ip=_ip(request, settings)))
+    return Accepted()
 
 
 # --- accounts and sessions ------------------------------------------------------------------
@@ -103,13 +81,7 @@ async def verify(body: p.VerifyBody, bus: BusDep, settings: SettingsDep) -> Any:
 
 @router.post("/auth/verify/resend", status_code=202, response_model=Accepted, responses=errors(429))
 async def resend_verification(body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep) -> Any:
-    await _call(
-        bus,
-        settings,
-        p.AUTH_VERIFY_RESEND,
-        p.EmailRequest(email=body.email, client_ip=_ip(request, settings)),
-    )
-    return Accepted()
+    return await _accept_email(bus, settings, p.AUTH_VERIFY_RESEND, body, request)
 
 
 @router.post("/auth/login", response_model=p.TokenReply, responses=errors(401, 403, 429))
@@ -282,13 +254,7 @@ async def siwe_unlink(user: RecentUser, request: Request, bus: BusDep, settings:
 async def password_reset_request(
     body: p.EmailBody, request: Request, bus: BusDep, settings: SettingsDep
 ) -> Any:
-    await _call(
-        bus,
-        settings,
-        p.AUTH_RESET_REQUEST,
-        p.EmailRequest(email=body.email, client_ip=_ip(request, settings)),
-    )
-    return Accepted()
+    return await _accept_email(bus, settings, p.AUTH_RESET_REQUEST, body, request)
 
 
 @router.post("/auth/password/reset", status_code=204, responses=errors(400))
@@ -369,53 +335,3 @@ async def admin_audit(
             for e in events.events
         ]
     )
-
-
-# --- lifecycle -------------------------------------------------------------------------------
-
-
-async def _keep_verifier_fresh(verifier: TokenVerifier) -> None:
-    """Load keys and revocations as soon as auth answers, then re-sync every 30 s (catches
-    rotations and revocation events missed while disconnected)."""
-    delay = 0.5
-    while True:
-        try:
-            await verifier.refresh_keys()
-            await verifier.refresh_revocations()
-            delay = 30.0
-        except ChainChatError as exc:
-            log.info("verifier_sync_waiting", reason=exc.code)
-            delay = min(delay * 2, 10.0) if delay < 30.0 else 2.0
-        await asyncio.sleep(delay)
-
-
-async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Install the token verifier, the revocation subscription and the root ``/verify`` page."""
-    verifier = TokenVerifier(runtime.bus)
-    app.state.token_verifier = verifier
-    app.add_api_route("/verify", verify_page, methods=["GET"], include_in_schema=False)
-    # the web client mounts a catch-all at "/": this page must be matched before it
-    app.router.routes.insert(0, app.router.routes.pop())
-
-    async def on_revoked(msg: Msg) -> None:
-        try:
-            event = p.SessionsRevoked.model_validate_json(msg.data)
-        except ValidationError:
-            log.warning("bad_revocation_event")
-            return
-        verifier.revoke(event.sessions)
-        log.info("sessions_revoked", count=len(event.sessions), reason=event.reason)
-
-    async def on_jwks_changed(_: Msg) -> None:
-        try:
-            await verifier.refresh_keys()
-        except ChainChatError as exc:
-            log.warning("jwks_refresh_failed", reason=exc.code)
-
-    async def on_connected(bus: Bus) -> None:
-        # no queue group: every gateway must hear every revocation and rotation
-        await bus.nc.subscribe(Subject.AUTH_REVOKED, cb=on_revoked)
-        await bus.nc.subscribe(p.JWKS_CHANGED, cb=on_jwks_changed)
-        runtime.spawn(_keep_verifier_fresh(verifier), "gateway-verifier-sync")
-
-    runtime.on_connected(on_connected)

@@ -43,7 +43,7 @@ from chainchat_protocol.chat import (
     SendResult,
     parse_send_body,
 )
-from chainchat_protocol.errors import ChainChatError, NotFound
+from chainchat_protocol.errors import ChainChatError, ErrorCode, NotFound
 from chainchat_service.bus import Bus
 from chainchat_service.runtime import ServiceRuntime
 
@@ -275,7 +275,7 @@ class ChatFrames:
     async def typing(self, conn: ws.Connection, frame: dict[str, Any]) -> BaseModel | None:
         cid = frame.get("conversation_id")
         if not isinstance(cid, str) or _ID.fullmatch(cid) is None:
-            return ErrorFrame(code="validation_error", message="typing needs a conversation_id")
+            return ErrorFrame(code=ErrorCode.VALIDATION_ERROR, message="typing needs a conversation_id")
         last: dict[str, float] = conn.state.setdefault("typing", {})
         now = time.monotonic()
         if now - last.get(cid, float("-inf")) < TYPING_INTERVAL_S:

@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from chainchat_gateway.deps import BusDep, SettingsDep
 from chainchat_gateway.openapi import errors
-from chainchat_gateway.routes.auth import proofs_for
+from chainchat_gateway.routes.ledger import proofs_for
 from chainchat_gateway.security import CurrentUser, Reauthenticated, RecentUser
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_protocol import auth as p
+from chainchat_protocol.auth import AuthErrorCode
 from chainchat_protocol.errors import NotFound
 from chainchat_protocol.rpc import Rpc
 from chainchat_service.bus import Bus
@@ -47,11 +48,11 @@ async def get_user(user_id: UserIdPath, user: CurrentUser, bus: BusDep, settings
     try:
         request = p.UsersGetRequest(user_ids=[user_id])
     except ValidationError:
-        raise NotFound("no such user", code="user_not_found") from None
+        raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND) from None
     reply: p.UsersGetReply = await _call(bus, settings, p.AUTH_USERS_GET, request)
     found = next((u for u in reply.users if u.id == user_id and u.status == "active"), None)
     if found is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=AuthErrorCode.USER_NOT_FOUND)
     return p.UserHit(user_id=found.id, display_name=found.display_name)
 
 

@@ -22,12 +22,19 @@ from starlette.types import Receive, Scope, Send
 
 from chainchat_gateway.deps import BusDep
 from chainchat_gateway.security import CurrentUser
-from chainchat_protocol.chat import CHAT_CONVERSATION_MEMBER, ConversationRequest
-from chainchat_protocol.errors import ChainChatError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
+from chainchat_protocol.chat import CHAT_CONVERSATION_MEMBER, ChatErrorCode, ConversationRequest
+from chainchat_protocol.errors import (
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from chainchat_protocol.files import (
     ASSERTION_HEADER,
     CONVERSATION_HEADER,
     USER_HEADER,
+    FilesErrorCode,
     FileUploaded,
     sign_internal_assertion,
 )
@@ -60,11 +67,6 @@ class FilesRouteSettings(BaseSettings):
 
     max_file_bytes: int = Field(default=100 * MIB, ge=0)
     files_internal_secret: str = ""
-
-
-class UnsupportedMediaType(ChainChatError):
-    status = 415
-    default_code = "unsupported_media_type"
 
 
 class FailoverTransport(httpx.AsyncBaseTransport):
@@ -135,7 +137,7 @@ class FilesProxy:
 def _proxy(request: Request) -> FilesProxy:
     proxy: FilesProxy | None = getattr(request.app.state, "files_proxy", None)
     if proxy is None:
-        raise Unavailable("file transfers are not available yet", code="files_unavailable")
+        raise Unavailable("file transfers are not available yet", code=FilesErrorCode.FILES_UNAVAILABLE)
     return proxy
 
 
@@ -171,9 +173,13 @@ def _declared_length(request: Request, limit: int) -> str | None:
     if value is None:
         return None
     if not value.strip().isdigit():
-        raise ValidationFailed("Content-Length must be a number of bytes", code="invalid_content_length")
+        raise ValidationFailed(
+            "Content-Length must be a number of bytes", code=FilesErrorCode.INVALID_CONTENT_LENGTH
+        )
     if int(value) > limit:
-        raise PayloadTooLarge(f"the file is larger than the limit of {limit} bytes", code="file_too_large")
+        raise PayloadTooLarge(
+            f"the file is larger than the limit of {limit} bytes", code=FilesErrorCode.FILE_TOO_LARGE
+        )
     return value.strip()
 
 
@@ -183,7 +189,7 @@ async def _require_member(bus: BusDep, user_id: str, conversation_id: str) -> No
             CHAT_CONVERSATION_MEMBER, ConversationRequest(user_id=user_id, conversation_id=conversation_id)
         )
     except NotFound:
-        raise NotFound("no such conversation", code="conversation_not_found") from None
+        raise NotFound("no such conversation", code=ChatErrorCode.CONVERSATION_NOT_FOUND) from None
 
 
 class _Forwarded:
@@ -219,7 +225,7 @@ def _relay_error(resp: httpx.Response) -> Response:
     if resp.status_code in (401, 403):
         # the files service did not believe the gateway: a deployment error, not the user's
         log.error("files_rejected_gateway", status=resp.status_code, body=resp.text[:200])
-        raise Unavailable("file transfers are misconfigured", code="files_unavailable")
+        raise Unavailable("file transfers are misconfigured", code=FilesErrorCode.FILES_UNAVAILABLE)
     headers = {
         k: v
         for k, v in resp.headers.items()
@@ -271,7 +277,7 @@ async def upload_file(
     except httpx.TransportError as exc:
         log.warning("files_upload_failed", error=type(exc).__name__, forwarded=body.sent)
         await body.drain(proxy.settings.max_file_bytes - body.sent + 1)
-        raise Unavailable("the files service is unavailable", code="files_unavailable") from exc
+        raise Unavailable("the files service is unavailable", code=FilesErrorCode.FILES_UNAVAILABLE) from exc
     if resp.status_code != 201:
         await body.drain(DRAIN_AFTER_REFUSAL)
         return _relay_error(resp)
@@ -331,7 +337,7 @@ async def download_file(
         upstream = await proxy.http.send(proxy.http.build_request("GET", path, headers=headers), stream=True)
     except httpx.TransportError as exc:
         log.warning("files_download_failed", error=type(exc).__name__)
-        raise Unavailable("the files service is unavailable", code="files_unavailable") from exc
+        raise Unavailable("the files service is unavailable", code=FilesErrorCode.FILES_UNAVAILABLE) from exc
     if upstream.status_code not in (200, 206):
         try:
             await upstream.aread()

@@ -6,11 +6,8 @@
   ``/verify``, ``/c/<id>``, ``/admin`` …) and gets ``index.html``, never cached, so a new build
   is picked up at once.
 
-Mounted last, so API, health and metrics routes win. When ``dist`` exists, ``setup`` also puts the
-app's ``/verify`` in front of the auth module's server-rendered page: a browser (``Accept:
-text/html``) gets the app, which verifies the token itself with ``POST /api/v1/auth/verify`` (so a
-mail scanner that merely fetches the link does not burn the token); other clients, and every
-client when there is no build, still get the server page.
+Mounted last, so API, health and metrics routes win. ``/verify`` (the e-mail link) is declared
+before the catch-all: the app for a browser when it is built, else the server-rendered page.
 """
 
 from __future__ import annotations
@@ -19,13 +16,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from nats.errors import Error as NatsError
 
 from chainchat_gateway.settings import GatewaySettings
 from chainchat_gateway.verify_page import verify_page
-from chainchat_protocol.errors import ChainChatError, NotFound
+from chainchat_protocol.errors import ChainChatError, ErrorCode, NotFound
 from chainchat_protocol.ledger import LEDGER_INFO
 from chainchat_protocol.rpc import Empty
 from chainchat_service.runtime import ServiceRuntime
@@ -123,7 +120,7 @@ async def _index(request: Request) -> Response:
 async def asset(path: str, request: Request) -> Response:
     target = _inside(_dist(request) / "assets", path)
     if target is None:
-        raise NotFound("no such asset", code="not_found")
+        raise NotFound("no such asset", code=ErrorCode.NOT_FOUND)
     return FileResponse(target, headers=_IMMUTABLE)
 
 
@@ -153,7 +150,7 @@ async def api_docs(request: Request) -> Response:
 async def api_docs_asset(name: str, request: Request) -> Response:
     target = _inside(_dist(request) / "docs", name)
     if target is None:
-        raise NotFound("no such file", code="not_found")
+        raise NotFound("no such file", code=ErrorCode.NOT_FOUND)
     return FileResponse(
         target, headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
     )
@@ -164,29 +161,25 @@ async def index(request: Request) -> Response:
     return await _index(request)
 
 
-# Every method, so that an unknown API path is a 404 (not a 405 from this GET-only route).
-@router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
-async def client_route(path: str, request: Request) -> Response:
-    if path == "api" or path.startswith("api/") or request.method not in ("GET", "HEAD"):
-        raise NotFound("Not Found", code="not_found")
-    if "/" not in path and "." in path:
-        target = _inside(_dist(request), path)
-        if target is None:
-            raise NotFound("Not Found", code="not_found")
-        return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
-    return await _index(request)
-
-
-async def _verify(request: Request, token: str = "") -> Response:
-    if "text/html" in request.headers.get("accept", ""):
+@router.get("/verify")
+async def verify(request: Request, token: str = "") -> Response:
+    """The link of the verification e-mail. With a built client a browser (``Accept: text/html``)
+    gets the app, which verifies the token itself with ``POST /api/v1/auth/verify`` (so a mail
+    scanner that merely fetches the link does not burn the token); other clients, and every client
+    when there is no build, get the server-rendered page."""
+    if "text/html" in request.headers.get("accept", "") and (_dist(request) / "index.html").is_file():
         return await _index(request)
     return await verify_page(request, token)
 
 
-async def setup(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """With a built client, its ``/verify`` takes over from the auth module's server page."""
-    del runtime
-    settings: GatewaySettings = app.state.settings
-    if (Path(settings.web_dist_dir) / "index.html").is_file():
-        app.add_api_route("/verify", _verify, methods=["GET"], include_in_schema=False)
-        app.router.routes.insert(0, app.router.routes.pop())
+# Every method, so that an unknown API path is a 404 (not a 405 from this GET-only route).
+@router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+async def client_route(path: str, request: Request) -> Response:
+    if path == "api" or path.startswith("api/") or request.method not in ("GET", "HEAD"):
+        raise NotFound("Not Found", code=ErrorCode.NOT_FOUND)
+    if "/" not in path and "." in path:
+        target = _inside(_dist(request), path)
+        if target is None:
+            raise NotFound("Not Found", code=ErrorCode.NOT_FOUND)
+        return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
+    return await _index(request)

@@ -32,8 +32,10 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
 
+from chainchat_protocol.auth import AuthErrorCode
 from chainchat_protocol.chat import (
     CHAT_CONVERSATION_MEMBER,
+    ChatErrorCode,
     ChatSubject,
     ConversationRequest,
     Membership,
@@ -108,7 +110,7 @@ class StaticTokenVerifier:
         from chainchat_gateway.security import Principal
 
         if not token.startswith("user:") or len(token) <= len("user:"):
-            raise Unauthorized("invalid token", code="invalid_token")
+            raise Unauthorized("invalid token", code=AuthErrorCode.INVALID_TOKEN)
         return Principal(user_id=token.removeprefix("user:"), role="member", session_id="s", token_id="t")
 
 
@@ -141,7 +143,7 @@ class FakeChat:
                 ).model_dump()
             )
         else:
-            err = NotFound("no such conversation", code="conversation_not_found")
+            err = NotFound("no such conversation", code=ChatErrorCode.CONVERSATION_NOT_FOUND)
             reply = RpcReply(error=WireError(code=err.code, message=err.message, status=err.http_status))
         await msg.respond(reply.model_dump_json(exclude_none=True).encode())
 
@@ -337,8 +339,3 @@ def upload(client: httpx.Client, conversation_id: str, content: Any, **headers: 
         content=content,
         headers={"Content-Type": "application/octet-stream", **headers},
     )
-
-
-def error_code(resp: httpx.Response) -> str:
-    """The SPEC error body's ``code``."""
-    return str(resp.json()["error"]["code"])

@@ -148,7 +148,7 @@ async def test_bad_tokens_are_refused(mini_stack) -> None:
 
 
 async def test_idle_clients_are_closed(mini_stack, people, monkeypatch) -> None:
-    monkeypatch.setattr(mini_stack.app.state.ws_hub.settings, "idle_timeout_s", 0.5)
+    monkeypatch.setattr(mini_stack.app.state.ws_hub.settings, "ws_idle_timeout_s", 0.5)
     ws = await _ws(mini_stack, "cat")
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
@@ -186,7 +186,7 @@ async def test_revoked_session_loses_its_socket(mini_stack, people) -> None:
 
 async def test_a_client_that_stops_reading_is_dropped_not_waited_for(mini_stack, people, monkeypatch) -> None:
     hub = mini_stack.app.state.ws_hub
-    monkeypatch.setattr(hub.settings, "send_queue", 16)
+    monkeypatch.setattr(hub.settings, "ws_send_queue", 16)
     stalled = await _ws(mini_stack, "cat")  # never reads again
     healthy = await _ws(mini_stack, "cat")
     received = 0

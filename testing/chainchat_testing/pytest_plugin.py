@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from devstack.components import Chain, IpfsNode, MailDev, NatsServer
 from devstack.stack import Stack, free_ports
 
 
@@ -51,32 +51,24 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.stop()
 
 
-@pytest.fixture(scope="session")
-def nats_server(dev_stack: Stack) -> NatsServer:
-    if not dev_stack.nats.alive():
-        dev_stack.nats.start()
-    return dev_stack.nats
+def _component(name: str, attribute: str, doc: str) -> Any:
+    """The session fixture ``name``: the dev stack's ``attribute`` component, started the first
+    time a test asks for it."""
+
+    def started(dev_stack: Stack) -> Any:
+        component = getattr(dev_stack, attribute)
+        if not component.alive():
+            component.start()
+        return component
+
+    started.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(started)
 
 
-@pytest.fixture(scope="session")
-def chain(dev_stack: Stack) -> Chain:
-    if not dev_stack.chain.alive():
-        dev_stack.chain.start()
-    return dev_stack.chain
-
-
-@pytest.fixture(scope="session")
-def ipfs_node(dev_stack: Stack) -> IpfsNode:
-    if not dev_stack.ipfs.alive():
-        dev_stack.ipfs.start()
-    return dev_stack.ipfs
-
-
-@pytest.fixture(scope="session")
-def maildev(dev_stack: Stack) -> MailDev:
-    if not dev_stack.mail.alive():
-        dev_stack.mail.start()
-    return dev_stack.mail
+nats_server = _component("nats_server", "nats", "NATS with JetStream (``.url``, ``.client_url(user)``).")
+chain = _component("chain", "chain", "The dev chain (``.rpc_url``, ``.dev_private_key``, ``.chain_id``).")
+ipfs_node = _component("ipfs_node", "ipfs", "The IPFS node (``.api_url``).")
+maildev = _component("maildev", "mail", "The mail catcher (``.web_url``; REST ``GET /api/email``).")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""ChainChat test support (dev only): fixtures and helpers shared by the test suites and benchmarks."""
