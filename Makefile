@@ -98,8 +98,9 @@ down:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check protocol sdk services deploy/devstack tests bench contracts tools testing
-	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat tools/vectors.py
+	$(BIN)/mypy protocol/chainchat_protocol sdk/chainchat tools/vectors.py tools/wire_ts.py
 	$(BIN)/python -m tools.vectors --check
+	$(BIN)/python -m tools.wire_ts --check
 	$(BIN)/lint-imports --no-cache
 
 typecheck: lint

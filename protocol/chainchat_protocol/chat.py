@@ -454,6 +454,27 @@ class AuthFrame(_Body):
     token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 
 
+class SendFrame(PostMessageBody):
+    """A send over the socket: the body of ``POST …/messages`` plus where it goes; answered by
+    ``ack`` or ``error`` with the same ``client_id``."""
+
+    type: Literal["send"]
+    conversation_id: str
+
+
+class TypingNoticeFrame(_Body):
+    """The sender is typing in ``conversation_id`` (relayed to the others as ``TypingFrame``)."""
+
+    type: Literal["typing"]
+    conversation_id: str
+
+
+class PingFrame(_Body):
+    """Keeps an idle connection open; answered by ``pong``."""
+
+    type: Literal["ping"]
+
+
 # --- subjects ------------------------------------------------------------------------------------
 
 CHAT_CONVERSATION_CREATE = Rpc("chat.conversation.create.v1", CreateConversationRequest, ConversationCreated)

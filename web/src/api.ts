@@ -1,321 +1,232 @@
 /**
- * The gateway's HTTP API (SPEC §7) for the browser: JSON requests with the bearer token, one
- * transparent refresh on 401, errors as ApiError carrying the SPEC's {code, message}, uploads with
- * progress (XHR: fetch has no upload progress) and streamed downloads with progress.
- *
- * Tokens are out of reach of scripts (SPEC §11): the refresh token lives only in the gateway's
- * HttpOnly cookie (path /api/v1/auth), the access token only in this object's memory. A page
- * load gets a fresh access token from the cookie (`restore`). Tabs share the cookie and each
- * refresh rotates it, so refreshes are serialised across tabs with the Web Locks API: a tab that
- * waited sends the cookie the previous one received, never the spent one (a reuse would end the
- * session for every tab).
+ * The gateway's HTTP API (SPEC §7) for the browser: one method per route, typed with the bodies
+ * generated from the protocol's models (wire.ts). This is the only module that names a path; the
+ * transport (tokens, refresh, errors, progress) is `HttpClient` in http.ts.
  */
+import { API, HttpClient } from "./http";
+import type {
+  AdminUsersReply,
+  AuditReply,
+  ConsistencyProof,
+  ConversationCreated,
+  ConversationList,
+  CreateConversationBody,
+  FileUploaded,
+  History,
+  LedgerInfo,
+  LoginBody,
+  MessageRemoved,
+  MfaEnableReply,
+  MfaSetupReply,
+  MfaStatusReply,
+  OwnDevicesReply,
+  PostMessageBody,
+  ProofObject,
+  PublicKeysReply,
+  PublishKeyBody,
+  PublishKeyReply,
+  ReadPosition,
+  ReauthBody,
+  ReauthReply,
+  RegisterBody,
+  RegisterReply,
+  SendResult,
+  SiweBody,
+  SiweNonceReply,
+  TokenReply,
+  UserHit,
+  UserPublic,
+  VerifyReply,
+} from "./wire";
 
-export const API = "/api/v1";
+export { API, ApiError } from "./http";
+export type { ReauthBody, TokenReply, UserPublic } from "./wire";
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly retryAfter: number | null = null,
-  ) {
-    super(message);
-  }
+/** What the audit log can be narrowed to (`GET /admin/audit`). */
+export interface AuditQuery {
+  type?: string;
+  user_id?: string;
+  /** RFC 3339 */
+  since?: string;
+  limit?: number;
 }
 
-export interface UserPublic {
-  id: string;
-  email: string;
-  display_name: string;
-  role: "admin" | "member";
-  status: string;
-  mfa_enabled: boolean;
-  wallet_address?: string | null;
-  created_at: string;
+/** Which page of history (`GET …/messages`): after `after_seq`, else before `before_seq`. */
+export interface HistoryQuery {
+  after_seq?: number;
+  before_seq?: number;
+  limit: number;
 }
 
-export interface TokenReply {
-  access_token: string;
-  refresh_token: string;
-  token_type: "bearer";
-  expires_in: number;
-  user: UserPublic;
-  /** Set by a login: the new session starts recently authenticated (SPEC §11). */
-  reauth_token?: string | null;
+const path = encodeURIComponent;
+const NO_AUTH = { auth: false };
+
+function query(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") q.set(k, String(v));
+  const text = q.toString();
+  return text ? `?${text}` : "";
 }
 
-/** What `POST /auth/reauth` takes: the password (or a wallet signature) and TOTP when it is on. */
-export interface ReauthBody {
-  password?: string;
-  totp_code?: string;
-  siwe_message?: string;
-  signature?: string;
-}
+export class ApiClient extends HttpClient {
+  // ------------------------------------------------------------ accounts and sessions
 
-const REAUTH_HEADER = "X-Reauth-Token";
-const REAUTH_LIFETIME_MS = 300_000;
-const REAUTH_MARGIN_MS = 10_000;
-
-interface StoredSession {
-  access_token: string;
-  expires_at: number;
-  user: UserPublic;
-}
-
-// where earlier versions kept both tokens in localStorage: removed on start
-const LEGACY_SESSION_KEY = "chainchat.session";
-// not a secret, only a hint that this browser holds a refresh cookie (scripts cannot see the
-// cookie itself): without it a page load does not ask, so a fresh browser makes no failing call
-const SIGNED_IN_HINT = "chainchat.signed-in";
-const REFRESH_LOCK = "chainchat-refresh";
-
-type Listener = (session: StoredSession | null) => void;
-
-async function errorFrom(resp: Response): Promise<ApiError> {
-  let code = "http_error";
-  let message = `The server answered HTTP ${resp.status}.`;
-  try {
-    const body = await resp.json();
-    if (body && typeof body === "object" && body.error) {
-      code = String(body.error.code ?? code);
-      message = String(body.error.message ?? message);
-    }
-  } catch {
-    /* not JSON: keep the generic message */
-  }
-  const retry = resp.headers.get("Retry-After");
-  const seconds = retry && /^\d+$/.test(retry) ? Number(retry) : null;
-  if (resp.status === 429 && seconds !== null) message = `${message} Try again in ${seconds} s.`;
-  return new ApiError(resp.status, code, message, seconds);
-}
-
-export class ApiClient {
-  private session: StoredSession | null = null;
-  private refreshing: Promise<void> | null = null;
-  private listeners = new Set<Listener>();
-  // recent authentication of this session: in memory only, gone with the page
-  private recentAuth: { token: string; expiresAt: number } | null = null;
-
-  // globalThis: the module is also imported where no DOM storage exists (vitest in Node); every use
-  // below tolerates its absence
-  constructor(private readonly storage: Storage = globalThis.localStorage) {
-    try {
-      storage.removeItem(LEGACY_SESSION_KEY);
-    } catch {
-      /* storage may be unavailable: nothing was kept there then */
-    }
+  login(body: LoginBody): Promise<TokenReply> {
+    return this.post("/auth/login", body, NO_AUTH);
   }
 
-  private hint(signedIn: boolean): void {
-    try {
-      if (signedIn) this.storage.setItem(SIGNED_IN_HINT, "1");
-      else this.storage.removeItem(SIGNED_IN_HINT);
-    } catch {
-      /* without storage a reload just asks for the password */
-    }
+  register(body: RegisterBody): Promise<RegisterReply> {
+    return this.post("/auth/register", body, NO_AUTH);
   }
 
-  /** On page load: an access token from the refresh cookie, if the browser has a live one. */
-  async restore(): Promise<boolean> {
-    let hinted = false;
-    try {
-      hinted = this.storage.getItem(SIGNED_IN_HINT) === "1";
-    } catch {
-      hinted = false;
-    }
-    if (!hinted) return false;
-    try {
-      await this.refresh();
-    } catch {
-      return false;
-    }
-    return this.session !== null;
+  verifyEmail(token: string): Promise<VerifyReply> {
+    return this.post("/auth/verify", { token }, NO_AUTH);
   }
 
-  get user(): UserPublic | null {
-    return this.session?.user ?? null;
+  requestPasswordReset(email: string): Promise<void> {
+    return this.post("/auth/password/reset-request", { email }, NO_AUTH);
   }
 
-  get loggedIn(): boolean {
-    return this.session !== null;
+  resetPassword(token: string, password: string): Promise<void> {
+    return this.post("/auth/password/reset", { token, password }, NO_AUTH);
   }
 
-  onSessionChange(fn: Listener): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+  logout(): Promise<void> {
+    return this.post("/auth/logout", {});
   }
 
-  private setSession(session: StoredSession | null): void {
-    if (!session) this.recentAuth = null;
-    const changed = session !== null || this.session !== null;
-    this.session = session;
-    this.hint(session !== null);
-    if (changed) for (const fn of this.listeners) fn(session);
-  }
-
-  adoptTokens(reply: TokenReply): void {
-    if (reply.reauth_token) this.recentAuth = { token: reply.reauth_token, expiresAt: Date.now() + REAUTH_LIFETIME_MS };
-    // reply.refresh_token is not kept: the gateway set it as this browser's HttpOnly cookie
-    this.setSession({
-      access_token: reply.access_token,
-      expires_at: Date.now() + reply.expires_in * 1000,
-      user: reply.user ?? this.session?.user,
-    });
-  }
-
-  updateUser(user: UserPublic): void {
-    if (this.session) this.setSession({ ...this.session, user });
-  }
-
-  clear(): void {
-    this.setSession(null);
-  }
-
-  /** Whether a reauth token of this session is at hand (sent with every changing request). */
-  get recentlyAuthenticated(): boolean {
-    return this.recentAuth !== null && this.recentAuth.expiresAt - Date.now() > REAUTH_MARGIN_MS;
+  me(): Promise<UserPublic> {
+    return this.get("/auth/me");
   }
 
   /** Give the credentials again (`POST /auth/reauth`); the token is kept for five minutes. */
   async reauth(body: ReauthBody): Promise<void> {
-    const reply = await this.post<{ reauth_token: string; expires_in: number }>("/auth/reauth", body);
-    this.recentAuth = { token: reply.reauth_token, expiresAt: Date.now() + reply.expires_in * 1000 };
+    const reply = await this.post<ReauthReply>("/auth/reauth", body);
+    this.rememberReauth(reply.reauth_token, reply.expires_in);
   }
 
-  /** A fresh-enough access token (refreshed when it expires within 30 s). */
-  async accessToken(): Promise<string> {
-    if (!this.session) throw new ApiError(401, "not_logged_in", "Please log in.");
-    if (this.session.expires_at - Date.now() < 30_000) await this.refresh();
-    return this.session!.access_token;
+  mfaSetup(): Promise<MfaSetupReply> {
+    return this.post("/auth/mfa/setup");
   }
 
-  /** A new access token from the refresh cookie (one at a time across this browser's tabs). */
-  async refresh(): Promise<void> {
-    this.refreshing ??= (async () => {
-      try {
-        const resp = await withRefreshLock(() => fetch(`${API}/auth/refresh`, { method: "POST", credentials: "same-origin" }));
-        if (!resp.ok) {
-          const err = await errorFrom(resp);
-          if (resp.status === 401 || resp.status === 403) this.clear();
-          throw err;
-        }
-        this.adoptTokens((await resp.json()) as TokenReply);
-      } catch (err) {
-        if (err instanceof ApiError) throw err;
-        throw new ApiError(0, "unreachable", "Cannot reach the server. Check your connection.");
-      } finally {
-        this.refreshing = null;
-      }
-    })();
-    return this.refreshing;
+  mfaEnable(code: string): Promise<MfaEnableReply> {
+    return this.post("/auth/mfa/enable", { code });
   }
 
-  private async send(method: string, path: string, body: unknown, auth: boolean): Promise<Response> {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (auth) headers["Authorization"] = `Bearer ${await this.accessToken()}`;
-    if (auth && method !== "GET" && this.recentlyAuthenticated) headers[REAUTH_HEADER] = this.recentAuth!.token;
-    try {
-      return await fetch(`${API}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch {
-      throw new ApiError(0, "unreachable", "Cannot reach the server. Check your connection.");
-    }
+  mfaDisable(code: string): Promise<MfaStatusReply> {
+    return this.post("/auth/mfa/disable", { code });
   }
 
-  /** One JSON request below /api/v1; returns the decoded body (null for 204). */
-  async request<T = any>(method: string, path: string, body?: unknown, opts: { auth?: boolean } = {}): Promise<T> {
-    const auth = opts.auth ?? true;
-    let resp = await this.send(method, path, body, auth);
-    if (resp.status === 401 && auth && this.session) {
-      await this.refresh();
-      resp = await this.send(method, path, body, auth);
-    }
-    if (!resp.ok) {
-      const err = await errorFrom(resp);
-      if (resp.status === 401 && auth) this.clear();
-      throw err;
-    }
-    if (resp.status === 204) return null as T;
-    const text = await resp.text();
-    return (text ? JSON.parse(text) : null) as T;
+  siweNonce(): Promise<SiweNonceReply> {
+    return this.get("/auth/siwe/nonce", NO_AUTH);
   }
 
-  get<T = any>(path: string, opts?: { auth?: boolean }): Promise<T> {
-    return this.request<T>("GET", path, undefined, opts);
+  /** Sign in with a wallet, or (`link`, with the session's token) link it to this account. */
+  siwe(body: SiweBody, link: boolean): Promise<TokenReply> {
+    return this.post("/auth/siwe", body, { auth: link });
   }
 
-  post<T = any>(path: string, body?: unknown, opts?: { auth?: boolean }): Promise<T> {
-    return this.request<T>("POST", path, body ?? {}, opts);
+  // ------------------------------------------------------------ administration
+
+  adminUsers(status?: string): Promise<AdminUsersReply> {
+    return this.get(`/admin/users${query({ status })}`);
   }
 
-  put<T = any>(path: string, body?: unknown): Promise<T> {
-    return this.request<T>("PUT", path, body ?? {});
+  /** approve, reject, disable or enable an account */
+  adminAction(userId: string, action: string): Promise<UserPublic> {
+    return this.post(`/admin/users/${path(userId)}/${path(action)}`);
   }
 
-  delete<T = any>(path: string): Promise<T> {
-    return this.request<T>("DELETE", path);
+  adminSetRole(userId: string, role: UserPublic["role"]): Promise<UserPublic> {
+    return this.put(`/admin/users/${path(userId)}/role`, { role });
   }
 
-  /** Upload bytes as application/octet-stream, reporting progress (0..1). */
-  async upload<T = any>(path: string, blob: Blob, onProgress: (fraction: number) => void): Promise<T> {
-    const token = await this.accessToken();
-    return new Promise<T>((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", `${API}${path}`);
-      xhr.setRequestHeader("Authorization", `Bearer ${token}`);
-      xhr.setRequestHeader("Content-Type", "application/octet-stream");
-      xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable) onProgress(e.loaded / e.total);
-      };
-      xhr.onerror = () => reject(new ApiError(0, "unreachable", "The upload failed: the server could not be reached."));
-      xhr.onload = () => {
-        let body: any = null;
-        try {
-          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
-        } catch {
-          /* keep null */
-        }
-        if (xhr.status >= 200 && xhr.status < 300) {
-          onProgress(1);
-          resolve(body as T);
-        } else {
-          const e = body?.error ?? {};
-          reject(new ApiError(xhr.status, String(e.code ?? "http_error"), String(e.message ?? `The upload failed (HTTP ${xhr.status}).`)));
-        }
-      };
-      xhr.send(blob);
-    });
+  adminAudit(filter: AuditQuery): Promise<AuditReply> {
+    return this.get(`/admin/audit${query({ ...filter })}`);
   }
 
-  /** Stream a download, handing each piece to `onChunk`; progress uses `expected` when the
-   *  server sends no Content-Length. */
-  async download(path: string, onChunk: (data: Uint8Array) => Promise<void>, onProgress: (fraction: number) => void, expected?: number): Promise<void> {
-    let resp = await fetch(`${API}${path}`, { headers: { Authorization: `Bearer ${await this.accessToken()}` } });
-    if (resp.status === 401) {
-      await this.refresh();
-      resp = await fetch(`${API}${path}`, { headers: { Authorization: `Bearer ${await this.accessToken()}` } });
-    }
-    if (!resp.ok || !resp.body) throw await errorFrom(resp);
-    const total = Number(resp.headers.get("Content-Length")) || expected || 0;
-    const reader = resp.body.getReader();
-    let received = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      received += value.length;
-      await onChunk(value);
-      if (total) onProgress(Math.min(1, received / total));
-    }
-    onProgress(1);
-  }
-}
+  // ------------------------------------------------------------ people and device keys
 
-/** Run `fn` holding the browser-wide refresh lock (Web Locks), or directly where there are none. */
-async function withRefreshLock<T>(fn: () => Promise<T>): Promise<T> {
-  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
-  if (!locks) return fn();
-  return locks.request(REFRESH_LOCK, fn);
+  searchUsers(q: string): Promise<UserHit[]> {
+    return this.get(`/users${query({ q })}`);
+  }
+
+  lookupUser(userId: string): Promise<UserHit> {
+    return this.get(`/users/${path(userId)}`);
+  }
+
+  publishKey(body: PublishKeyBody): Promise<PublishKeyReply> {
+    return this.put("/keys/me", body);
+  }
+
+  ownDevices(): Promise<OwnDevicesReply> {
+    return this.get("/keys/me");
+  }
+
+  revokeKey(keyId: string): Promise<void> {
+    return this.delete(`/keys/me/${path(keyId)}`);
+  }
+
+  keysOf(userId: string): Promise<PublicKeysReply> {
+    return this.get(`/keys/${path(userId)}`);
+  }
+
+  // ------------------------------------------------------------ conversations and messages
+
+  conversations(cursor: string | null): Promise<ConversationList> {
+    return this.get(`/conversations${query({ cursor: cursor ?? undefined })}`);
+  }
+
+  createConversation(body: CreateConversationBody): Promise<ConversationCreated> {
+    return this.post("/conversations", body);
+  }
+
+  history(conversationId: string, page: HistoryQuery): Promise<History> {
+    return this.get(`/conversations/${path(conversationId)}/messages${query({ ...page })}`);
+  }
+
+  postMessage(conversationId: string, body: PostMessageBody): Promise<SendResult> {
+    return this.post(`/conversations/${path(conversationId)}/messages`, body);
+  }
+
+  markRead(conversationId: string, seq: number): Promise<ReadPosition> {
+    return this.post(`/conversations/${path(conversationId)}/read`, { seq });
+  }
+
+  deleteMessage(messageId: string): Promise<MessageRemoved> {
+    return this.delete(`/messages/${path(messageId)}`);
+  }
+
+  messageProof(messageId: string): Promise<ProofObject> {
+    return this.get(`/messages/${path(messageId)}/proof`);
+  }
+
+  // ------------------------------------------------------------ files (ciphertext only)
+
+  uploadFile(conversationId: string, blob: Blob, onProgress: (fraction: number) => void): Promise<FileUploaded> {
+    return this.upload(`/files${query({ conversation_id: conversationId })}`, blob, onProgress);
+  }
+
+  downloadFile(fileId: string, onChunk: (data: Uint8Array) => Promise<void>, onProgress: (fraction: number) => void, expected?: number): Promise<void> {
+    return this.download(`/files/${path(fileId)}`, onChunk, onProgress, expected);
+  }
+
+  // ------------------------------------------------------------ the live connection
+
+  /** The WebSocket of SPEC §7 on this page's origin (authenticated by its first frame). */
+  liveUrl(): string {
+    return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${API}/ws`;
+  }
+
+  // ------------------------------------------------------------ the ledger (public)
+
+  ledgerInfo(): Promise<LedgerInfo> {
+    return this.get("/ledger/info", NO_AUTH);
+  }
+
+  consistency(fromSize: number, toSize: number): Promise<ConsistencyProof> {
+    return this.get(`/ledger/consistency${query({ from_size: fromSize, to_size: toSize })}`, NO_AUTH);
+  }
 }
 
 export const api = new ApiClient();

@@ -8,6 +8,7 @@
  * never kept. The RPC URL is the user's (Settings); the server's `rpc_url_public` is only a default.
  */
 import type { ApiClient } from "./api";
+import type { LedgerInfo } from "./wire";
 import { verifyOnChain, type ChainCheck } from "./chain";
 import { verifyConsistencyProof, type ConsistencyProof, type ProofObject } from "./crypto/proof";
 import { loadLedger, saveLedger, type LedgerRecord } from "./db";
@@ -29,7 +30,7 @@ export function parseLedger(text: string | undefined | null, source: LedgerPin["
   return { chain_id: Number(chain), contract_address: address, source };
 }
 
-export function namesLedger(pin: LedgerPin, chainId: number | null, address: string | null): boolean {
+export function namesLedger(pin: LedgerPin, chainId: number | null | undefined, address: string | null | undefined): boolean {
   return chainId === pin.chain_id && (address ?? "").toLowerCase() === pin.contract_address.toLowerCase();
 }
 
@@ -54,7 +55,7 @@ export class LedgerTrust {
   private record: Promise<LedgerRecord>;
   private queue: Promise<unknown> = Promise.resolve();
   private verified = new Map<string, LedgerVerdict>();
-  private infoOnce: Promise<any> | null = null;
+  private infoOnce: Promise<LedgerInfo> | null = null;
 
   constructor(
     private readonly api: ApiClient,
@@ -65,8 +66,8 @@ export class LedgerTrust {
   }
 
   /** /ledger/info, asked once per page (again after a failure). */
-  private info(): Promise<any> {
-    this.infoOnce ??= this.api.get("/ledger/info", { auth: false });
+  private info(): Promise<LedgerInfo> {
+    this.infoOnce ??= this.api.ledgerInfo();
     this.infoOnce.catch(() => (this.infoOnce = null));
     return this.infoOnce;
   }
@@ -115,7 +116,7 @@ export class LedgerTrust {
   }
 
   /** Check a verified head against the largest one kept; keep it when larger. Throws on a fork. */
-  observeHead(head: TreeHead, source: ConsistencySource = (f, t) => this.api.get(`/ledger/consistency?from_size=${f}&to_size=${t}`, { auth: false })): Promise<LedgerRecord> {
+  observeHead(head: TreeHead, source: ConsistencySource = (f, t) => this.api.consistency(f, t)): Promise<LedgerRecord> {
     return this.update(async (r) => {
       if (r.head) await checkConsistent(source, r.head, head);
       return !r.head || head.tree_size > r.head.tree_size ? { ...r, head } : r;
@@ -153,7 +154,7 @@ export class LedgerTrust {
     }
     if (!chain.ok) return { ...chain, code: "invalid_proof" };
     try {
-      await this.observeHead({ tree_size: proof.tree_size!, root_hash: proof.root_hash!, head_index: proof.head_index });
+      await this.observeHead({ tree_size: proof.tree_size!, root_hash: proof.root_hash!, head_index: proof.head_index ?? null });
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       return { ok: false, checks: chain.checks, code: detail.startsWith("the server's log forked") ? "log_forked" : "consistency_unavailable", detail };

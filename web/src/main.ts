@@ -4,7 +4,7 @@ import { api, type UserPublic } from "./api";
 import { Messenger } from "./messenger";
 import { AdminScreen } from "./ui/admin";
 import { forgotPasswordView, loginView, registerView, resetPasswordView, verifyView } from "./ui/auth";
-import { ChatScreen } from "./ui/chat";
+import { ChatScreen } from "./ui/chat/screen";
 import { DeviceAlerts } from "./ui/devices";
 import { clear, h, messageOf } from "./ui/dom";
 import { settingsView } from "./ui/settings";
@@ -65,7 +65,7 @@ live.onState(showConnection);
 
 async function logout(): Promise<void> {
   try {
-    await api.post("/auth/logout", {});
+    await api.logout();
   } catch {
     /* the session is dropped locally anyway */
   }
@@ -110,7 +110,7 @@ async function startSession(): Promise<void> {
   if (messenger) return;
   let me = api.user!;
   try {
-    me = await api.get<UserPublic>("/auth/me");
+    me = await api.me();
     api.updateUser(me);
   } catch {
     /* keep the user from the login reply */

@@ -3,7 +3,8 @@
  * pinning and key-change detection, sealing to every member device, opening and verifying
  * messages, proofs, files. Views subscribe to its events.
  */
-import { ApiError, type ApiClient, type UserPublic } from "./api";
+import { ApiError, type ApiClient } from "./api";
+import type { ConversationPublic, ConversationSummary as WireConversationSummary, MessageView, PostMessageBody, UserHit, UserPublic } from "./wire";
 import { b64d, b64e } from "./crypto/b64";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { sha256, toHex, type Bytes } from "./crypto/bytes";
@@ -17,35 +18,14 @@ import { loadDevice, loadPin, loadRetired, saveDevice, savePin, saveRetired, typ
 import { LedgerTrust } from "./ledger";
 import { confirmPin, reconcilePin, unconfirmedOf } from "./pins";
 
-export interface ConversationSummary {
-  conversation_id: string;
-  kind: "direct" | "group";
-  title?: string | null;
-  members: string[];
-  admins?: string[];
-  created_by?: string;
-  created_at: string;
-  last_seq?: number;
-  read_seq?: number;
-  unread_count?: number;
-  last_message_at?: string | null;
-}
+/** A conversation as the client holds it: created or changed ones (`ConversationPublic`) lack the
+ *  counters the list (`ConversationSummary`) has until it is fetched again. */
+export type ConversationSummary = ConversationPublic & Partial<Pick<WireConversationSummary, "last_seq" | "read_seq" | "unread_count" | "last_message_at">>;
 
-export interface MessageView {
-  message_id: string;
-  seq: number;
-  created_at: string;
-  deleted?: boolean;
-  conversation_id: string;
-  sender_id: string;
-  [key: string]: unknown;
-}
+export type { MessageView };
 
-export interface SendPayload {
-  envelope: Envelope;
-  client_id: string;
-  file_ids?: string[];
-}
+/** A send body (`POST …/messages` or the `send` frame) with the envelope sealed here. */
+export type SendPayload = Omit<PostMessageBody, "envelope" | "client_id"> & { envelope: Envelope; client_id: string };
 
 /** How an envelope reaches the server: the WebSocket's send/ack, or POST …/messages. */
 export type Transport = (conversationId: string, payload: SendPayload) => Promise<{ message_id: string; seq: number; created_at?: string }>;
@@ -174,14 +154,14 @@ export class Messenger {
   async rotateKeys(): Promise<DeviceKeys> {
     const old = this.current;
     const fresh = await generateDeviceKeys(false);
-    await this.api.put("/keys/me", publishBody(fresh, SUITES));
+    await this.api.publishKey(publishBody(fresh, SUITES));
     this.retired = [...this.retired, old];
     await saveRetired(this.me.id, this.retired);
     await saveDevice(this.me.id, fresh);
     this.current = fresh;
     this.forgetKeys(this.me.id);
     try {
-      await this.api.delete(`/keys/me/${encodeURIComponent(old.keyId)}`);
+      await this.api.revokeKey(old.keyId);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 404) throw err;
     }
@@ -200,13 +180,13 @@ export class Messenger {
       await saveDevice(me.id, device);
     }
     try {
-      await api.put("/keys/me", publishBody(device, SUITES));
+      await api.publishKey(publishBody(device, SUITES));
     } catch (err) {
       if (!(err instanceof ApiError) || err.code !== "key_revoked") throw err;
       // This device's key was revoked elsewhere: start over with a fresh one.
       device = await generateDeviceKeys(false);
       await saveDevice(me.id, device);
-      await api.put("/keys/me", publishBody(device, SUITES));
+      await api.publishKey(publishBody(device, SUITES));
     }
     return new Messenger(api, me, device, await loadRetired(me.id));
   }
@@ -241,9 +221,9 @@ export class Messenger {
 
   private async fetchName(userId: string): Promise<void> {
     try {
-      const u: any = await this.api.get(`/users/${encodeURIComponent(userId)}`);
+      const u = await this.api.lookupUser(userId);
       this.userLookupAvailable = true;
-      this.rememberName(userId, u?.display_name);
+      this.rememberName(userId, u.display_name);
     } catch (err) {
       // A gateway without GET /users/{id}: stop asking (names then come from searches only).
       if (err instanceof ApiError && (err.status === 405 || (err.status === 404 && err.code === "not_found"))) {
@@ -252,10 +232,8 @@ export class Messenger {
     }
   }
 
-  async searchUsers(q: string): Promise<{ user_id: string; display_name: string }[]> {
-    const res = await this.api.get(`/users?q=${encodeURIComponent(q)}`);
-    const users: { user_id?: string; id?: string; display_name: string }[] = Array.isArray(res) ? res : (res?.users ?? []);
-    const hits = users.map((u) => ({ user_id: (u.user_id ?? u.id)!, display_name: u.display_name }));
+  async searchUsers(q: string): Promise<UserHit[]> {
+    const hits = await this.api.searchUsers(q);
     for (const u of hits) this.rememberName(u.user_id, u.display_name);
     return hits;
   }
@@ -279,19 +257,19 @@ export class Messenger {
   }
 
   private async fetchKeys(userId: string): Promise<KeyDirectoryEntry> {
-    const res = await this.api.get(`/keys/${encodeURIComponent(userId)}`);
+    const res = await this.api.keysOf(userId);
     const keys: PublicDeviceKey[] = [];
     const createdAt = new Map<string, string>();
     const logStatus = new Map<string, KeyLogStatus>();
     const logReason = new Map<string, string>();
-    for (const k of res?.keys ?? []) {
+    for (const k of res.keys) {
       try {
         keys.push(await publicKeyFromDirectory(userId, k));
         createdAt.set(k.key_id, k.created_at);
       } catch {
         continue; // a key whose id does not match its bytes is never used
       }
-      const [status, reason] = await this.keyLogStatus(userId, k, res?.proofs?.[k.key_id]);
+      const [status, reason] = await this.keyLogStatus(userId, k, res.proofs[k.key_id]);
       logStatus.set(k.key_id, status);
       logReason.set(k.key_id, reason);
     }
@@ -344,7 +322,7 @@ export class Messenger {
 
   /** Revoke a device of this account (the server asks for recent authentication). */
   async revokeDevice(keyId: string): Promise<void> {
-    await this.api.delete(`/keys/me/${encodeURIComponent(keyId)}`);
+    await this.api.revokeKey(keyId);
     await this.keysOf(this.me.id, true);
     this.trustChanged.emit(this.me.id);
   }
@@ -385,16 +363,16 @@ export class Messenger {
     const all: ConversationSummary[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 1000; page++) {
-      const res: any = await this.api.get(cursor ? `/conversations?cursor=${encodeURIComponent(cursor)}` : "/conversations");
-      all.push(...(res?.conversations ?? []));
-      cursor = res?.has_more ? (res.next_cursor ?? null) : null;
+      const res = await this.api.conversations(cursor);
+      all.push(...res.conversations);
+      cursor = res.has_more ? (res.next_cursor ?? null) : null;
       if (!cursor) break;
     }
     return all;
   }
 
   async startConversation(memberIds: string[], title?: string): Promise<ConversationSummary> {
-    return this.api.post("/conversations", title ? { member_ids: memberIds, title } : { member_ids: memberIds });
+    return this.api.createConversation(title ? { member_ids: memberIds, title } : { member_ids: memberIds });
   }
 
   /** Up to `limit` (default 50) messages ascending: the first after `after_seq`, else the last before
@@ -404,11 +382,8 @@ export class Messenger {
     let { after_seq, before_seq } = params;
     let out: MessageView[] = [];
     while (out.length < want) {
-      const q = new URLSearchParams({ limit: String(want - out.length) });
-      if (after_seq !== undefined) q.set("after_seq", String(after_seq));
-      if (before_seq !== undefined) q.set("before_seq", String(before_seq));
-      const res: any = await this.api.get(`/conversations/${encodeURIComponent(conversationId)}/messages?${q}`);
-      const got: MessageView[] = res?.messages ?? [];
+      const res = await this.api.history(conversationId, { limit: want - out.length, after_seq, before_seq });
+      const got = res.messages;
       if (after_seq !== undefined) {
         out = out.concat(got);
         after_seq = got.at(-1)?.seq ?? after_seq;
@@ -416,7 +391,7 @@ export class Messenger {
         out = got.concat(out);
         before_seq = got[0]?.seq ?? before_seq;
       }
-      if (!got.length || !res?.has_more) break;
+      if (!got.length || !res.has_more) break;
     }
     return out;
   }
@@ -459,7 +434,7 @@ export class Messenger {
   }
 
   /** POST …/messages: the transport when the WebSocket is not there. */
-  readonly httpPost: Transport = (conversationId, payload) => this.api.post(`/conversations/${encodeURIComponent(conversationId)}/messages`, payload);
+  readonly httpPost: Transport = (conversationId, payload) => this.api.postMessage(conversationId, payload);
 
   sendText(conv: ConversationSummary, text: string, post?: Transport): Promise<Sent> {
     return this.send(conv, { type: "text", text, sent_at: nowIso() }, [], post);
@@ -553,7 +528,7 @@ export class Messenger {
   // ---------------------------------------------------------------- proofs
 
   async proofOf(msg: ChatMessage): Promise<{ proof: ProofObject; check: ProofCheck; digest: string | null }> {
-    const proof: ProofObject = await this.api.get(`/messages/${encodeURIComponent(msg.id)}/proof`);
+    const proof = await this.api.messageProof(msg.id);
     const digest = msg.envelope ? await envelopeDigest(msg.envelope) : null;
     const check = await verifyProof(proof, digest ?? undefined);
     // A tombstone's entry carries the deleted message's digest: the digest alone is not enough.
@@ -562,10 +537,6 @@ export class Messenger {
       return { proof, check: { ok: false, leafHash: check.leafHash, reason: `this is the proof of ${entry.kind} ${entry.id}, not of message ${msg.id}` }, digest };
     }
     return { proof, check, digest };
-  }
-
-  async ledgerInfo(): Promise<any> {
-    return this.api.get("/ledger/info", { auth: false });
   }
 
   // ---------------------------------------------------------------- files
@@ -590,7 +561,7 @@ export class Messenger {
     parts.push(await enc.finish());
     const blob = new Blob(parts, { type: "application/octet-stream" });
     if (blob.size !== ciphertextSize(file.size)) throw new Error("The file changed while it was being encrypted.");
-    const uploaded: { file_id: string; cid: string } = await this.api.upload(`/files?conversation_id=${encodeURIComponent(conv.conversation_id)}`, blob, (f) =>
+    const uploaded = await this.api.uploadFile(conv.conversation_id, blob, (f) =>
       onProgress(0.5 + 0.5 * f, "Uploading"),
     );
     const info: FileInfo = {
@@ -610,8 +581,8 @@ export class Messenger {
   async fetchFile(info: FileInfo, onProgress: (fraction: number) => void): Promise<Blob> {
     const dec = await StreamDecryptor.create(b64d(info.key));
     const parts: Bytes[] = [];
-    await this.api.download(
-      `/files/${encodeURIComponent(info.file_id)}`,
+    await this.api.downloadFile(
+      info.file_id,
       async (chunk) => {
         parts.push(...(await dec.feed(chunk)));
       },

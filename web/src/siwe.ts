@@ -47,7 +47,7 @@ export async function signInWithEthereum(api: ApiClient, link: boolean, askCode?
   const accounts: string[] = await eth.request({ method: "eth_requestAccounts" });
   if (!accounts?.length) throw new Error("The wallet shared no account.");
   const address = checksumAddress(accounts[0]!);
-  const [{ nonce }, info] = await Promise.all([api.get<{ nonce: string }>("/auth/siwe/nonce", { auth: false }), api.get("/ledger/info", { auth: false })]);
+  const [{ nonce }, info] = await Promise.all([api.siweNonce(), api.ledgerInfo()]);
   const message = siweMessage({
     domain: location.host,
     address,
@@ -59,11 +59,11 @@ export async function signInWithEthereum(api: ApiClient, link: boolean, askCode?
   });
   const signature: string = await eth.request({ method: "personal_sign", params: [`0x${toHex(utf8(message))}`, address] });
   try {
-    return await api.post<TokenReply>("/auth/siwe", { message, signature }, { auth: link });
+    return await api.siwe({ message, signature }, link);
   } catch (err) {
     // wallet login asks for TOTP like password login: the same signed message again, with the code
     if (link || !askCode || !(err instanceof ApiError) || err.code !== "mfa_required") throw err;
     const totp_code = await askCode();
-    return api.post<TokenReply>("/auth/siwe", { message, signature, totp_code }, { auth: false });
+    return api.siwe({ message, signature, totp_code }, false);
   }
 }

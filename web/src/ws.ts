@@ -4,9 +4,10 @@
  * again so they can catch up with `GET …/messages?after_seq=`.
  */
 import type { ApiClient } from "./api";
+import type { AckFrame, ClientFrame, ServerFrame } from "./wire";
 
-export type Frame = { type: string; [key: string]: any };
-type FrameListener = (frame: Frame) => void;
+export type { ClientFrame, ServerFrame };
+type FrameListener = (frame: ServerFrame) => void;
 type StateListener = (state: "connecting" | "ready" | "offline") => void;
 
 export class LiveConnection {
@@ -50,7 +51,7 @@ export class LiveConnection {
     this.setState("offline");
   }
 
-  send(frame: Frame): boolean {
+  send(frame: ClientFrame): boolean {
     if (this.ws && this.state === "ready") {
       this.ws.send(JSON.stringify(frame));
       return true;
@@ -59,7 +60,7 @@ export class LiveConnection {
   }
 
   /** Send a frame carrying `client_id` and wait for the server's `ack` (or `error`) for it. */
-  request(frame: Frame, clientId: string, timeoutMs: number): Promise<Frame> {
+  request(frame: ClientFrame, clientId: string, timeoutMs: number): Promise<AckFrame> {
     return new Promise((resolve, reject) => {
       let off = (): void => undefined;
       const timer = setTimeout(() => {
@@ -67,7 +68,7 @@ export class LiveConnection {
         reject(new Error("The server did not acknowledge the message in time."));
       }, timeoutMs);
       off = this.onFrame((f) => {
-        if (f.client_id !== clientId || (f.type !== "ack" && f.type !== "error")) return;
+        if ((f.type !== "ack" && f.type !== "error") || f.client_id !== clientId) return;
         clearTimeout(timer);
         off();
         if (f.type === "ack") resolve(f);
@@ -91,8 +92,7 @@ export class LiveConnection {
       this.scheduleRetry();
       return;
     }
-    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/ws`;
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(this.api.liveUrl());
     this.ws = ws;
     let readySeen = false;
     const markReady = (): void => {
@@ -108,9 +108,10 @@ export class LiveConnection {
       setTimeout(() => ws.readyState === WebSocket.OPEN && markReady(), 3000);
     };
     ws.onmessage = (ev) => {
-      let frame: Frame;
+      let frame: ServerFrame;
       try {
-        frame = JSON.parse(String(ev.data));
+        // the gateway's frames (wire.ts); an unknown `type` reaches no case of a listener's switch
+        frame = JSON.parse(String(ev.data)) as ServerFrame;
       } catch {
         return;
       }

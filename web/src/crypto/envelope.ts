@@ -122,8 +122,9 @@ export function keyCommitment(contentKey: Bytes, nonce: Bytes): Promise<Bytes> {
 }
 
 /** The envelope fields only (drops server metadata such as message_id, seq, created_at). */
-export function pickEnvelope(obj: Record<string, unknown>): Envelope {
-  return Object.fromEntries(ENVELOPE_FIELDS.filter((k) => k in obj).map((k) => [k, obj[k]])) as unknown as Envelope;
+export function pickEnvelope(obj: object): Envelope {
+  const fields = obj as Record<string, unknown>;
+  return Object.fromEntries(ENVELOPE_FIELDS.filter((k) => k in fields).map((k) => [k, fields[k]])) as unknown as Envelope;
 }
 
 export async function signingDigest(envelope: Omit<Envelope, "signature"> | Envelope): Promise<Bytes> {

@@ -5,6 +5,7 @@
  */
 import { b64d, b64e } from "./b64";
 import { concat, copy, sha256, toHex, type Bytes } from "./bytes";
+import type { PublishKeyBody } from "../wire";
 
 export const SUITE_AES256GCM = "hpke-x25519-aes256gcm";
 export const SUITE_BLOWFISH = "hpke-x25519-blowfish";
@@ -82,7 +83,7 @@ export async function importDeviceKeys(x25519Private: Uint8Array, ed25519Private
 }
 
 /** Body of `PUT /keys/me`. */
-export function publishBody(keys: DeviceKeys, suites: readonly string[] = SUITES): Record<string, unknown> {
+export function publishBody(keys: DeviceKeys, suites: readonly Suite[] = SUITES): PublishKeyBody {
   return { x25519_public: b64e(keys.x25519Public), ed25519_public: b64e(keys.ed25519Public), suite_support: [...suites] };
 }
 

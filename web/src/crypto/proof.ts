@@ -7,27 +7,9 @@ import { fromHex, sha256, toHex, type Bytes } from "./bytes";
 import { canonicalJson } from "./canonical";
 import { leafHash, verifyConsistency, verifyInclusion } from "./merkle";
 
-export interface LogEntry {
-  kind: "message" | "file" | "key" | "audit" | "tombstone";
-  id: string;
-  digest: string;
-  at: string;
-}
-
-export interface ProofObject {
-  status: "pending" | "anchored";
-  /** null while the ledger has not received the entry of an object that exists (status pending) */
-  entry: LogEntry | null;
-  leaf_index: number | null;
-  tree_size: number | null;
-  root_hash: string | null;
-  inclusion_proof: string[] | null;
-  head_index: number | null;
-  tx_hash: string | null;
-  block_number: number | null;
-  chain_id: number | null;
-  contract_address: string | null;
-}
+// the proof object of SPEC §6 and its parts, as the protocol's models declare them
+export type { ConsistencyProof, LogEntry, ProofObject } from "../wire";
+import type { ConsistencyProof, LogEntry, ProofObject } from "../wire";
 
 export interface ProofCheck {
   ok: boolean;
@@ -64,14 +46,6 @@ export async function verifyProof(proof: ProofObject, expectedDigest?: string): 
   }
   const ok = await verifyInclusion(leaf_index, tree_size, fromHex(lh), inclusion_proof.map(fromHex), fromHex(root_hash));
   return ok ? { ok, leafHash: lh } : { ok, leafHash: lh, reason: "inclusion proof does not reach root_hash" };
-}
-
-export interface ConsistencyProof {
-  from_size: number;
-  to_size: number;
-  from_root: string;
-  to_root: string;
-  proof: string[];
 }
 
 export async function verifyConsistencyProof(p: ConsistencyProof): Promise<boolean> {

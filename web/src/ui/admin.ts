@@ -1,6 +1,6 @@
 /** Admin panel: pending approvals, users (disable/enable, role), audit log, ledger status. */
 import type { ApiClient, UserPublic } from "../api";
-import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
+import { clear, errorBox, field, form, formatTime, h, messageOf } from "./dom";
 
 interface AuditFilter {
   type?: string;
@@ -44,7 +44,7 @@ export class AdminScreen {
   private async action(user: UserPublic, action: string): Promise<void> {
     this.err.show(null);
     try {
-      await this.api.post(`/admin/users/${encodeURIComponent(user.id)}/${action}`);
+      await this.api.adminAction(user.id, action);
       await Promise.all([this.loadPending(), this.loadUsers().then(() => this.loadAudit())]);
     } catch (ex) {
       this.err.show(messageOf(ex));
@@ -52,8 +52,7 @@ export class AdminScreen {
   }
 
   private async list(status?: string): Promise<UserPublic[]> {
-    const res = await this.api.get(`/admin/users${status ? `?status=${status}` : ""}`);
-    return Array.isArray(res) ? res : (res?.users ?? []);
+    return (await this.api.adminUsers(status)).users;
   }
 
   private async loadPending(): Promise<void> {
@@ -132,7 +131,7 @@ export class AdminScreen {
               );
               role.addEventListener("change", async () => {
                 try {
-                  await this.api.put(`/admin/users/${encodeURIComponent(u.id)}/role`, { role: role.value });
+                  await this.api.adminSetRole(u.id, role.value as UserPublic["role"]);
                   await this.loadAudit();
                 } catch (ex) {
                   this.err.show(messageOf(ex));
@@ -172,7 +171,7 @@ export class AdminScreen {
   private async loadLedger(): Promise<void> {
     const title = h("h2", { id: "adm-ledger" }, "Ledger");
     try {
-      const info = await this.api.get("/ledger/info", { auth: false });
+      const info = await this.api.ledgerInfo();
       const head = info.latest_head;
       const dl = h("dl", { class: "proof" });
       const row = (k: string, v: unknown): void => void dl.append(h("dt", null, k), h("dd", { class: "mono" }, v === null || v === undefined ? "—" : String(v)));
@@ -208,34 +207,23 @@ export class AdminScreen {
       [...this.names].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => h("option", { value: id, selected: id === filter.userId }, name)),
     );
     const since = h("input", { type: "datetime-local", value: filter.since ?? "" });
-    const form = h(
-      "form",
-      {
-        class: "inline audit-filters",
-        "aria-label": "Filter the audit log",
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void this.loadAudit({ type: type.value.trim() || undefined, userId: user.value || undefined, since: since.value || undefined });
-        },
-      },
+    const filters = form(
+      { class: "inline audit-filters", "aria-label": "Filter the audit log" },
+      () => void this.loadAudit({ type: type.value.trim() || undefined, userId: user.value || undefined, since: since.value || undefined }),
       field("Event type", type),
       types,
       field("User", user),
       field("Since", since),
       h("button", { type: "submit", class: "small" }, "Filter"),
     );
-    const query = new URLSearchParams({ limit: "100" });
-    if (filter.type) query.set("type", filter.type);
-    if (filter.userId) query.set("user_id", filter.userId);
-    if (filter.since) query.set("since", new Date(filter.since).toISOString());
+    const query = { limit: 100, type: filter.type, user_id: filter.userId, since: filter.since ? new Date(filter.since).toISOString() : undefined };
     try {
-      const res = await this.api.get(`/admin/audit?${query}`);
-      const events: any[] = Array.isArray(res) ? res : (res?.events ?? []);
+      const { events } = await this.api.adminAudit(query);
       if (ticket !== this.auditTicket) return;
       clear(
         this.audit,
         title,
-        form,
+        filters,
         h(
           "div",
           { class: "table-scroll" },
@@ -264,7 +252,7 @@ export class AdminScreen {
       );
     } catch (ex) {
       if (ticket !== this.auditTicket) return;
-      clear(this.audit, title, form, h("p", { class: "error" }, messageOf(ex)));
+      clear(this.audit, title, filters, h("p", { class: "error" }, messageOf(ex)));
     }
   }
 }

@@ -1,7 +1,8 @@
 /** Account screens: log in (with TOTP when required), register, verify e-mail, reset password. */
-import { ApiError, api, type TokenReply } from "../api";
+import { ApiError, api } from "../api";
+import type { LoginBody } from "../wire";
 import { signInWithEthereum, walletAvailable } from "../siwe";
-import { clear, errorBox, field, h, messageOf } from "./dom";
+import { clear, errorBox, field, form, h, messageOf } from "./dom";
 import { askForCode } from "./reauth";
 import { themeToggle } from "./theme";
 
@@ -16,6 +17,23 @@ function busy(button: HTMLButtonElement, on: boolean, label?: string): void {
   if (label) button.textContent = label;
 }
 
+/** An account form: its button is disabled while `run` works; a failure shows above the button. */
+function accountForm(label: string, submitText: string, run: () => Promise<void>, ...fields: HTMLElement[]): HTMLFormElement {
+  const err = errorBox();
+  const submit = h("button", { type: "submit", class: "primary" }, submitText);
+  const send = async (): Promise<void> => {
+    err.show(null);
+    busy(submit, true);
+    try {
+      await run();
+    } catch (ex) {
+      err.show(messageOf(ex));
+      busy(submit, false);
+    }
+  };
+  return form({ "aria-label": label }, send, ...fields, err, submit);
+}
+
 export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () => void, notice?: string): void {
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
@@ -24,30 +42,26 @@ export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () 
   totpField.hidden = true;
   const err = errorBox();
   const submit = h("button", { type: "submit", class: "primary" }, "Log in");
-  const form = h(
-    "form",
-    {
-      "aria-label": "Log in",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        err.show(null);
-        busy(submit, true);
-        try {
-          const body: Record<string, string> = { email: email.value.trim(), password: password.value };
-          if (!totpField.hidden && totp.value.trim()) body.totp_code = totp.value.trim();
-          const reply = await api.post<TokenReply>("/auth/login", body, { auth: false });
-          api.adoptTokens(reply);
-          onLoggedIn();
-        } catch (ex) {
-          if (ex instanceof ApiError && ex.code === "mfa_required") {
-            totpField.hidden = false;
-            totp.focus();
-            err.show("Enter the code from your authenticator app to finish logging in.");
-          } else err.show(messageOf(ex));
-        } finally {
-          busy(submit, false);
-        }
-      },
+  const box = form(
+    { "aria-label": "Log in" },
+    async () => {
+      err.show(null);
+      busy(submit, true);
+      try {
+        const body: LoginBody = { email: email.value.trim(), password: password.value };
+        if (!totpField.hidden && totp.value.trim()) body.totp_code = totp.value.trim();
+        const reply = await api.login(body);
+        api.adoptTokens(reply);
+        onLoggedIn();
+      } catch (ex) {
+        if (ex instanceof ApiError && ex.code === "mfa_required") {
+          totpField.hidden = false;
+          totp.focus();
+          err.show("Enter the code from your authenticator app to finish logging in.");
+        } else err.show(messageOf(ex));
+      } finally {
+        busy(submit, false);
+      }
     },
     field("E-mail", email),
     field("Password", password),
@@ -79,7 +93,7 @@ export function loginView(root: HTMLElement, navigate: Navigate, onLoggedIn: () 
     card(
       "Log in",
       notice ? h("p", { class: "notice", role: "status" }, notice) : null,
-      form,
+      box,
       wallet ? h("div", { class: "or" }, h("span", null, "or")) : null,
       wallet,
       h(
@@ -99,39 +113,25 @@ export function registerView(root: HTMLElement): void {
   const name = h("input", { type: "text", name: "display_name", autocomplete: "nickname", required: true, maxlength: "64" });
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
-  const err = errorBox();
-  const submit = h("button", { type: "submit", class: "primary" }, "Create account");
-  const form = h(
-    "form",
-    {
-      "aria-label": "Create account",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        err.show(null);
-        busy(submit, true);
-        try {
-          await api.post("/auth/register", { email: email.value.trim(), password: password.value, display_name: name.value.trim() }, { auth: false });
-          clear(
-            root,
-            card(
-              "Check your e-mail",
-              h("p", { role: "status" }, `We sent a verification link to ${email.value.trim()}. Open it to activate your account.`),
-              h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in")),
-            ),
-          );
-        } catch (ex) {
-          err.show(messageOf(ex));
-          busy(submit, false);
-        }
-      },
+  const box = accountForm(
+    "Create account",
+    "Create account",
+    async () => {
+      await api.register({ email: email.value.trim(), password: password.value, display_name: name.value.trim() });
+      clear(
+        root,
+        card(
+          "Check your e-mail",
+          h("p", { role: "status" }, `We sent a verification link to ${email.value.trim()}. Open it to activate your account.`),
+          h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in")),
+        ),
+      );
     },
     field("Display name", name),
     field("E-mail", email),
     field("Password", password, "At least 10 characters."),
-    err,
-    submit,
   );
-  clear(root, card("Create your account", form, h("p", { class: "links" }, "Already registered? ", h("a", { href: "/login", "data-route": "" }, "Log in"))));
+  clear(root, card("Create your account", box, h("p", { class: "links" }, "Already registered? ", h("a", { href: "/login", "data-route": "" }, "Log in"))));
   name.focus();
 }
 
@@ -144,7 +144,7 @@ export async function verifyView(root: HTMLElement, token: string | null): Promi
     return;
   }
   try {
-    const res = await api.post<{ status: string }>("/auth/verify", { token }, { auth: false });
+    const res = await api.verifyEmail(token);
     status.textContent =
       res.status === "pending_approval"
         ? "Your e-mail address is verified. An administrator must approve your account before you can log in."
@@ -159,54 +159,28 @@ export async function verifyView(root: HTMLElement, token: string | null): Promi
 
 export function forgotPasswordView(root: HTMLElement): void {
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
-  const err = errorBox();
-  const submit = h("button", { type: "submit", class: "primary" }, "Send reset link");
-  const form = h(
-    "form",
-    {
-      "aria-label": "Reset password",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        busy(submit, true);
-        try {
-          await api.post("/auth/password/reset-request", { email: email.value.trim() }, { auth: false });
-          clear(form, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
-        } catch (ex) {
-          err.show(messageOf(ex));
-          busy(submit, false);
-        }
-      },
+  const box = accountForm(
+    "Reset password",
+    "Send reset link",
+    async () => {
+      await api.requestPasswordReset(email.value.trim());
+      clear(box, h("p", { role: "status" }, "If an account uses this address, a reset link is on its way."));
     },
     field("E-mail", email),
-    err,
-    submit,
   );
-  clear(root, card("Reset your password", form, h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
+  clear(root, card("Reset your password", box, h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
 }
 
 export function resetPasswordView(root: HTMLElement, token: string | null): void {
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: "10" });
-  const err = errorBox();
-  const submit = h("button", { type: "submit", class: "primary" }, "Set new password");
-  const form = h(
-    "form",
-    {
-      "aria-label": "New password",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        busy(submit, true);
-        try {
-          await api.post("/auth/password/reset", { token, password: password.value }, { auth: false });
-          clear(form, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
-        } catch (ex) {
-          err.show(messageOf(ex));
-          busy(submit, false);
-        }
-      },
+  const box = accountForm(
+    "New password",
+    "Set new password",
+    async () => {
+      await api.resetPassword(token ?? "", password.value);
+      clear(box, h("p", { role: "status" }, "Your password was changed. You can log in with it now."));
     },
     field("New password", password, "At least 10 characters."),
-    err,
-    submit,
   );
-  clear(root, card("Choose a new password", token ? form : h("p", { class: "error" }, "This reset link has no token."), h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
+  clear(root, card("Choose a new password", token ? box : h("p", { class: "error" }, "This reset link has no token."), h("p", { class: "links" }, h("a", { href: "/login", "data-route": "" }, "Back to log in"))));
 }

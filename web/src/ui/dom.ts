@@ -49,6 +49,11 @@ export function field(label: string, input: HTMLInputElement | HTMLTextAreaEleme
   return h("div", { class: "field" }, h("label", { for: input.id }, label), input, hint ? h("small", { class: "hint" }, hint) : null);
 }
 
+/** A form handled here: its submit never loads a page. */
+export function form(props: Props, onSubmit: () => void | Promise<void>, ...children: Child[]): HTMLFormElement {
+  return h("form", { ...props, onsubmit: (e: Event) => (e.preventDefault(), onSubmit()) }, ...children);
+}
+
 export function errorBox(): HTMLElement & { show(msg: string | null): void } {
   const box = h("p", { class: "error", role: "alert", hidden: true }) as unknown as HTMLElement & { show(msg: string | null): void };
   box.show = (msg) => {

@@ -1,6 +1,7 @@
 /** The proof dialog: what the ledger says about a message, checked in this browser. */
 import type { ProofObject } from "../crypto/proof";
 import type { ChatMessage, Messenger } from "../messenger";
+import { anchorOf } from "./chat/proofs";
 import { h, messageOf, modal } from "./dom";
 
 function row(label: string, value: string | number | null | undefined, mono = true): HTMLElement[] {
@@ -16,7 +17,7 @@ export async function showProof(messenger: Messenger, msg: ChatMessage, onState:
   try {
     const { proof, check, digest } = await messenger.proofOf(msg);
     const anchored = proof.status === "anchored";
-    const state = !check.ok && check.reason !== "entry not yet in the log" ? "invalid" : anchored ? (check.ok ? "verified" : "anchored") : "pending";
+    const state = anchorOf(proof.status, check);
     onState(state);
     status.className = check.ok ? "verified" : state === "invalid" ? "error" : "";
     status.textContent = check.ok

@@ -1,5 +1,6 @@
 /** Account settings: two-factor authentication (TOTP) and this device's keys. */
-import type { ApiClient, UserPublic } from "../api";
+import type { ApiClient } from "../api";
+import type { OwnDevice, UserPublic } from "../wire";
 import type { Messenger } from "../messenger";
 import { signInWithEthereum, walletAvailable } from "../siwe";
 import { clear, errorBox, field, formatTime, h, messageOf } from "./dom";
@@ -8,14 +9,6 @@ import { qrSvg } from "./qr";
 import { withRecentAuth } from "./reauth";
 
 const FOR_MFA = "Changing two-factor authentication needs your password.";
-
-/** One of the account's devices as `GET /keys/me` lists it. */
-interface OwnDevice {
-  key_id: string;
-  label: string | null;
-  created_at: string;
-  revoked_at: string | null;
-}
 
 const LOG_TEXT = { anchored: "anchored on chain ✓", logged: "in the transparency log (not anchored yet)", pending: "pending: not in the log yet", invalid: "✗ its log proof does not verify" } as const;
 
@@ -59,7 +52,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
   };
 
   const renderMfa = async (): Promise<void> => {
-    const me: UserPublic = await api.get("/auth/me");
+    const me = await api.me();
     api.updateUser(me);
     renderWallet(me);
     const err = errorBox();
@@ -76,7 +69,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
             onsubmit: async (e: Event) => {
               e.preventDefault();
               try {
-                await withRecentAuth(api, FOR_MFA, () => api.post("/auth/mfa/disable", { code: code.value.trim() }));
+                await withRecentAuth(api, FOR_MFA, () => api.mfaDisable(code.value.trim()));
                 await renderMfa();
               } catch (ex) {
                 err.show(messageOf(ex));
@@ -102,7 +95,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
           class: "primary",
           onclick: async () => {
             try {
-              const setup: { secret: string; otpauth_uri: string } = await withRecentAuth(api, FOR_MFA, () => api.post("/auth/mfa/setup"));
+              const setup = await withRecentAuth(api, FOR_MFA, () => api.mfaSetup());
               const code = h("input", { type: "text", inputmode: "numeric", autocomplete: "one-time-code" });
               const err2 = errorBox();
               clear(
@@ -118,7 +111,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
                     onsubmit: async (e: Event) => {
                       e.preventDefault();
                       try {
-                        const res: { recovery_codes?: string[] } = await withRecentAuth(api, FOR_MFA, () => api.post("/auth/mfa/enable", { code: code.value.trim() }));
+                        const res = await withRecentAuth(api, FOR_MFA, () => api.mfaEnable(code.value.trim()));
                         clear(
                           mfa,
                           title,
@@ -150,7 +143,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
     const title = h("h2", { id: "set-device" }, "Devices");
     const rotateErr = errorBox();
     try {
-      const [entry, mine] = await Promise.all([messenger.keysOf(messenger.me.id, true), api.get<{ devices: OwnDevice[] }>("/keys/me")]);
+      const [entry, mine] = await Promise.all([messenger.keysOf(messenger.me.id, true), api.ownDevices()]);
       const live = mine.devices.filter((d) => !d.revoked_at);
       clear(
         device,
@@ -212,7 +205,7 @@ export async function settingsView(root: HTMLElement, api: ApiClient, messenger:
               onclick: async () => {
                 if (!confirm(`Revoke ${name}? It will no longer receive your messages.`)) return;
                 try {
-                  await withRecentAuth(api, "Revoking a device needs your password.", () => api.delete(`/keys/me/${encodeURIComponent(d.key_id)}`));
+                  await withRecentAuth(api, "Revoking a device needs your password.", () => api.revokeKey(d.key_id));
                   messenger.forgetKeys(messenger.me.id);
                   await renderDevice();
                 } catch (ex) {
