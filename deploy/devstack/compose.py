@@ -73,12 +73,14 @@ def ensure_engine(var_dir: Path = paths.VAR, wait_s: float = 60.0) -> None:
     log = var_dir / "dockerd.log"
     print(f"compose: starting dockerd (log {log})", flush=True)
     with open(log, "ab") as out:
-        subprocess.Popen(  # noqa: S603 - the engine outlives this command, as a system service would
-            ["dockerd"],
+        # the engine outlives this command, as a system service would: ``setsid --fork`` starts it
+        # in its own session and returns at once, so no child of ours is left running unawaited
+        subprocess.run(  # noqa: S603
+            ["setsid", "--fork", "dockerd"],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            check=True,
         )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
