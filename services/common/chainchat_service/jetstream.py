@@ -8,25 +8,30 @@ a failure or while the consumer is not ``active`` (e.g. another instance holds t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StreamConfig, StreamInfo
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from chainchat_service.logging import get_logger
+from chainchat_service.loops import Backoff, OnError, supervise
 
 if TYPE_CHECKING:
     from chainchat_service.bus import Bus
 
 E = TypeVar("E")
+Ev = TypeVar("Ev", bound=BaseModel)
 
 log = get_logger(__name__)
 
@@ -235,3 +240,134 @@ class PullConsumer(Generic[E]):
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+
+class JetStreamOps:
+    """The bus's JetStream half (``Bus`` inherits it): streams and KV buckets created with the
+    deployment's replica count, and the durable pull consumers every service shares."""
+
+    stream_replicas: int
+    js: JetStreamContext
+    _admin: JetStreamContext
+
+    async def ensure_stream(self, config: StreamConfig) -> StreamInfo:
+        """Create a JetStream stream with this deployment's replica count (every service that
+        publishes may be the first to start). An existing stream keeps its config, except that one
+        with fewer replicas is scaled up: after a move to a cluster no copy stays a single point of loss."""
+        assert config.name is not None
+        try:
+            return await self._admin.add_stream(config.evolve(num_replicas=self.stream_replicas))
+        except BadRequestError as exc:
+            refused = exc
+        try:
+            info = await self._scale_up(config.name)
+        except NotFoundError:
+            # no such stream: the server refused the config itself (e.g. more replicas than nodes)
+            log.error(
+                "stream_refused", stream=config.name, replicas=self.stream_replicas, detail=str(refused)
+            )
+            raise refused from None
+        # exists with another config: keep it (another version of the service may own it)
+        log.info("stream_exists", stream=config.name, detail=str(refused))
+        return info
+
+    async def ensure_key_value(self, config: KeyValueConfig) -> KeyValue:
+        """Create (or open) a KV bucket with this deployment's replica count, as ``ensure_stream``.
+        The bucket returned works with the normal timeouts (its puts and gets are not admin work)."""
+        try:
+            await self._admin.create_key_value(config.evolve(replicas=self.stream_replicas))
+            return await self.js.key_value(config.bucket)
+        except BadRequestError as exc:
+            refused = exc
+        try:
+            await self._scale_up(f"KV_{config.bucket}")
+        except NotFoundError:
+            log.error(
+                "key_value_refused", bucket=config.bucket, replicas=self.stream_replicas, detail=str(refused)
+            )
+            raise refused from None
+        log.info("key_value_exists", bucket=config.bucket, detail=str(refused))
+        return await self.js.key_value(config.bucket)
+
+    async def _scale_up(self, stream: str) -> StreamInfo:
+        info = await self._admin.stream_info(stream)
+        have = info.config.num_replicas or 1
+        if have >= self.stream_replicas:
+            return info
+        info = await self._admin.update_stream(info.config.evolve(num_replicas=self.stream_replicas))
+        log.warning("stream_scaled_up", stream=stream, replicas_before=have, replicas=self.stream_replicas)
+        return info
+
+    async def consume(
+        self,
+        stream: str,
+        durable: str,
+        event: type[Ev] | Decode[Ev],
+        handler: Callable[[Ev], Awaitable[None]],
+        *,
+        subject: str,
+        batch: int = 32,
+        nak_delay: float = 2.0,
+        **options: Any,
+    ) -> None:
+        """Run a durable JetStream pull consumer for ever, one event at a time, in stream order.
+
+        An event is acknowledged after ``handler`` returned; one whose handler raised is asked
+        again after ``nak_delay`` seconds (``nak``); one that does not decode is terminated (never
+        redelivered). ``options`` are those of ``consume_batches``.
+        """
+
+        each = one_at_a_time(handler, durable, nak_delay)
+        await self.consume_batches(
+            stream, durable, event, each, subject=subject, batch=batch, nak_delay=nak_delay, **options
+        )
+
+    async def consume_batches(
+        self,
+        stream: str,
+        durable: str,
+        event: type[Ev] | Decode[Ev],
+        handler: Callable[[list[Received[Ev]]], Awaitable[list[Settle]]],
+        *,
+        subject: str,
+        batch: int = 32,
+        fetch_timeout: float = 5.0,
+        linger_s: float = 0.0,
+        ack_wait: float = 30.0,
+        max_ack_pending: int | None = None,
+        max_deliver: int | None = None,
+        nak_delay: float = 2.0,
+        active: Callable[[], bool] | None = None,
+        backoff: Backoff = Backoff(0.5, 10.0),
+        on_error: OnError | None = None,
+        prepare: Callable[[], Awaitable[object]] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """The pull-consumer loop every service shares: fetch up to ``batch`` messages (the first
+        waited for up to ``fetch_timeout`` s, then more for at most ``linger_s``), decode them, let
+        ``handler`` decide one ``Ack``/``Nak``/``Term`` per message, and settle them here.
+
+        ``event`` is a model (payload validated into it) or a decoder that raises ``InvalidEvent``
+        or ``ValidationError``; undecodable messages reach the handler with ``event=None`` and the
+        reason. A handler that raises gets every message of the batch ``nak``ed (``nak_delay``) and
+        the loop re-subscribes after a back-off. While ``active()`` is false (e.g. another instance
+        holds the lease) nothing is fetched and the subscription is dropped, so messages delivered
+        but not fetched return after ``ack_wait``. ``prepare`` runs before every (re)subscription
+        (e.g. create the stream when this service may be the first to use it).
+        """
+        consumer = PullConsumer(
+            cast("Bus", self), stream, durable, decoder(event), handler, subject=subject, batch=batch,
+            fetch_timeout=fetch_timeout, linger_s=linger_s, nak_delay=nak_delay, active=active,
+            prepare=prepare, config=ConsumerConfig(
+                durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ack_wait, max_ack_pending=max_ack_pending, max_deliver=max_deliver,
+                filter_subject=subject,
+            ),
+        )  # fmt: skip
+        try:
+            loop = f"consume-{durable}"
+            await supervise(loop, consumer.step, backoff=backoff, on_error=on_error, stop=stop)
+        finally:
+            # a pull subscription's queue is only emptied by fetch(): left subscribed, it would
+            # make the connection's drain at shutdown wait for ever
+            await asyncio.shield(consumer.drop())
