@@ -307,10 +307,7 @@ async def _handle(rpc: Rpc[Req, Rep], handler: Callable[[Req], Awaitable[Rep]], 
     try:
         req = rpc.request.model_validate_json(data or b"{}")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        err = ValidationFailed(f"invalid {where}: {first.get('msg', 'invalid value')}")
-        return _error_reply(err)
+        return _error_reply(ValidationFailed(first_error(exc)))
     try:
         rep = await handler(req)
         return RpcReply(data=rep.model_dump(mode="json"))

@@ -46,7 +46,7 @@ from chainchat_protocol.proof import ConsistencyProof, ProofObject
 from chainchat_protocol.rpc import Empty
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
-from chainchat_service.jetstream import ACK, InvalidEvent, Received, Settle, Term
+from chainchat_service.jetstream import ACK, InvalidEvent, Received, Settle, Term, first_error
 from chainchat_service.logging import get_logger
 from chainchat_service.loops import Backoff
 from chainchat_service.outbox import ensure_ledger_stream
@@ -71,9 +71,7 @@ def parse_entry(msg: Msg) -> LogEntry | Rejected:
     try:
         entry = LogEntry.model_validate_json(msg.data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        return Rejected(msg, f"invalid {where}: {first.get('msg', 'invalid')}"[:200])
+        return Rejected(msg, first_error(exc))
     if entry.kind != subject_kind:
         return Rejected(msg, f"entry kind {entry.kind!r} does not match subject {msg.subject!r}")
     if not valid_entry_id(entry.id):
