@@ -164,14 +164,12 @@ class PullConsumer(Generic[E]):
         self.batch, self.fetch_timeout, self.linger_s = batch, fetch_timeout, linger_s
         self.nak_delay, self.active, self.prepare = nak_delay, active, prepare
         self._sub: JetStreamContext.PullSubscription | None = None
-        self._consuming = False
 
     async def step(self) -> float | None:
         if self.active is not None and not self.active():
-            if self._consuming:
+            if self._sub is not None:
                 await self.drop()
                 log.info("stream_consumer_paused", durable=self.durable)
-                self._consuming = False
             return 0.25
         try:
             msgs = await self.fetch(await self.subscription())
@@ -190,7 +188,6 @@ class PullConsumer(Generic[E]):
                 self.subject, durable=self.durable, stream=self.stream, config=self.config
             )
             log.info("stream_consumer_started", durable=self.durable, stream=self.stream)
-            self._consuming = True
         return self._sub
 
     async def fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
