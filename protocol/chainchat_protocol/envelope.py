@@ -17,6 +17,7 @@ import hashlib
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    PrivateAttr,
     AfterValidator,
     BaseModel,
     ConfigDict,
@@ -139,6 +140,8 @@ class Envelope(BaseModel):
     ciphertext: B64
     recipients: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     signature: Annotated[str, _b64_sized(SIGNATURE_SIZE)]
+    # canonical bytes, computed once: the size check, the digest and the stored form all need them
+    _canonical: bytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _suite_sizes_and_limits(self) -> Envelope:
@@ -164,6 +167,11 @@ class Envelope(BaseModel):
         if data.get("key_commit", 0) is None:
             del data["key_commit"]
         return data
+
+    def model_copy(self, *, update: Any = None, deep: bool = False) -> Envelope:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._canonical = None  # another envelope now: its bytes are its own
+        return copy
 
     def header(self) -> dict[str, Any]:
         """The authenticated header: ``v, suite, conversation_id, sender_id, sender_key_id``."""
@@ -206,8 +214,11 @@ def signing_digest(unsigned: Envelope | dict[str, Any]) -> bytes:
 
 
 def envelope_bytes(envelope: Envelope) -> bytes:
-    """Canonical JSON of the whole envelope: its stored form, size-limited and logged."""
-    return canonical_json(envelope.model_dump(mode="json"))
+    """Canonical JSON of the whole envelope: its stored form, size-limited and logged (computed
+    once per envelope, which is immutable)."""
+    if envelope._canonical is None:
+        envelope._canonical = canonical_json(envelope.model_dump(mode="json"))
+    return envelope._canonical
 
 
 def envelope_digest(envelope: Envelope) -> str:

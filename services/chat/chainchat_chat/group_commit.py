@@ -4,9 +4,10 @@ One transaction (one commit, one WAL write on SQLite) for a whole batch instead 
 at low load a batch is one send and nothing waits; under load the batch grows by itself to what
 arrived during the previous commit. No timer, so no latency is added to make batches.
 
-Inside the transaction, per conversation and in a fixed order (sorted ids, so two PostgreSQL
-writers never deadlock): lock the conversation row, read its members, then assign the accepted
-sends consecutive seqs in arrival order and move ``last_seq`` once. A send whose member list no
+Inside the transaction, in a fixed number of statements whatever the batch holds: lock every
+conversation row of the batch in id order (so two PostgreSQL writers never deadlock), read their
+members, assign each conversation's accepted sends consecutive seqs in arrival order, then move
+every ``last_seq`` in one ``executemany``. A send whose member list no
 longer matches what its recipients were checked against is refused with ``MembersChanged`` (the
 caller checks again); a ``client_id`` already stored (a retry) answers with the first result. Any
 integrity error (another instance stored the same ``client_id`` at the same moment) sends every
@@ -133,18 +134,16 @@ class GroupCommit:
         by_conversation: dict[str, list[int]] = {}
         for i, pending in enumerate(batch):
             by_conversation.setdefault(pending.req.conversation_id, []).append(i)
-        last_seqs: dict[str, int] = {}
-        for cid in sorted(by_conversation):  # one lock order for every writer: no deadlock
-            last_seq = await store.lock_conversation(conn, cid)
-            if last_seq is None:
-                for i in by_conversation[cid]:
+        last_seqs = await store.lock_conversations(conn, list(by_conversation))  # one lock order
+        for cid, indexes in by_conversation.items():
+            if cid not in last_seqs:
+                for i in indexes:
                     outcomes[i] = conversation_not_found()
-            else:
-                last_seqs[cid] = last_seq
         # read under the locks: no other writer changes these members or stores these client_ids now
         earlier = await store.by_client_ids(conn, [k for p in batch if (k := p.key()) is not None])
         members = await store.members_of(conn, list(last_seqs))
         rows: list[store.NewMessage] = []
+        advanced: dict[str, int] = {}
         for cid, last_seq in last_seqs.items():
             self.on_members(cid, members[cid])
             first: dict[tuple[str, str, str], _Row] = {}
@@ -164,7 +163,8 @@ class GroupCommit:
                     if key is not None:
                         first[key] = row
             if seq != last_seq:
-                await store.advance_seq(conn, cid, seq, now)
+                advanced[cid] = seq
+        await store.advance_seqs(conn, advanced, now)
         results = await store.insert_messages(conn, rows, now)
         return [_resolve(o, results) for o in outcomes]
 

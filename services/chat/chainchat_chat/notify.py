@@ -28,6 +28,11 @@ class Notifier(Protocol):
         """Send ``frame`` to every connected device of each user."""
         ...
 
+    async def deliver_encoded(self, user_ids: Iterable[str], frame_type: str, payload: bytes) -> None:
+        """``deliver`` for a frame already serialised (the message frame, built from the stored
+        envelope's bytes instead of dumping the envelope again)."""
+        ...
+
 
 class NatsNotifier:
     def __init__(self, bus: Bus) -> None:
@@ -35,7 +40,9 @@ class NatsNotifier:
 
     async def deliver(self, user_ids: Iterable[str], frame: BaseModel) -> None:
         payload = frame.model_dump_json(exclude_none=True).encode()
-        frame_type = str(getattr(frame, "type", "unknown"))
+        await self.deliver_encoded(user_ids, str(getattr(frame, "type", "unknown")), payload)
+
+    async def deliver_encoded(self, user_ids: Iterable[str], frame_type: str, payload: bytes) -> None:
         count = 0
         try:
             nc = self.bus.nc

@@ -46,11 +46,21 @@ NEXT_SEQ = (
     .values(last_seq=_conversation.c.last_seq + 1, last_message_at=bindparam("now"))
     .returning(_conversation.c.last_seq)
 )
-LOCK_CONVERSATION = (
+# the conversation rows of a batch, locked in one statement, in id order (so two writers never
+# deadlock): on PostgreSQL ``SELECT … ORDER BY id FOR UPDATE`` takes the row locks as it returns
+# the rows; on SQLite a no-op UPDATE takes the database's write lock as the first statement, so a
+# second process writing meanwhile makes this one wait instead of failing a read-then-write upgrade
+LOCK_CONVERSATIONS_PG = (
+    select(_conversation.c.id, _conversation.c.last_seq)
+    .where(_conversation.c.id.in_(bindparam("cids", expanding=True)))
+    .order_by(_conversation.c.id)
+    .with_for_update()
+)
+LOCK_CONVERSATIONS_SQLITE = (
     update(_conversation)
-    .where(_conversation.c.id == bindparam("cid"))
+    .where(_conversation.c.id.in_(bindparam("cids", expanding=True)))
     .values(last_seq=_conversation.c.last_seq)
-    .returning(_conversation.c.last_seq)
+    .returning(_conversation.c.id, _conversation.c.last_seq)
 )
 ADVANCE_SEQ = (
     update(_conversation)
@@ -124,15 +134,22 @@ async def by_client_id(conn: AsyncConnection, req: PostMessageRequest) -> SendRe
     )  # fmt: skip
 
 
-async def lock_conversation(conn: AsyncConnection, conversation_id: str) -> int | None:
-    """Lock the conversation row (the first write of a transaction); its ``last_seq`` or None."""
-    seq = (await conn.execute(LOCK_CONVERSATION, {"cid": conversation_id})).scalar_one_or_none()
-    return None if seq is None else int(seq)
+async def lock_conversations(conn: AsyncConnection, conversation_ids: Sequence[str]) -> dict[str, int]:
+    """Lock the conversation rows (the transaction's first statement); ``last_seq`` of each that
+    exists (a missing id is absent from the result)."""
+    if not conversation_ids:
+        return {}
+    sqlite = conn.dialect.name == "sqlite"
+    statement = LOCK_CONVERSATIONS_SQLITE if sqlite else LOCK_CONVERSATIONS_PG
+    rows = await conn.execute(statement, {"cids": sorted(conversation_ids)})
+    return {cid: int(last_seq) for cid, last_seq in rows}
 
 
-async def advance_seq(conn: AsyncConnection, conversation_id: str, seq: int, now: datetime) -> None:
-    """Move the locked conversation's ``last_seq`` past the seqs a batch assigned."""
-    await conn.execute(ADVANCE_SEQ, {"cid": conversation_id, "seq": seq, "now": now})
+async def advance_seqs(conn: AsyncConnection, last_seqs: dict[str, int], now: datetime) -> None:
+    """Move each locked conversation's ``last_seq`` past the seqs a batch assigned (one
+    ``executemany``)."""
+    if last_seqs:
+        await conn.execute(ADVANCE_SEQ, [{"cid": c, "seq": s, "now": now} for c, s in sorted(last_seqs.items())])
 
 
 async def next_seq(conn: AsyncConnection, conversation_id: str, now: datetime) -> int | None:

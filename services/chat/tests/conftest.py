@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
@@ -50,12 +52,23 @@ class FakeDirectory:
             self.stale.pop(user_id, None)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate keys in a frame: {keys}"
+    return dict(pairs)
+
+
 @dataclass
 class RecordingNotifier:
     sent: list[tuple[set[str], dict[str, Any]]] = field(default_factory=list)
 
     async def deliver(self, user_ids: Iterable[str], frame: BaseModel) -> None:
         self.sent.append((set(user_ids), frame.model_dump(mode="json", exclude_none=True)))
+
+    async def deliver_encoded(self, user_ids: Iterable[str], frame_type: str, payload: bytes) -> None:
+        frame = json.loads(payload, object_pairs_hook=_no_duplicate_keys)
+        assert frame["type"] == frame_type
+        self.sent.append((set(user_ids), frame))
 
     def of_type(self, frame_type: str) -> list[tuple[set[str], dict[str, Any]]]:
         return [(users, frame) for users, frame in self.sent if frame["type"] == frame_type]

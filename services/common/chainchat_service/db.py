@@ -41,11 +41,14 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
+            # no pre-ping: a file does not drop connections, and the ping was one more statement
+            # (a thread round trip through aiosqlite) per checkout, i.e. per transaction
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=10, max_overflow=20)
+            # a PostgreSQL restart leaves dead connections in the pool: test each before use
+            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
