@@ -40,6 +40,21 @@ BY_CLIENT_ID = select(_message.c.id, _message.c.seq, _message.c.digest, _message
     _message.c.sender_id == bindparam("sender"),
     _message.c.client_id == bindparam("client_id"),
 )
+# the statements of a batch are built once: building an IN query per batch (and its cache key)
+# cost more than running it
+MEMBERS_OF = (
+    select(_member.c.conversation_id, _member.c.user_id)
+    .where(_member.c.conversation_id.in_(bindparam("cids", expanding=True)))
+    .order_by(_member.c.conversation_id, _member.c.user_id)
+)
+BY_CLIENT_IDS = select(
+    _message.c.conversation_id, _message.c.sender_id, _message.c.client_id, _message.c.id, _message.c.seq,
+    _message.c.digest, _message.c.created_at,
+).where(
+    tuple_(_message.c.conversation_id, _message.c.sender_id, _message.c.client_id).in_(
+        bindparam("keys", expanding=True)
+    )
+)  # fmt: skip
 NEXT_SEQ = (
     update(_conversation)
     .where(_conversation.c.id == bindparam("cid"))
@@ -90,12 +105,7 @@ async def members_of(conn: AsyncConnection, conversation_ids: Sequence[str]) -> 
     """The sorted members of each conversation (an empty list for one without members)."""
     members: dict[str, list[str]] = {cid: [] for cid in conversation_ids}
     if conversation_ids:
-        query = (
-            select(_member.c.conversation_id, _member.c.user_id)
-            .where(_member.c.conversation_id.in_(conversation_ids))
-            .order_by(_member.c.conversation_id, _member.c.user_id)
-        )
-        for cid, user_id in await conn.execute(query):
+        for cid, user_id in await conn.execute(MEMBERS_OF, {"cids": list(conversation_ids)}):
             members[cid].append(user_id)
     return members
 
@@ -106,10 +116,6 @@ async def by_client_ids(
     """Earlier results of sends keyed ``(conversation_id, sender_id, client_id)`` (retries)."""
     if not keys:
         return {}
-    c = _message.c
-    query = select(c.conversation_id, c.sender_id, c.client_id, c.id, c.seq, c.digest, c.created_at).where(
-        tuple_(c.conversation_id, c.sender_id, c.client_id).in_(list(set(keys)))
-    )
     return {
         (row.conversation_id, row.sender_id, row.client_id): SendResult(
             message_id=row.id,
@@ -118,7 +124,7 @@ async def by_client_ids(
             digest=row.digest,
             created_at=format_timestamp(as_utc(row.created_at)),
         )  # fmt: skip
-        for row in await conn.execute(query)
+        for row in await conn.execute(BY_CLIENT_IDS, {"keys": list(set(keys))})
     }
 
 
