@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 
-__all__ = ["B64Error", "b64d", "b64d_exact", "b64e"]
+__all__ = ["B64Error", "b64d", "b64d_exact", "b64e", "decoded_size"]
 
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 _VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
@@ -49,6 +49,12 @@ def b64d(text: str) -> bytes:
     if unused and _VALUE[text[-1]] & unused:
         raise B64Error("non-canonical base64url (trailing bits set)")
     return data
+
+
+def decoded_size(text: str) -> int:
+    """How many bytes :func:`b64d` gives for ``text`` already accepted by it, without decoding
+    (every 4 characters carry 3 bytes; a last group of 2 or 3 characters, 1 or 2)."""
+    return len(text) * 3 // 4
 
 
 def b64d_exact(text: str, size: int) -> bytes:

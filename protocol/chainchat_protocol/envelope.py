@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from chainchat_protocol.b64 import B64Error, b64d
+from chainchat_protocol.b64 import B64Error, b64d, decoded_size
 from chainchat_protocol.canonical import canonical_json
 from chainchat_protocol.keys import KEY_ID_PATTERN
 
@@ -148,9 +148,9 @@ class Envelope(BaseModel):
         absent = self.key_commit is None
         if absent != (self.v == 1) or (absent and "key_commit" in self.model_fields_set):
             raise ValueError("key_commit is required in envelope v2 and not allowed in v1")
-        if len(b64d(self.nonce)) != _NONCE_SIZE[self.suite]:
+        if decoded_size(self.nonce) != _NONCE_SIZE[self.suite]:  # fields are checked b64 already
             raise ValueError(f"nonce must be {_NONCE_SIZE[self.suite]} bytes for {self.suite}")
-        if len(b64d(self.ciphertext)) < _MIN_CIPHERTEXT[self.suite]:
+        if decoded_size(self.ciphertext) < _MIN_CIPHERTEXT[self.suite]:
             raise ValueError("ciphertext shorter than its authentication tag")
         seen = {(r.user_id, r.key_id) for r in self.recipients}
         if len(seen) != len(self.recipients):

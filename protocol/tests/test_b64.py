@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e
+from chainchat_protocol.b64 import B64Error, b64d, b64d_exact, b64e, decoded_size
 from chainchat_protocol.vectors import load
 
 
@@ -13,6 +13,7 @@ def test_roundtrip(data: bytes) -> None:
     text = b64e(data)
     assert "=" not in text
     assert b64d(text) == data
+    assert decoded_size(text) == len(data)
 
 
 def test_shared_vectors() -> None:
