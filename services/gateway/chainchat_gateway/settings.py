@@ -33,7 +33,8 @@ class GatewaySettings(ServiceSettings):
     ws_pending_sends: int = 16
     # sends this gateway accepted and has not answered yet, over all connections: beyond it a send
     # is refused at once (``rate_limited`` with ``retry_after``) instead of queueing for seconds.
-    # The limit is what the gateway answered in ``ws_send_target_wait_s`` lately, within these bounds.
+    # The limit moves so that admitted sends queue about ``ws_send_target_wait_s`` beyond the
+    # latency of an unloaded send, within these bounds (``ws.SendAdmission``).
     ws_max_sends_outstanding: int = 128
     ws_min_sends_outstanding: int = 16
     ws_send_target_wait_s: float = 0.1

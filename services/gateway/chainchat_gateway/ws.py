@@ -16,9 +16,10 @@ read fills it and is closed (4008) instead of holding memory or delaying others.
 sends nothing (not even ``ping``) for ``ws_idle_timeout_s`` is closed (4000). Sends from one
 connection are processed in order, one at a time, beside reading (so ``ping`` stays instant).
 
-Overload: a send is admitted only while the gateway has fewer sends unanswered than it answered
-in ``ws_send_target_wait_s`` lately (``SendAdmission``, at most ``ws_max_sends_outstanding``), and the
-connection fewer than ``ws_pending_sends`` queued; otherwise it is answered at once with
+Overload: a send is admitted only while the gateway has fewer sends unanswered than its limit
+(``SendAdmission``: steered so that an admitted send queues about ``ws_send_target_wait_s``, between
+``ws_min_sends_outstanding`` and ``ws_max_sends_outstanding``), and the connection fewer than
+``ws_pending_sends`` queued; otherwise it is answered at once with
 ``rate_limited`` and a ``retry_after`` hint. A burst above capacity is refused in microseconds
 instead of every accepted send waiting seconds behind it.
 
@@ -33,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import functools
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
@@ -94,7 +97,8 @@ class Connection:
         self.ws = ws
         self.principal = principal
         self.outgoing: asyncio.Queue[str] = asyncio.Queue(settings.ws_send_queue)
-        self.sends: asyncio.Queue[dict[str, Any]] = asyncio.Queue(settings.ws_pending_sends)
+        # admitted sends with the moment they were admitted (the admission learns from their wait)
+        self.sends: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue(settings.ws_pending_sends)
         self.closing = asyncio.Event()
         self.close_code = 1000
         self.close_reason = ""
@@ -138,25 +142,34 @@ class Connection:
 
 
 class SendAdmission:
-    """How many sends may be unanswered at once: as many as the gateway answered in
-    ``target_wait_s`` over the last half seconds (Little's law), between ``floor`` and ``ceiling``.
+    """How many sends may be unanswered at once: a concurrency limit steered by answer latency,
+    the way TCP Vegas steers a congestion window.
 
-    When answers slow down (the services are saturated) the limit shrinks with them, so an admitted
-    send waits about ``target_wait_s``; when they speed up it grows again within a window or two.
+    Every half second the limit is multiplied by ``(base + target_wait_s) / mean``: ``mean`` is the
+    window's average time from admission to answer, ``base`` the shortest answer of the last ten
+    seconds (what a send costs without queueing). Queueing beyond ``target_wait_s`` shrinks the
+    limit, less grows it (by at most 2× a window), between ``floor`` and ``ceiling``; at rest it sits
+    at the ceiling. An admitted send therefore waits about ``target_wait_s`` more than the services
+    need anyway, on a fast machine or a slow one: a limit of answers/s × ``target_wait_s`` (Little's
+    law, the rule before this one) collapsed to the floor whenever every answer took longer than
+    ``target_wait_s``, since the answer rate then shrank with the limit itself.
     """
 
     WINDOW_S = 0.5
+    BASE_WINDOWS = 20  # the base latency is the minimum over the last 20 windows (10 s)
 
     def __init__(self, floor: int, ceiling: int, target_wait_s: float) -> None:
-        self.floor, self.ceiling, self.target_wait_s = floor, max(ceiling, 1), target_wait_s
+        self.ceiling = max(ceiling, 1)
+        self.floor, self.target_wait_s = min(floor, self.ceiling), target_wait_s
         self.outstanding = 0
-        self._rate = self.ceiling / target_wait_s  # answers/s: start at the ceiling
+        self._limit = float(self.ceiling)
         self._window_start = time.monotonic()
-        self._answered = 0
+        self._count, self._total, self._shortest = 0, 0.0, math.inf
+        self._shortest_by_window: collections.deque[float] = collections.deque(maxlen=self.BASE_WINDOWS)
 
     @property
     def limit(self) -> int:
-        return int(min(self.ceiling, max(self.floor, self._rate * self.target_wait_s)))
+        return int(self._limit)
 
     def admit(self) -> bool:
         if self.outstanding >= self.limit:
@@ -164,15 +177,21 @@ class SendAdmission:
         self.outstanding += 1
         return True
 
-    def answered(self, count: int = 1) -> None:
-        self.outstanding -= count
-        self._answered += count
+    def answered(self, latency_s: float) -> None:
+        """One admitted send answered ``latency_s`` seconds after it was admitted."""
+        self.outstanding -= 1
+        self._count += 1
+        self._total += latency_s
+        self._shortest = min(self._shortest, latency_s)
         now = time.monotonic()
-        elapsed = now - self._window_start
-        if elapsed >= self.WINDOW_S:
-            self._rate = (self._rate + self._answered / elapsed) / 2
-            self._window_start, self._answered = now, 0
-            WS_SEND_LIMIT.set(self.limit)
+        if now - self._window_start < self.WINDOW_S:
+            return
+        self._shortest_by_window.append(self._shortest)
+        base, mean = min(self._shortest_by_window), self._total / self._count
+        gradient = 2.0 if mean <= 0 else min(2.0, max(0.5, (base + self.target_wait_s) / mean))
+        self._limit = min(float(self.ceiling), max(float(self.floor), self._limit * gradient))
+        self._window_start, self._count, self._total, self._shortest = now, 0, 0.0, math.inf
+        WS_SEND_LIMIT.set(self.limit)
 
     def dropped(self, count: int) -> None:
         """Queued sends of a closed connection: no longer outstanding, never answered."""
@@ -403,7 +422,7 @@ class Hub:
         """Queue a send (one at a time per connection, in order, beside reading), or refuse it at
         once when this connection or the whole gateway has as many waiting as it can answer soon."""
         if not conn.sends.full() and self.admission.admit():
-            conn.sends.put_nowait(frame)
+            conn.sends.put_nowait((time.monotonic(), frame))
             return
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
         WS_SENDS_REFUSED.inc()
@@ -421,11 +440,11 @@ class Hub:
     async def _send_loop(self, conn: Connection) -> None:
         try:
             while True:
-                frame = await conn.sends.get()
+                admitted_at, frame = await conn.sends.get()
                 try:
                     await self._handle(conn, "send", frame)
                 finally:
-                    self.admission.answered()
+                    self.admission.answered(time.monotonic() - admitted_at)
         finally:  # the connection closed with sends still queued: they no longer count
             self.admission.dropped(conn.sends.qsize())
 

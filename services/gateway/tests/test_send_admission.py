@@ -1,4 +1,4 @@
-"""The gateway's send admission: the limit follows the rate sends are answered at (Little's law)."""
+"""The gateway's send admission: the limit follows the queueing in answer latency (as TCP Vegas)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def _answer_at(admission: SendAdmission, clock: Clock, rate: float, seconds: float) -> None:
-    """Admit and answer sends at ``rate`` per second for ``seconds``."""
+def _answer(admission: SendAdmission, clock: Clock, latency_s: float, seconds: float, rate: float = 200) -> None:
+    """Admit and answer ``rate`` sends per second for ``seconds``, each ``latency_s`` after admission."""
     for _ in range(int(rate * seconds)):
         clock.now += 1 / rate
         assert admission.admit()
-        admission.answered()
+        admission.answered(latency_s)
 
 
 def test_starts_at_the_ceiling_and_refuses_beyond_it(clock: Clock) -> None:
@@ -38,11 +38,32 @@ def test_starts_at_the_ceiling_and_refuses_beyond_it(clock: Clock) -> None:
     assert admission.outstanding == 0
 
 
-def test_limit_shrinks_to_what_is_answered_in_the_target_wait_and_grows_back(clock: Clock) -> None:
+def test_queueing_beyond_the_target_shrinks_the_limit_to_the_floor_and_its_end_grows_it_back(clock: Clock) -> None:
     admission = SendAdmission(floor=4, ceiling=128, target_wait_s=0.1)
-    _answer_at(admission, clock, rate=100, seconds=5)  # saturated services: 100 answers/s
-    assert 9 <= admission.limit <= 12  # about 100/s × 0.1 s
-    _answer_at(admission, clock, rate=5, seconds=5)
+    _answer(admission, clock, latency_s=0.01, seconds=2)  # unloaded: 10 ms
+    assert admission.limit == 128
+    _answer(admission, clock, latency_s=0.5, seconds=1)  # 490 ms queued: halved per window
+    assert admission.limit <= 64
+    _answer(admission, clock, latency_s=0.5, seconds=3)
     assert admission.limit == 4  # never below the floor
-    _answer_at(admission, clock, rate=2000, seconds=2)
-    assert admission.limit == 128  # never above the ceiling
+    _answer(admission, clock, latency_s=0.01, seconds=3)  # the burst is over
+    assert admission.limit == 128  # back at the ceiling within a few windows
+
+
+def test_queueing_near_the_target_holds_the_limit(clock: Clock) -> None:
+    admission = SendAdmission(floor=4, ceiling=128, target_wait_s=0.1)
+    _answer(admission, clock, latency_s=0.01, seconds=1)
+    _answer(admission, clock, latency_s=0.4, seconds=1)
+    _answer(admission, clock, latency_s=0.11, seconds=1)  # base 10 ms + 100 ms of queueing
+    held = admission.limit
+    assert held < 128
+    _answer(admission, clock, latency_s=0.11, seconds=3)
+    assert admission.limit == held
+
+
+def test_a_slow_machine_without_queueing_keeps_the_full_limit(clock: Clock) -> None:
+    """Every answer takes 300 ms (more than the 100 ms target) because everything is slow, not
+    because sends queue: the limit must not collapse (the answer-rate rule did)."""
+    admission = SendAdmission(floor=4, ceiling=128, target_wait_s=0.1)
+    _answer(admission, clock, latency_s=0.3, seconds=10, rate=50)
+    assert admission.limit == 128
