@@ -17,11 +17,11 @@ import hashlib
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
-    PrivateAttr,
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     StringConstraints,
     model_serializer,

@@ -155,7 +155,8 @@ async def advance_seqs(conn: AsyncConnection, last_seqs: dict[str, int], now: da
     """Move each locked conversation's ``last_seq`` past the seqs a batch assigned (one
     ``executemany``)."""
     if last_seqs:
-        await conn.execute(ADVANCE_SEQ, [{"cid": c, "seq": s, "now": now} for c, s in sorted(last_seqs.items())])
+        params = [{"cid": cid, "seq": seq, "now": now} for cid, seq in sorted(last_seqs.items())]
+        await conn.execute(ADVANCE_SEQ, params)
 
 
 async def next_seq(conn: AsyncConnection, conversation_id: str, now: datetime) -> int | None:

@@ -8,9 +8,11 @@ import pytest
 from sqlmodel import col, func, select
 
 from chainchat_chat.group_commit import BATCH_SIZE
+from chainchat_chat.messages import MessageService
 from chainchat_chat.models import Message, OutboxMessage
 from chainchat_protocol.chat import CreateConversationRequest, PostMessageRequest, RemoveMemberRequest
 from chainchat_protocol.errors import NotFound
+from chainchat_service.db import Database
 
 USERS = ["alice", "bob", "carol", "dave"]
 
@@ -111,3 +113,31 @@ async def test_a_removed_member_in_a_batch_is_refused_and_the_rest_stored(
     assert isinstance(outcomes[0], NotFound)
     assert not isinstance(outcomes[1], BaseException)
     assert outcomes[1].seq == 2
+
+
+async def test_two_instances_on_one_database_keep_every_conversation_gap_free(
+    chat, conversations, envelope_for, db_url
+) -> None:
+    """Two chat instances (each its own pool, group commit and SQLite write gate) storing batches
+    into the same conversations at once: their conversation locks never deadlock, and each
+    conversation's seqs are still 1..n, each once."""
+    other_db = Database(db_url)
+    other = MessageService(other_db, chat.directory, chat.notifier)
+    try:
+        plan = [(conversations[n % 3], f"i{n}") for n in range(120)]
+        reqs = [
+            PostMessageRequest(
+                user_id="alice",
+                conversation_id=cid,
+                client_id=client_id,
+                envelope=envelope_for(cid, "alice", _members(cid, conversations)),
+            )  # fmt: skip
+            for cid, client_id in plan
+        ]
+        services = [chat.messages, other]
+        results = await asyncio.gather(*(services[n % 2].post(r) for n, r in enumerate(reqs)))
+    finally:
+        await other.commits.close()
+        await other_db.close()
+    for cid in conversations:
+        assert sorted(r.seq for r in results if r.conversation_id == cid) == list(range(1, 41))

@@ -23,7 +23,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def _answer(admission: SendAdmission, clock: Clock, latency_s: float, seconds: float, rate: float = 200) -> None:
+def _answer(
+    admission: SendAdmission, clock: Clock, latency_s: float, seconds: float, rate: float = 200
+) -> None:
     """Admit and answer ``rate`` sends per second for ``seconds``, each ``latency_s`` after admission."""
     for _ in range(int(rate * seconds)):
         clock.now += 1 / rate
@@ -38,7 +40,7 @@ def test_starts_at_the_ceiling_and_refuses_beyond_it(clock: Clock) -> None:
     assert admission.outstanding == 0
 
 
-def test_queueing_beyond_the_target_shrinks_the_limit_to_the_floor_and_its_end_grows_it_back(clock: Clock) -> None:
+def test_queueing_beyond_the_target_shrinks_the_limit_and_its_end_grows_it_back(clock: Clock) -> None:
     admission = SendAdmission(floor=4, ceiling=128, target_wait_s=0.1)
     _answer(admission, clock, latency_s=0.01, seconds=2)  # unloaded: 10 ms
     assert admission.limit == 128
