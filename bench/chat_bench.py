@@ -533,9 +533,11 @@ def main() -> None:
         pairs=args.pairs,
         clients=2 * args.pairs,
         phase_seconds=args.duration,
+        gateways=args.gateways,
         cpus=os.cpu_count(),
     )
-    name = "chat_bench_postgres" if args.postgres else "chat_bench"
+    # the two-of-each scale-out run is its own result beside the one-of-each runs
+    name = "chat_bench" + ("_postgres" if args.postgres else "") + ("_x2" if args.gateways > 1 else "")
     print(f"wrote {write_report(name, data)}")
     plot(name, data)
 

@@ -29,9 +29,17 @@ from devstack.browser import chromium_version
 HERE = Path(__file__).resolve().parent
 RESULTS_ROOT = HERE / "results"
 DEFAULT_TIMEOUT_S = 300.0
-TIMEOUTS = {"chat_bench": 330.0, "chat_bench_postgres": 330.0, "original_design_bench": 300.0}
+TIMEOUTS = {"chat_bench": 330.0, "chat_bench_postgres": 330.0, "chat_bench_postgres_x2": 240.0,
+            "original_design_bench": 300.0}  # fmt: skip
 DEADLINE_MARGIN_S = 60.0  # a benchmark's own deadline: time to stop its stack and write its results
-VARIANTS = {"chat_bench": [("chat_bench_postgres", ["--postgres"])]}  # extra runs of one script
+# extra runs of one script: PostgreSQL with one of each service, then two chat and two gateways
+VARIANTS = {
+    "chat_bench": [
+        ("chat_bench_postgres", ["--postgres", "--instances", "1"]),
+        ("chat_bench_postgres_x2",
+         ["--postgres", "--instances", "2", "--gateways", "2", "--history-size", "0", "--no-overload"]),
+    ]
+}  # fmt: skip
 
 
 def plan(only: set[str]) -> list[tuple[str, Path, list[str]]]:
