@@ -13,13 +13,11 @@ message existed, and that it was deleted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -80,16 +78,11 @@ class MessageService:
         # wakes the outbox relay so log entries leave right after the commit
         self.on_commit = on_commit
         self.max_attempts = max_attempts
-        # SQLite has one write lock and waits for it by sleeping (up to 100 ms a try): writers of
-        # this process queue here instead, in order; PostgreSQL locks per conversation row itself
-        self._write_gate: contextlib.AbstractAsyncContextManager[Any] = (
-            asyncio.Lock() if db.is_sqlite else contextlib.nullcontext()
-        )
         # members per conversation as the last transaction saw them: only a first guess, every
         # send is checked again against the members read under the conversation's lock
         self._members: dict[str, list[str]] = {}
         self._member_cache_size = member_cache_size
-        self.commits = GroupCommit(db, self._write_gate, on_members=self._remember_members)
+        self.commits = GroupCommit(db, db.write_gate, on_members=self._remember_members)
 
     async def post(self, req: PostMessageRequest) -> SendResult:
         fresh = False
@@ -166,7 +159,7 @@ class MessageService:
         """One send in its own transaction: after its batch hit a unique constraint."""
         for attempt in range(self.max_attempts):
             try:
-                async with self._write_gate, self.db.engine.begin() as conn:
+                async with self.db.write_gate, self.db.engine.begin() as conn:
                     return _Stored(await _insert(conn, req, text, digest, members), members, new=True)
             except IntegrityError:
                 # the same client_id committed concurrently, or a seq collided: answer or retry

@@ -7,6 +7,8 @@ connection, so SQLite and PostgreSQL follow the same path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import sqlite3
 from collections.abc import AsyncIterator
@@ -53,6 +55,12 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # SQLite has one write lock and waits for it by sleeping (1 ms, 2, 5, … up to 100 ms a try):
+        # this process's hot writers (the chat send path, the outbox relay) queue here instead, in
+        # order, without sleeping; PostgreSQL locks rows itself
+        self.write_gate: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
