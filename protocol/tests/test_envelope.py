@@ -113,3 +113,13 @@ def test_v2_key_commit_is_required_and_sized() -> None:
             Envelope.model_validate({**raw, "key_commit": value})
     with pytest.raises(ValidationError, match="key_commit"):
         Envelope.model_validate({k: v for k, v in raw.items() if k != "key_commit"})
+
+
+def test_canonical_bytes_are_computed_once_and_never_stale_for_a_copy() -> None:
+    env = Envelope.model_validate(_raw())
+    assert envelope_bytes(env) is envelope_bytes(env)  # the validator's bytes, kept
+    other = env.model_copy(update={"ciphertext": b64e(b"\x00" * 40)})
+    assert envelope_bytes(other) == canonical_json(other.model_dump(mode="json"))
+    assert envelope_bytes(other) != envelope_bytes(env)
+    with pytest.raises(ValidationError):  # fields stay frozen: the kept bytes cannot go stale
+        env.ciphertext = b64e(b"\x00" * 40)  # type: ignore[misc]
