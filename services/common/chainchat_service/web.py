@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 import uuid
@@ -146,6 +147,11 @@ def run_http(app: FastAPI, settings: ServiceSettings) -> None:
             where = f"port {settings.http_port} on {settings.http_host}"
             sys.stderr.write(f"{settings.service_name}: {where} is already in use\n")
             raise SystemExit(1) from None
+    # what the imports built lives as long as the process: out of every future collection (a full
+    # one scanned ~130,000 such objects, a 50–100 ms pause on this machine, straight into the p99
+    # of whatever was in flight). Here, not in the lifespan: a test process builds many apps.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=settings.http_host,
