@@ -105,7 +105,7 @@ async def test_relay_publishes_batched_entries_to_the_ledger_stream(
 ) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     async with db.engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all, tables=[OutboxMessage.__table__])  # type: ignore[attr-defined]
+        await conn.run_sync(SQLModel.metadata.create_all, tables=[OutboxMessage.__table__])
     prefix = uuid.uuid4().hex[:8]
     bus = Bus(nats_server.client_url(), "outbox-test")
     await bus.connect()
@@ -127,7 +127,7 @@ async def test_relay_publishes_batched_entries_to_the_ledger_stream(
         assert json.loads(got[1].data)["id"] == f"{prefix}-0"
         # published again (a lost ack): the same message id, which the stream drops
         async with db.engine.begin() as conn:
-            await conn.execute(update(OutboxMessage).values(published_at=None))  # type: ignore[arg-type]
+            await conn.execute(update(OutboxMessage).values(published_at=None))
         assert await relay.publish_pending() == 6
         ack = await bus.js.publish(got[0].subject, got[0].data, headers=dict(got[0].headers or {}))
         assert ack.duplicate

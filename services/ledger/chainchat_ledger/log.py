@@ -210,7 +210,7 @@ async def _insert_leaves(
     now = utcnow()
     conn = await session.connection()
     await conn.execute(
-        LeafRecord.__table__.insert(),  # type: ignore[attr-defined]
+        LeafRecord.__table__.insert(),
         [
             {"leaf_index": first + i, "kind": e.kind, "entry_id": e.id, "digest": e.digest, "at": e.at,
              "leaf_hash": h, "appended_at": now}

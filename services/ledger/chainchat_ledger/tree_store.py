@@ -123,7 +123,7 @@ async def save_dirty_nodes(session: AsyncSession, store: ChunkedNodeStore) -> in
     rows = store.take_dirty()
     if not rows:
         return 0
-    table = NodeChunk.__table__  # type: ignore[attr-defined]
+    table = NodeChunk.__table__
     conn = await session.connection()
     keys = tuple_(table.c.level, table.c.chunk)
     await conn.execute(table.delete().where(keys.in_([(level, chunk) for level, chunk, _ in rows])))

@@ -58,7 +58,7 @@ def test_malformed_stream_messages_are_rejected(subject: str, body: object, why:
 
 def entries_of(subject: str, body: object) -> StreamEntries | Rejected:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return parse_message(FakeMsg(subject, data))  # type: ignore[arg-type]
+    return parse_message(FakeMsg(subject, data))
 
 
 def good(i: int) -> dict[str, str]:
