@@ -13,6 +13,7 @@ a malformed entry inside a batch is logged and left out, the batch's other entri
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,6 +148,8 @@ class LedgerHandlers:
             return outcomes
         appended: list[AppendOutcome] = []
         for start in range(0, len(good), APPEND_CHUNK):
+            if start:  # a backlog of full batches: keep CONSUMER_ACK_WAIT_S from running out meanwhile
+                await asyncio.gather(*(item.msg.in_progress() for item in received))
             appended += await self.tlog.append([entry for _, entry in good[start : start + APPEND_CHUNK]])
         new = duplicate = 0
         taken: set[int] = set()  # messages with at least one entry in the log
