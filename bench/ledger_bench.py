@@ -1,7 +1,9 @@
 """Ledger benchmark on real components (NATS JetStream, Ganache, one ledger service process):
 
 * end to end at offered rates (JetStream publish -> appended -> anchored event): throughput,
-  anchoring latency p50/p99, anchor transactions and gas per 1,000 entries;
+  anchoring latency p50/p99, anchor transactions and gas per 1,000 entries, CPU per entry; each
+  rate with one entry per stream message (older producers) and with entries batched per message
+  the way the outbox relay sends them;
 * sustained persisted append rate: a backlog published while the ledger is stopped, drained;
 * a large tree (prefilled through the ledger's own log code): restart load time, one catch-up
   anchor, proof latency over the NATS API (``ledger.proof.get.v1``).
@@ -25,6 +27,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from _procstat import CpuMeter, Profiler
@@ -37,6 +40,7 @@ from chainchat_protocol.log_entry import LogEntry
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
+from chainchat_service.outbox import Outgoing, coalesce, log_entry_row
 from chainchat_testing.ledger import (
     IsolatedLedger,
     connect,
@@ -50,11 +54,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from web3 import Web3
 
+# entries per stream message: 1 as older producers (and this bench until batching) sent them; 50
+# as an outbox relay batches them when each of its rounds finds about 10 ms of entries at 5,000/s
 PROFILES = {
     "quick": {"rates": [1000, 5000], "seconds": 3, "backlog": 10_000, "big_tree": 100_000,
-              "proofs": 300},
+              "proofs": 300, "per_message": [1, 50]},
     "full": {"rates": [1000, 5000], "seconds": 5, "backlog": 30_000, "big_tree": 200_000,
-             "proofs": 1000},
+             "proofs": 1000, "per_message": [1, 50]},
 }  # fmt: skip
 
 
@@ -67,18 +73,28 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def fast_publish(bus: Bus, entries: list[LogEntry]) -> None:
+def stream_messages(entries: list[LogEntry], per_message: int) -> list[Outgoing]:
+    """The stream messages a producer's outbox relay makes of ``entries`` when each of its rounds
+    holds ``per_message`` of them (``coalesce``, the relay's own code); 1: one message per entry,
+    as older producers send them."""
+    messages: list[Outgoing] = []
+    for start in range(0, len(entries), per_message):
+        rows = [SimpleNamespace(id=start + i, **log_entry_row(e))
+                for i, e in enumerate(entries[start : start + per_message])]  # fmt: skip
+        messages += coalesce(rows)
+    return messages
+
+
+async def fast_publish(bus: Bus, entries: list[LogEntry], per_message: int = 1) -> int:
     """Publish into the LEDGER stream without waiting for each JetStream acknowledgement (the test
     stack's NATS fsyncs every acknowledged write, which caps acknowledged publishing far below the
     rates offered here). The stream still captures and de-duplicates them; every entry is checked
-    to be anchored afterwards, so nothing lost goes unnoticed."""
-    for e in entries:
-        await bus.nc.publish(
-            Subject.LEDGER_ENTRY.format(kind=e.kind),
-            e.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": f"{e.kind}:{e.id}"},
-        )
+    to be anchored afterwards, so nothing lost goes unnoticed. Returns the messages sent."""
+    messages = stream_messages(entries, per_message)
+    for m in messages:
+        await bus.nc.publish(m.subject, m.payload, headers={"Nats-Msg-Id": m.msg_id})
     await bus.nc.flush()
+    return len(messages)
 
 
 class AnchorWatch:
@@ -126,32 +142,36 @@ async def offered_rate(
     seconds: float,
     stack: IsolatedLedger | None = None,
     profile_dir: Path | None = None,
+    per_message: int = 1,
 ) -> dict[str, Any]:
-    """Publish ``rate`` entries/s for ``seconds``; measure until every one is anchored, with the CPU
-    seconds the ledger process (and NATS) used meanwhile."""
-    entries = make_entries(int(rate * seconds), prefix=f"rate{rate}")
+    """Publish ``rate`` entries/s for ``seconds``, ``per_message`` entries per stream message;
+    measure until every one is anchored, with the CPU seconds the ledger process (and NATS) used
+    meanwhile."""
+    entries = make_entries(int(rate * seconds), prefix=f"rate{rate}x{per_message}")
     procs = _pids(stack) if stack is not None else {}
     meter = CpuMeter(procs)
     meter.start()
     profiler = None
     if profile_dir is not None and "ledger" in procs:
-        profiler = Profiler(profile_dir, {"ledger": procs["ledger"]}, f"ledger-{rate}pers")
+        profiler = Profiler(profile_dir, {"ledger": procs["ledger"]}, f"ledger-{rate}pers-x{per_message}")
         profiler.start(seconds + 2)
     sent_at: dict[str, float] = {}
     tick, per_tick = 0.05, max(1, int(rate * 0.05))
     heads_before = set(watch.txs)
     stream_before = (await bus.js.stream_info(Subject.LEDGER_STREAM)).state.messages
-    started = time.perf_counter()
+    size_before = (await ledger_info(bus)).tree_size
+    started, messages = time.perf_counter(), 0
     for i in range(0, len(entries), per_tick):
         chunk = entries[i : i + per_tick]
         now = time.perf_counter()
         for e in chunk:
             sent_at[e.id] = now
-        await fast_publish(bus, chunk)
+        messages += await fast_publish(bus, chunk, per_message)
         target = started + (i // per_tick + 1) * tick
         await asyncio.sleep(max(0.0, target - time.perf_counter()))
     published = time.perf_counter() - started
-    await wait_stream(bus, stream_before + len(entries))
+    appended_while_offered = (await ledger_info(bus)).tree_size - size_before
+    await wait_stream(bus, stream_before + messages)
     ingested = time.perf_counter() - started
     await watch.wait_all([e.id for e in entries])
     done = max(watch.anchored_at[e.id] for e in entries)
@@ -163,11 +183,17 @@ async def offered_rate(
         profiler.wait()
     return {
         "offered_rate": rate,
+        "entries_per_message": per_message,
+        "stream_messages": messages,
         "achieved_publish_rate": round(len(entries) / published),
         "stream_ingest_rate": round(len(entries) / ingested),
         "entries": len(entries),
         "anchored": len(latencies),
         "end_to_end_rate": round(len(latencies) / (done - started)),
+        # whether appending keeps up while entries are offered: end_to_end_rate cannot show it, a
+        # run of T s at R/s shows at most R*T/(T + the wait for the next anchor after the last)
+        "appended_while_offered_rate": round(appended_while_offered / published),
+        "append_backlog_when_offer_ended": len(entries) - appended_while_offered,
         "anchor_latency_p50_s": round(pct(latencies, 0.50), 3),
         "anchor_latency_p99_s": round(pct(latencies, 0.99), 3),
         "anchor_txs": len(txs),
@@ -177,6 +203,7 @@ async def offered_rate(
         "txs_per_anchor_interval": round(len(txs) / intervals, 3),
         "cpu_seconds": cpu,
         "ledger_cpu_ms_per_entry": round(1000 * cpu["ledger"] / len(entries), 4) if "ledger" in cpu else None,
+        "nats_cpu_ms_per_entry": round(1000 * cpu["nats"] / len(entries), 4) if "nats" in cpu else None,
     }
 
 
@@ -295,8 +322,9 @@ async def run(profile: dict[str, Any], profile_dir: Path | None = None) -> dict[
         await wait_anchored(bus, 10)  # contract deployed, first anchor made
         results: dict[str, Any] = {"anchor_interval_s": ANCHOR_INTERVAL_S}
         results["offered_rates"] = [
-            await offered_rate(bus, watch, w3, rate, profile["seconds"], stack, profile_dir)
+            await offered_rate(bus, watch, w3, rate, profile["seconds"], stack, profile_dir, per_message)
             for rate in profile["rates"]
+            for per_message in profile["per_message"]
         ]
         if profile.get("offered_only"):
             return results
@@ -313,11 +341,11 @@ def panels(results: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
     rates = results["offered_rates"]
     return [
         ("End-to-end throughput (publish -> anchored)", "entries/s",
-         {f"offered {r['offered_rate']}/s": r["end_to_end_rate"] for r in rates}),
+         {_phase(r): r["end_to_end_rate"] for r in rates}),
         ("Anchoring latency (publish -> head confirmed)", "seconds",
-         {f"{q} @ {r['offered_rate']}/s": r[f"anchor_latency_{q}_s"] for r in rates for q in ("p50", "p99")}),
+         {f"{q} @ {_phase(r)}": r[f"anchor_latency_{q}_s"] for r in rates for q in ("p50", "p99")}),
         ("ChainChat gas per 1,000 entries (one anchor per interval)", "thousand gas",
-         {f"offered {r['offered_rate']}/s": r["gas_per_1000_entries"] / 1e3 for r in rates}),
+         {_phase(r): r["gas_per_1000_entries"] / 1e3 for r in rates}),
         ("Persisted append rate (backlog drain) and prefill", "entries/s",
          {"service drain": results["sustained_append"]["persisted_append_rate"],
           "in-process log append": results["large_tree"]["prefill_append_rate"]}),
@@ -327,16 +355,26 @@ def panels(results: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
     ]  # fmt: skip
 
 
+def _phase(r: dict[str, Any]) -> str:
+    return f"{r['offered_rate']}/s x{r['entries_per_message']}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
     parser.add_argument("--offered-only", action="store_true", help="only the offered-rate phases")
     parser.add_argument("--rates", help="offered entries/s, comma-separated (default 1000,5000)")
+    parser.add_argument("--per-message", help="entries per stream message, comma-separated (default 1,50)")
+    parser.add_argument("--seconds", type=float, help="length of each offered-rate phase")
     parser.add_argument("--profile", type=Path, help="record a py-spy flame graph of the ledger here")
     args = parser.parse_args()
     profile = dict(PROFILES["quick" if args.quick else "full"])
     if args.rates:
         profile["rates"] = [int(r) for r in args.rates.split(",")]
+    if args.per_message:
+        profile["per_message"] = [int(n) for n in args.per_message.split(",")]
+    if args.seconds:
+        profile["seconds"] = args.seconds
     profile["offered_only"] = args.offered_only
     started = time.perf_counter()
     results = asyncio.run(run(profile, args.profile))

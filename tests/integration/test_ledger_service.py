@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from chainchat_protocol.proof import verify_consistency_offline, verify_proof_of
 from chainchat_protocol.rpc import RpcReply
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
+from chainchat_service.outbox import coalesce, log_entry_row
 from chainchat_testing.ledger import (
     IsolatedLedger,
     connect,
@@ -165,6 +167,28 @@ async def test_bad_stream_messages_are_terminated_and_not_appended(bus: Bus, led
     await asyncio.sleep(4)  # longer than ack_wait: terminated messages must not come back
     assert (await ledger_info(bus)).tree_size == size + 1
     assert "ledger_entry_rejected" in ledger.log_text()
+
+
+async def test_batched_stream_messages_append_each_entry_once_in_order(
+    bus: Bus, ledger: IsolatedLedger
+) -> None:
+    size = (await ledger_info(bus)).tree_size
+    entries = make_entries(6)
+    rows = [SimpleNamespace(id=i, **log_entry_row(e)) for i, e in enumerate(entries)]
+    (first,) = coalesce(rows[:4])  # what an outbox relay sends: one message, four entries
+    await bus.js.publish(first.subject, first.payload, headers={"Nats-Msg-Id": first.msg_id}, timeout=5)
+    # a batch overlapping the first (a retry grouped differently), with one malformed entry
+    items = [json.loads(r.payload) for r in rows[2:]]
+    items.insert(1, {**items[0], "id": "bad-digest", "digest": "zz"})
+    await bus.js.publish(first.subject, json.dumps(items).encode(), timeout=5)
+    await publish_entries(bus, entries[:1], msg_id_suffix=":again")  # a single-entry duplicate
+    await wait_for(lambda: _size_is(bus, size + 6), timeout=15, what="the six good entries")
+    await wait_for(lambda: _drained(bus), timeout=10, what="nothing left unacknowledged")
+    refs = [EntryRef(kind="message", id=e.id) for e in entries]
+    batch = await bus.request(LEDGER_PROOF_BATCH, ProofBatchRequest(entries=refs))
+    assert [p.leaf_index for p in batch.proofs] == list(range(size, size + 6))
+    assert (await ledger_info(bus)).tree_size == size + 6
+    assert "entry 1: invalid digest" in ledger.log_text()
 
 
 async def _size_is(bus: Bus, size: int) -> bool:

@@ -3,14 +3,22 @@
 A crash between commit and publish loses nothing: the relay publishes every row not yet marked,
 to JetStream with ``Nats-Msg-Id`` (the stream drops duplicates inside its window and the ledger
 appends idempotently by entry id beyond it), or to core NATS for best-effort deliveries.
+
+Log entries go out batched: the consecutive log-entry rows of one kind in a round become ONE
+stream message on their ``ledger.entry.<kind>.v1`` subject, a JSON array of the entries (a lone
+entry stays the single JSON object it always was). JetStream fsyncs every acknowledged write, so
+one write per batch instead of per entry is what lets the stream, and the ledger behind it, keep up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from prometheus_client import Counter, Gauge
@@ -18,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import LargeBinary, delete, func, update
 from sqlmodel import Column, Field, SQLModel, col, select
 
-from chainchat_protocol.log_entry import LogEntry
+from chainchat_protocol.log_entry import LogEntry, LogKind
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
 from chainchat_service.db import Database
@@ -39,6 +47,12 @@ LEDGER_STREAM_CONFIG = StreamConfig(
     max_age=7 * 24 * 3600,
     duplicate_window=600,
 )
+
+
+# log entries per stream message (the ledger refuses bigger batches); 200 of the largest entries
+# (4 KiB) stay below NATS's default 1 MiB payload
+MAX_ENTRIES_PER_MESSAGE = 200
+_LOG_ENTRY_SUBJECTS = frozenset(Subject.LEDGER_ENTRY.format(kind=kind) for kind in get_args(LogKind))
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -125,9 +139,11 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish up to ``batch`` unpublished rows, all in flight at once, then mark them.
 
-        The JetStream publishes of a batch go out back to back and their acks are awaited together
-        (one round trip per batch, not per row); a row is marked only once its own ack came back,
-        and a failed one stays for the next round (the stream dedupes by ``Nats-Msg-Id``)."""
+        Consecutive log entries of one kind go out as one message (``coalesce``). The JetStream
+        publishes of a round go out back to back and their acks are awaited together (one round
+        trip per round, not per row); a row is marked only once the ack of the message carrying it
+        came back, and a failed one stays for the next round (the stream dedupes by
+        ``Nats-Msg-Id``, the ledger by entry)."""
         table = OutboxMessage.__table__  # type: ignore[attr-defined]
         async with self.db.engine.begin() as conn:
             query = (
@@ -143,8 +159,10 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
-            outcomes = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
-            done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+            outgoing = coalesce(rows)
+            outcomes = await asyncio.gather(*(self._publish(out) for out in outgoing), return_exceptions=True)
+            sent = [out for out, result in zip(outgoing, outcomes, strict=True) if result is None]
+            done = [row_id for out in sent for row_id in out.row_ids]
             failed = [o for o in outcomes if isinstance(o, BaseException)]
             await conn.execute(
                 update(table)
@@ -166,9 +184,51 @@ class OutboxRelay:
                 OUTBOX_BACKLOG.labels(self.service).set((await conn.execute(count)).scalar_one())
         return len(rows)
 
-    async def _publish(self, row: Any) -> None:
-        if row.jetstream:
-            headers = {"Nats-Msg-Id": row.msg_id}
-            await self.bus.js.publish(row.subject, row.payload, timeout=5, headers=headers)
+    async def _publish(self, out: Outgoing) -> None:
+        if out.jetstream:
+            headers = {"Nats-Msg-Id": out.msg_id}
+            await self.bus.js.publish(out.subject, out.payload, timeout=5, headers=headers)
         else:
-            await self.bus.nc.publish(row.subject, row.payload)
+            await self.bus.nc.publish(out.subject, out.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to publish, and the outbox rows it carries."""
+
+    subject: str
+    msg_id: str
+    jetstream: bool
+    payload: bytes
+    row_ids: tuple[int, ...]
+
+
+def coalesce(rows: Sequence[Any]) -> list[Outgoing]:
+    """The messages for a round of rows, in row order: each run of consecutive log-entry rows of
+    one kind (other rows between them do not break it: they go to other streams, and log entries
+    keep their order among themselves) becomes one message of up to ``MAX_ENTRIES_PER_MESSAGE``.
+
+    A batch's ``Nats-Msg-Id`` is derived from its entries' ids: the same rows published again make
+    the same message, which the stream drops; rows grouped differently on a retry make another
+    message, whose entries the ledger finds in the log already (idempotent by kind and id)."""
+    groups: list[list[Any]] = []
+    run: list[Any] | None = None
+    for row in rows:
+        if not (row.jetstream and row.subject in _LOG_ENTRY_SUBJECTS):
+            groups.append([row])
+        elif run is not None and run[0].subject == row.subject and len(run) < MAX_ENTRIES_PER_MESSAGE:
+            run.append(row)
+        else:
+            run = [row]
+            groups.append(run)
+    return [_message(group) for group in groups]
+
+
+def _message(group: list[Any]) -> Outgoing:
+    first = group[0]
+    if len(group) == 1:  # exactly what a lone row always was
+        return Outgoing(first.subject, first.msg_id, first.jetstream, first.payload, (first.id,))
+    digest = hashlib.sha256("\n".join(row.msg_id for row in group).encode()).hexdigest()
+    payload = b"[" + b",".join(row.payload for row in group) + b"]"
+    ids = tuple(row.id for row in group)
+    return Outgoing(first.subject, f"entries:{len(group)}:{digest}", True, payload, ids)

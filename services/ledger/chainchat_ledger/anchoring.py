@@ -56,14 +56,17 @@ class Anchorer:
 
     async def run(self, *, stop: asyncio.Event | None = None) -> None:
         """Loop for the life of the service, with bounded back-off on any failure."""
-        poll = min(0.25, self.settings.anchor_interval_s / 4)
+        poll: float = min(0.25, self.settings.anchor_interval_s / 4)
 
         async def round_() -> float:
             if self.lease.is_leader:
                 await self.step()
                 self._set_state("anchoring")
-            else:
-                self._set_state("standby")
+                # wake when the interval is up rather than up to a poll later: an entry waits for
+                # the next anchor half an interval on average, and no longer than it must
+                until_due: float = self._last_anchor_at + self.settings.anchor_interval_s - time.monotonic()
+                return min(poll, until_due) if until_due > 0 else poll
+            self._set_state("standby")
             return poll
 
         await supervise("ledger-anchorer", round_, backoff=Backoff(0.5, MAX_BACKOFF_S), wake=self._wake,

@@ -1,25 +1,27 @@
 """NATS side of the ledger: typed request in, typed reply out (see chainchat_protocol.ledger), and
 the log entries of the JetStream ``LEDGER`` stream.
 
-Stream entries: the lease holder fetches a batch, appends it in one transaction, then acknowledges
-(``bus.consume_batches``). The durable pull consumer is shared by every ledger instance; only the
-lease holder fetches, so one writer appends in stream order. A message is acknowledged only after
+Stream entries: the lease holder fetches a batch of messages (each one entry or, from the outbox
+relay, a batch of entries: ``chainchat_ledger.entries``), appends them in one transaction (or a
+few, ``APPEND_CHUNK``), then acknowledges (``bus.consume_batches``). The durable pull consumer is
+shared by every ledger instance; only the lease holder fetches, so one writer appends in stream
+order. A message is acknowledged only after
 the transaction that appended it committed — a crash in between redelivers it, and the append is
-idempotent by ``(kind, id)``. Malformed messages are terminated (never redelivered) with a log line.
+idempotent by ``(kind, id)``. Malformed messages are terminated (never redelivered) with a log line;
+a malformed entry inside a batch is logged and left out, the batch's other entries appended.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nats.aio.msg import Msg
-from pydantic import ValidationError
-
 from chainchat_ledger import metrics
+from chainchat_ledger.entries import StreamEntries, decode_message
 from chainchat_ledger.leader import LeaderLease
-from chainchat_ledger.log import TransparencyLog
+from chainchat_ledger.log import AppendOutcome, TransparencyLog
 from chainchat_ledger.proofs import ProofService
 from chainchat_ledger.settings import LedgerSettings
 from chainchat_protocol.errors import Conflict, ValidationFailed
@@ -29,7 +31,6 @@ from chainchat_protocol.ledger import (
     LEDGER_INFO,
     LEDGER_PROOF_BATCH,
     LEDGER_PROOF_GET,
-    MAX_ENTRY_BYTES,
     AppendReply,
     AppendRequest,
     AppendResult,
@@ -46,7 +47,7 @@ from chainchat_protocol.proof import ConsistencyProof, ProofObject
 from chainchat_protocol.rpc import Empty
 from chainchat_protocol.subjects import Subject
 from chainchat_service.bus import Bus
-from chainchat_service.jetstream import ACK, InvalidEvent, Received, Settle, Term, first_error
+from chainchat_service.jetstream import ACK, Received, Settle, Term
 from chainchat_service.logging import get_logger
 from chainchat_service.loops import Backoff
 from chainchat_service.outbox import ensure_ledger_stream
@@ -54,37 +55,9 @@ from chainchat_service.outbox import ensure_ledger_stream
 log = get_logger(__name__)
 
 QUEUE = "ledger"
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    msg: Msg
-    reason: str
-
-
-def parse_entry(msg: Msg) -> LogEntry | Rejected:
-    """The LogEntry a stream message carries, or why it is not one."""
-    if len(msg.data) > MAX_ENTRY_BYTES:
-        return Rejected(msg, f"payload of {len(msg.data)} bytes exceeds {MAX_ENTRY_BYTES}")
-    parts = msg.subject.split(".")
-    subject_kind = parts[2] if len(parts) == 4 else ""
-    try:
-        entry = LogEntry.model_validate_json(msg.data)
-    except ValidationError as exc:
-        return Rejected(msg, first_error(exc))
-    if entry.kind != subject_kind:
-        return Rejected(msg, f"entry kind {entry.kind!r} does not match subject {msg.subject!r}")
-    if not valid_entry_id(entry.id):
-        return Rejected(msg, "entry id must be 1-200 printable ASCII characters without spaces")
-    return entry
-
-
-def decode_entry(msg: Msg) -> LogEntry:
-    """``parse_entry`` as the stream consumer's decoder."""
-    parsed = parse_entry(msg)
-    if isinstance(parsed, Rejected):
-        raise InvalidEvent(parsed.reason)
-    return parsed
+# entries per append transaction: a fetch of batched messages can carry far more than one
+# transaction should hold (and than CONSUMER_ACK_WAIT_S allows appending in one piece)
+APPEND_CHUNK = 5000
 
 
 @dataclass(eq=False)
@@ -146,7 +119,7 @@ class LedgerHandlers:
         """Fetch and append while this instance holds the lease, for the life of the service."""
         s = self.settings
         await bus.consume_batches(
-            Subject.LEDGER_STREAM, s.consumer_durable, decode_entry, self.append_entries,
+            Subject.LEDGER_STREAM, s.consumer_durable, decode_message, self.append_entries,
             subject=Subject.LEDGER_ENTRY_ALL, batch=s.append_batch_size, fetch_timeout=1.0,
             # the server hands a pull a few dozen messages at a time, and one transaction per few
             # dozen entries would cap the append rate: keep collecting for up to append_linger_s
@@ -156,36 +129,51 @@ class LedgerHandlers:
             on_error=_count_consumer_error, prepare=lambda: ensure_ledger_stream(bus),
         )  # fmt: skip
 
-    async def append_entries(self, received: list[Received[LogEntry]]) -> list[Settle]:
-        """Append the well-formed entries of one fetched batch in one transaction: acknowledged
-        after it committed, terminated when malformed or conflicting (raising: all asked again)."""
+    async def append_entries(self, received: list[Received[StreamEntries]]) -> list[Settle]:
+        """Append the well-formed entries of one fetched batch of messages (each one entry or a
+        batch of them), in stream order, in transactions of at most ``APPEND_CHUNK`` entries.
+        A message is acknowledged after all of them committed (raising: all asked again), and
+        terminated when it carries no entry the log could take (malformed or conflicting)."""
         started = time.perf_counter()
         outcomes: list[Settle] = [ACK] * len(received)
         good: list[tuple[int, LogEntry]] = []
         for i, item in enumerate(received):
             if item.event is None:
                 outcomes[i] = _reject(item, item.invalid or "invalid")
-            else:
-                good.append((i, item.event))
+                continue
+            for reason in item.event.rejected:  # the rest of the message is still appended
+                _reject(item, reason)
+            good.extend((i, entry) for entry in item.event.entries)
         if not good:
             return outcomes
-        appended = await self.tlog.append([entry for _, entry in good])
-        new = 0
+        appended: list[AppendOutcome] = []
+        for start in range(0, len(good), APPEND_CHUNK):
+            if start:  # a backlog of full batches: keep CONSUMER_ACK_WAIT_S from running out meanwhile
+                await asyncio.gather(*(item.msg.in_progress() for item in received))
+            appended += await self.tlog.append([entry for _, entry in good[start : start + APPEND_CHUNK]])
+        new = duplicate = 0
+        taken: set[int] = set()  # messages with at least one entry in the log
         for (i, _), outcome in zip(good, appended, strict=True):
             if outcome.conflict:
-                outcomes[i] = _reject(received[i], f"conflicts with leaf {outcome.leaf_index} (same "
-                                                   "kind and id, another digest)")  # fmt: skip
+                _reject(received[i], f"conflicts with leaf {outcome.leaf_index} (same kind and id, "
+                                     "another digest)")  # fmt: skip
+                continue
+            taken.add(i)
+            if outcome.duplicate:
+                duplicate += 1
             else:
-                new += 0 if outcome.duplicate else 1
+                new += 1
+        for i in {i for i, _ in good} - taken:
+            outcomes[i] = Term("conflict")  # logged above, entry by entry
         metrics.ENTRIES_CONSUMED.labels("appended").inc(new)
-        metrics.ENTRIES_CONSUMED.labels("duplicate").inc(len(good) - new)
+        metrics.ENTRIES_CONSUMED.labels("duplicate").inc(duplicate)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         if new:
             self.on_appended()
         return outcomes
 
 
-def _reject(item: Received[LogEntry], reason: str) -> Term:
+def _reject(item: Received[StreamEntries], reason: str) -> Term:
     metrics.ENTRIES_CONSUMED.labels("rejected").inc()
     log.warning("ledger_entry_rejected", subject=item.subject, reason=reason, stream_seq=item.stream_seq)
     return Term(reason)
