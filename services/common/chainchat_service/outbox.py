@@ -145,7 +145,7 @@ class OutboxRelay:
         came back, and a failed one stays for the next round (the stream dedupes by
         ``Nats-Msg-Id``, the ledger by entry)."""
         table = OutboxMessage.__table__  # type: ignore[attr-defined]
-        async with self.db.engine.begin() as conn:
+        async with self.db.engine.connect() as conn:
             query = (
                 select(table.c.id, table.c.subject, table.c.msg_id, table.c.jetstream, table.c.payload)
                 .where(table.c.published_at.is_(None))
@@ -164,15 +164,21 @@ class OutboxRelay:
             sent = [out for out, result in zip(outgoing, outcomes, strict=True) if result is None]
             done = [row_id for out in sent for row_id in out.row_ids]
             failed = [o for o in outcomes if isinstance(o, BaseException)]
-            await conn.execute(
-                update(table)
-                .where(table.c.id.in_([row.id for row in rows]))
-                .values(attempts=table.c.attempts + 1)
-            )
-            if done:
-                await conn.execute(
-                    update(table).where(table.c.id.in_(done)).values(published_at=datetime.now(UTC))
-                )
+            retry = sorted({row.id for row in rows} - set(done))
+            # SQLite: this process's writers queue for the write lock instead of sleeping in SQLite's
+            # busy handler, from the first UPDATE to the commit (the SELECT above took no lock)
+            async with self.db.write_gate:
+                if done:
+                    await conn.execute(
+                        update(table)
+                        .where(table.c.id.in_(done))
+                        .values(attempts=table.c.attempts + 1, published_at=datetime.now(UTC))
+                    )
+                if retry:
+                    await conn.execute(
+                        update(table).where(table.c.id.in_(retry)).values(attempts=table.c.attempts + 1)
+                    )
+                await conn.commit()
         OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
         if failed:
             raise failed[0]
