@@ -134,8 +134,9 @@ def health_router(runtime: ServiceRuntime, prefix: str = "") -> APIRouter:
     return router
 
 
-def run_http(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run a service's HTTP server, with a one-line error when its port is taken."""
+def run_http(app: FastAPI, settings: ServiceSettings, **uvicorn_options: Any) -> None:
+    """Run a service's HTTP server, with a one-line error when its port is taken.
+    ``uvicorn_options``: more ``uvicorn.run`` arguments (the gateway's WebSocket options)."""
     import uvicorn
 
     configure_logging(settings.service_name, settings.log_level)
@@ -160,6 +161,7 @@ def run_http(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        **uvicorn_options,
     )
 
 

@@ -7,7 +7,7 @@ from chainchat_service.web import run_http
 
 def main() -> None:
     settings = GatewaySettings()
-    run_http(create_app(settings), settings)
+    run_http(create_app(settings), settings, ws_per_message_deflate=settings.ws_per_message_deflate)
 
 
 if __name__ == "__main__":
