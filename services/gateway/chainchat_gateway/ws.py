@@ -106,6 +106,7 @@ class Connection:
         self.state: dict[str, Any] = {}
         self.expires_at: float | None = None  # unix time the access token ends; re-auth extends it
         self.malformed = 0
+        self.last_frame_at = time.monotonic()  # of the last frame received (the idle watch reads it)
         self._rate = settings.ws_max_frames_per_s
         self._burst = float(settings.ws_frame_burst)
         self._tokens = self._burst
@@ -336,6 +337,7 @@ class Hub:
             asyncio.create_task(self._send_loop(conn), name="ws-send"),
             asyncio.create_task(conn.closing.wait(), name="ws-closing"),
             asyncio.create_task(self._expiry_watch(conn), name="ws-expiry"),
+            asyncio.create_task(self._idle_watch(conn), name="ws-idle"),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -361,6 +363,17 @@ class Hub:
             await asyncio.sleep(min(left, 60))
         conn.close(CLOSE_UNAUTHORIZED, "access token expired; reconnect with a fresh one")
 
+    async def _idle_watch(self, conn: Connection) -> None:
+        """Close a connection that sent nothing for ``ws_idle_timeout_s`` (4000). A watch beside
+        the read loop, not a timeout around each receive: ``wait_for`` costs a task per frame."""
+        idle = self.settings.ws_idle_timeout_s
+        while True:
+            left = conn.last_frame_at + idle - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.sleep(left)  # then look again: frames may have come in meanwhile
+        conn.close(CLOSE_IDLE, f"idle for {idle:g} s")
+
     async def _reauthenticate(self, conn: Connection, frame: dict[str, Any]) -> None:
         token = frame.get("token")
         try:
@@ -374,11 +387,8 @@ class Hub:
 
     async def _read_loop(self, conn: Connection) -> None:
         while True:
-            try:
-                message = await asyncio.wait_for(conn.ws.receive(), self.settings.ws_idle_timeout_s)
-            except TimeoutError:
-                conn.close(CLOSE_IDLE, f"idle for {self.settings.ws_idle_timeout_s:g} s")
-                return
+            message = await conn.ws.receive()
+            conn.last_frame_at = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 conn.close(1000, "")
                 return
@@ -395,6 +405,9 @@ class Hub:
             if conn.malformed > self.settings.ws_max_malformed_frames:
                 conn.close(CLOSE_POLICY, "too many malformed frames")
                 return
+            # frames that arrived together are all queued already: let the writer and the other
+            # connections run between them, or a burst of pings fills the outgoing queue (4008)
+            await asyncio.sleep(0)
 
     def _on_frame(self, conn: Connection, text: str) -> None:
         try:
