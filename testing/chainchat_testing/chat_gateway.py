@@ -136,8 +136,13 @@ async def start_mini_stack(tmp: Path) -> AsyncIterator[MiniStack]:
     )  # fmt: skip
     await handlers.register(bus)
     port = free_port()
-    app = create_app(GatewaySettings(nats_url=nats.client_url("gateway"), http_port=port, environment="test"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    settings = GatewaySettings(nats_url=nats.client_url("gateway"), http_port=port, environment="test")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+        ws_per_message_deflate=settings.ws_per_message_deflate,  # as `python -m chainchat_gateway`
+    )  # fmt: skip
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

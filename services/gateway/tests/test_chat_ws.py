@@ -155,6 +155,25 @@ async def test_idle_clients_are_closed(mini_stack, people, monkeypatch) -> None:
     assert closed.value.rcvd.code == 4000
 
 
+async def test_frames_keep_a_socket_from_idling(mini_stack, people, monkeypatch) -> None:
+    monkeypatch.setattr(mini_stack.app.state.ws_hub.settings, "ws_idle_timeout_s", 0.5)
+    ws = await _ws(mini_stack, "cat")
+    for _ in range(6):  # 1.5 s of pings, each well inside the idle timeout
+        await asyncio.sleep(0.25)
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "pong"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd.code == 4000
+
+
+async def test_frames_are_not_compressed(mini_stack, people) -> None:
+    # base64 ciphertext gains little from permessage-deflate and zlib costs CPU on every frame
+    ws = await websockets.connect(mini_stack.ws_url)  # offers permessage-deflate by default
+    assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    await ws.close()
+
+
 async def test_sockets_end_with_their_token_unless_renewed_in_band(mini_stack, people) -> None:
     renewed, lapsed = [await websockets.connect(mini_stack.ws_url) for _ in range(2)]
     for ws in (renewed, lapsed):
