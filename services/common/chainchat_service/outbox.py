@@ -166,7 +166,9 @@ class OutboxRelay:
             failed = [o for o in outcomes if isinstance(o, BaseException)]
             retry = sorted({row.id for row in rows} - set(done))
             # SQLite: this process's writers queue for the write lock instead of sleeping in SQLite's
-            # busy handler, from the first UPDATE to the commit (the SELECT above took no lock)
+            # busy handler, from the first UPDATE to the commit (the SELECT above took no lock).
+            # The gate is taken here with a connection held; every other holder takes the gate
+            # first and never waits for this relay, so the two cannot wait on each other.
             async with self.db.write_gate:
                 if done:
                     await conn.execute(
