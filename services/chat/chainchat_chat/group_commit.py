@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import Histogram
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainchat_chat import store
 from chainchat_chat.service import conversation_not_found, new_id
@@ -69,7 +69,6 @@ class GroupCommit:
     """Stores sends in batches; ``store(pending)`` returns ``(result, new)``."""
 
     db: Database
-    write_gate: contextlib.AbstractAsyncContextManager[Any]
     # tells the send path's member cache what the transaction saw
     on_members: Callable[[str, list[str]], None] = field(default=lambda cid, members: None, kw_only=True)
     max_batch: int = field(default=256, kw_only=True)
@@ -104,8 +103,9 @@ class GroupCommit:
         error: BaseException | None = None
         for attempt in range(self.max_attempts):
             try:
-                async with self.write_gate, self.db.engine.begin() as conn:
-                    outcomes = await self._write(conn, batch)
+                outcomes, seen = await self.db.write_transaction(functools.partial(_write, batch))
+                for cid, members in seen.items():
+                    self.on_members(cid, members)
                 BATCH_SIZE.observe(len(batch))
                 for pending, outcome in zip(batch, outcomes, strict=True):
                     _settle(pending, outcome)
@@ -128,45 +128,47 @@ class GroupCommit:
         for pending in batch:
             _settle(pending, error)
 
-    async def _write(self, conn: AsyncConnection, batch: Sequence[Pending]) -> list[object]:
-        now = utcnow()
-        outcomes: list[object] = [None] * len(batch)
-        by_conversation: dict[str, list[int]] = {}
-        for i, pending in enumerate(batch):
-            by_conversation.setdefault(pending.req.conversation_id, []).append(i)
-        last_seqs = await store.lock_conversations(conn, list(by_conversation))  # one lock order
-        for cid, indexes in by_conversation.items():
-            if cid not in last_seqs:
-                for i in indexes:
-                    outcomes[i] = conversation_not_found()
-        # read under the locks: no other writer changes these members or stores these client_ids now
-        earlier = await store.by_client_ids(conn, [k for p in batch if (k := p.key()) is not None])
-        members = await store.members_of(conn, list(last_seqs))
-        rows: list[store.NewMessage] = []
-        advanced: dict[str, int] = {}
-        for cid, last_seq in last_seqs.items():
-            self.on_members(cid, members[cid])
-            first: dict[tuple[str, str, str], _Row] = {}
-            seq = last_seq
-            for i in by_conversation[cid]:
-                pending, key = batch[i], batch[i].key()
-                if key is not None and key in earlier:
-                    outcomes[i] = (earlier[key], False)
-                elif key is not None and key in first:
-                    outcomes[i] = _Same(first[key].index)  # sent twice in one batch: one message
-                elif pending.members != members[cid]:
-                    outcomes[i] = MembersChanged()
-                else:
-                    seq += 1
-                    rows.append(store.NewMessage(pending.req, new_id(), seq, pending.text, pending.digest))
-                    outcomes[i] = row = _Row(len(rows) - 1)
-                    if key is not None:
-                        first[key] = row
-            if seq != last_seq:
-                advanced[cid] = seq
-        await store.advance_seqs(conn, advanced, now)
-        results = await store.insert_messages(conn, rows, now)
-        return [_resolve(o, results) for o in outcomes]
+
+def _write(batch: Sequence[Pending], conn: Connection) -> tuple[list[object], dict[str, list[str]]]:
+    """The batch's statements on ``conn`` (synchronous: run whole on SQLite's worker thread);
+    each send's outcome, and the members each conversation has now (for the send path's cache)."""
+    now = utcnow()
+    outcomes: list[object] = [None] * len(batch)
+    by_conversation: dict[str, list[int]] = {}
+    for i, pending in enumerate(batch):
+        by_conversation.setdefault(pending.req.conversation_id, []).append(i)
+    last_seqs = store.lock_conversations(conn, list(by_conversation))  # one lock order
+    for cid, indexes in by_conversation.items():
+        if cid not in last_seqs:
+            for i in indexes:
+                outcomes[i] = conversation_not_found()
+    # read under the locks: no other writer changes these members or stores these client_ids now
+    earlier = store.by_client_ids(conn, [k for p in batch if (k := p.key()) is not None])
+    members = store.members_of(conn, list(last_seqs))
+    rows: list[store.NewMessage] = []
+    advanced: dict[str, int] = {}
+    for cid, last_seq in last_seqs.items():
+        first: dict[tuple[str, str, str], _Row] = {}
+        seq = last_seq
+        for i in by_conversation[cid]:
+            pending, key = batch[i], batch[i].key()
+            if key is not None and key in earlier:
+                outcomes[i] = (earlier[key], False)
+            elif key is not None and key in first:
+                outcomes[i] = _Same(first[key].index)  # sent twice in one batch: one message
+            elif pending.members != members[cid]:
+                outcomes[i] = MembersChanged()
+            else:
+                seq += 1
+                rows.append(store.NewMessage(pending.req, new_id(), seq, pending.text, pending.digest))
+                outcomes[i] = row = _Row(len(rows) - 1)
+                if key is not None:
+                    first[key] = row
+        if seq != last_seq:
+            advanced[cid] = seq
+    store.advance_seqs(conn, advanced, now)
+    results = store.insert_messages(conn, rows, now)
+    return [_resolve(o, results) for o in outcomes], members
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ class MessageService:
         # send is checked again against the members read under the conversation's lock
         self._members: dict[str, list[str]] = {}
         self._member_cache_size = member_cache_size
-        self.commits = GroupCommit(db, db.write_gate, on_members=self._remember_members)
+        self.commits = GroupCommit(db, on_members=self._remember_members)
 
     async def post(self, req: PostMessageRequest) -> SendResult:
         fresh = False

@@ -1,4 +1,5 @@
-"""The send path's SQL, as prepared Core statements on a plain connection.
+"""The send path's SQL, as prepared Core statements on a plain connection (the batch functions on
+a synchronous one: a group commit runs whole in ``Database.write_transaction``).
 
 Every message runs these few statements; building them once and skipping the ORM session (identity
 map, unit of work, autoflush) halves the CPU a send costs, which is what bounds an instance's rate.
@@ -19,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainchat_chat.models import Conversation, Member, Message, OutboxMessage
@@ -101,17 +103,17 @@ async def member_ids(conn: AsyncConnection, conversation_id: str) -> list[str]:
     return list((await conn.execute(MEMBER_IDS, {"cid": conversation_id})).scalars())
 
 
-async def members_of(conn: AsyncConnection, conversation_ids: Sequence[str]) -> dict[str, list[str]]:
+def members_of(conn: Connection, conversation_ids: Sequence[str]) -> dict[str, list[str]]:
     """The sorted members of each conversation (an empty list for one without members)."""
     members: dict[str, list[str]] = {cid: [] for cid in conversation_ids}
     if conversation_ids:
-        for cid, user_id in await conn.execute(MEMBERS_OF, {"cids": list(conversation_ids)}):
+        for cid, user_id in conn.execute(MEMBERS_OF, {"cids": list(conversation_ids)}):
             members[cid].append(user_id)
     return members
 
 
-async def by_client_ids(
-    conn: AsyncConnection, keys: Sequence[tuple[str, str, str]]
+def by_client_ids(
+    conn: Connection, keys: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], SendResult]:
     """Earlier results of sends keyed ``(conversation_id, sender_id, client_id)`` (retries)."""
     if not keys:
@@ -124,7 +126,7 @@ async def by_client_ids(
             digest=row.digest,
             created_at=format_timestamp(as_utc(row.created_at)),
         )  # fmt: skip
-        for row in await conn.execute(BY_CLIENT_IDS, {"keys": list(set(keys))})
+        for row in conn.execute(BY_CLIENT_IDS, {"keys": list(set(keys))})
     }
 
 
@@ -140,23 +142,23 @@ async def by_client_id(conn: AsyncConnection, req: PostMessageRequest) -> SendRe
     )  # fmt: skip
 
 
-async def lock_conversations(conn: AsyncConnection, conversation_ids: Sequence[str]) -> dict[str, int]:
+def lock_conversations(conn: Connection, conversation_ids: Sequence[str]) -> dict[str, int]:
     """Lock the conversation rows (the transaction's first statement); ``last_seq`` of each that
     exists (a missing id is absent from the result)."""
     if not conversation_ids:
         return {}
     sqlite = conn.dialect.name == "sqlite"
     statement = LOCK_CONVERSATIONS_SQLITE if sqlite else LOCK_CONVERSATIONS_PG
-    rows = await conn.execute(statement, {"cids": sorted(conversation_ids)})
+    rows = conn.execute(statement, {"cids": sorted(conversation_ids)})
     return {cid: int(last_seq) for cid, last_seq in rows}
 
 
-async def advance_seqs(conn: AsyncConnection, last_seqs: dict[str, int], now: datetime) -> None:
+def advance_seqs(conn: Connection, last_seqs: dict[str, int], now: datetime) -> None:
     """Move each locked conversation's ``last_seq`` past the seqs a batch assigned (one
     ``executemany``)."""
     if last_seqs:
         params = [{"cid": cid, "seq": seq, "now": now} for cid, seq in sorted(last_seqs.items())]
-        await conn.execute(ADVANCE_SEQ, params)
+        conn.execute(ADVANCE_SEQ, params)
 
 
 async def next_seq(conn: AsyncConnection, conversation_id: str, now: datetime) -> int | None:
@@ -197,23 +199,21 @@ class NewMessage:
     digest: str
 
 
-async def insert_messages(
-    conn: AsyncConnection, rows: Sequence[NewMessage], now: datetime
-) -> list[SendResult]:
+def insert_messages(conn: Connection, rows: Sequence[NewMessage], now: datetime) -> list[SendResult]:
     """A batch of message rows with their outbox rows, in three statements (``executemany``)."""
     if not rows:
         return []
-    await conn.execute(INSERT_MESSAGE, [{
+    conn.execute(INSERT_MESSAGE, [{
         "id": r.message_id, "conversation_id": r.req.conversation_id, "seq": r.seq,
         "sender_id": r.req.user_id, "client_id": r.req.client_id, "envelope": r.text, "digest": r.digest,
         "file_ids": json.dumps(r.req.file_ids), "created_at": now, "deleted_at": None, "deleted_by": None,
     } for r in rows])  # fmt: skip
     outbox = [row for r in rows for row in _outbox_rows(r.req, r.message_id, r.seq, r.digest, now)]
-    await conn.execute(INSERT_OUTBOX, outbox)
+    conn.execute(INSERT_OUTBOX, outbox)
     read_upto: dict[tuple[str, str], int] = {}
     for r in rows:
         read_upto[(r.req.conversation_id, r.req.user_id)] = r.seq  # rows ascend per conversation
-    await conn.execute(SENDER_READ, [{"cid": c, "uid": u, "upto": seq} for (c, u), seq in read_upto.items()])
+    conn.execute(SENDER_READ, [{"cid": c, "uid": u, "upto": seq} for (c, u), seq in read_upto.items()])
     created_at = format_timestamp(now)
     return [
         SendResult(

@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import errno
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,6 +37,8 @@ def as_utc(moment: datetime) -> datetime:
 
 # PostgreSQL's disk_full condition (SQLSTATE class 53: insufficient resources)
 _PG_DISK_FULL = "53100"
+
+T = TypeVar("T")
 
 
 class Database:
@@ -61,6 +63,31 @@ class Database:
         self.write_gate: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
         )
+        # SQLite through aiosqlite costs four thread round trips per statement (cursor, execute,
+        # fetch, close): a hot write transaction runs whole on a worker thread instead, on a plain
+        # pysqlite engine of the same file (one round trip per transaction)
+        self._sync_engine: Engine | None = None
+        if self.is_sqlite:
+            sync_url = make_url(url).set(drivername="sqlite")
+            self._sync_engine = create_engine(
+                sync_url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+
+    async def write_transaction(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on a synchronous connection inside one write transaction, under the write
+        gate: on SQLite on a worker thread, on PostgreSQL through the async engine (``run_sync``).
+        For a hot path of several statements; an exception rolls the transaction back."""
+        async with self.write_gate:
+            if self._sync_engine is not None:
+                return await asyncio.to_thread(self._in_transaction, self._sync_engine, fn)
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(fn)
+
+    @staticmethod
+    def _in_transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
+        with engine.begin() as conn:
+            return fn(conn)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -82,6 +109,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
 
 def storage_full(exc: BaseException) -> bool:
