@@ -134,9 +134,11 @@ def _lost(data: dict[str, Any]) -> float | None:
 
 
 def _rate(data: dict[str, Any], offered: int, key: str) -> float | None:
-    for row in data.get("offered_rates", []):
-        if row["offered_rate"] == offered:
-            return float(row[key])
+    """``key`` of the run at ``offered`` entries/s with entries batched per stream message as the
+    outbox relay sends them (the most per message), else the one-entry-per-message run."""
+    rows = [row for row in data.get("offered_rates", []) if row["offered_rate"] == offered]
+    best = max(rows, key=lambda r: int(r.get("entries_per_message", 1)), default=None)
+    return None if best is None else float(best[key])
     return None
 
 
@@ -397,7 +399,7 @@ GOALS: list[Goal] = [
     ),
     Goal(
         "issue 18",
-        "ledger entries/s appended and anchored end to end at 5,000/s offered",
+        "ledger entries/s appended and anchored end to end at 5,000/s offered (batched as producers send)",
         "ledger_bench",
         lambda d: _rate(d, 5000, "end_to_end_rate"),
         ">=",
