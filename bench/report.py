@@ -139,7 +139,6 @@ def _rate(data: dict[str, Any], offered: int, key: str) -> float | None:
     rows = [row for row in data.get("offered_rates", []) if row["offered_rate"] == offered]
     best = max(rows, key=lambda r: int(r.get("entries_per_message", 1)), default=None)
     return None if best is None else float(best[key])
-    return None
 
 
 def _phase(data: dict[str, Any], name: str, instances: int = 1) -> dict[str, Any] | None:
