@@ -476,13 +476,13 @@ async def chainchat_file(
     times = []
     for _ in range(retrievals):
         t0 = time.perf_counter()
-        info = (await mb.open(receiver.messages[sent.message_id][1], conversation_id=cid))["file"]
+        opened = (await mb.open(receiver.messages[sent.message_id][1], conversation_id=cid))["file"]
         digest = hashlib.sha256()
-        async with cb.download_file(info.file_id) as resp:
-            async for plain in adecrypt_chunks(b64d_exact(info.key, 32), resp.aiter_raw()):
+        async with cb.download_file(opened["file_id"]) as resp:
+            async for plain in adecrypt_chunks(b64d_exact(opened["key"], 32), resp.aiter_raw()):
                 digest.update(plain)
         times.append(time.perf_counter() - t0)
-        assert digest.hexdigest() == info.sha256
+        assert digest.hexdigest() == opened["sha256"]
     return {
         "size_MiB": len(data) / MIB,
         "upload_s": round(upload_s, 3),
