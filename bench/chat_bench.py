@@ -492,7 +492,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run (about two minutes)")
     parser.add_argument("--postgres", action="store_true", help="chat on a fresh local PostgreSQL database")
     parser.add_argument("--rates", help="offered msg/s per phase, comma-separated, 0 = closed loop")
-    parser.add_argument("--instances", help="chat instances per round, e.g. 1,2")
+    parser.add_argument("--instances", help="chat instances per round, e.g. 1,2 (default 1)")
     parser.add_argument("--gateways", type=int, default=1, help="gateway instances (clients alternate)")
     parser.add_argument("--duration", type=float, help="seconds per phase")
     parser.add_argument("--pairs", type=int, help="sender/receiver pairs (one conversation each)")
@@ -512,7 +512,8 @@ def main() -> None:
         args.history_size = 100_000 if args.quick else 1_000_000
     args.reads = 60 if args.quick else 300
     args.rates = [float(r) or None for r in (args.rates or "100,500,0").split(",")]
-    args.instances = [int(n) for n in (args.instances or "1,2").split(",")]
+    # one of each by default; the scale-out (two chat, two gateways) is its own run on PostgreSQL
+    args.instances = [int(n) for n in (args.instances or "1").split(",")]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp, pg_database(args.postgres) as pg_url:
         env = {"ANCHOR_INTERVAL_S": "2", "LOG_LEVEL": "WARNING"}

@@ -35,7 +35,7 @@ DEADLINE_MARGIN_S = 60.0  # a benchmark's own deadline: time to stop its stack a
 # extra runs of one script: PostgreSQL with one of each service, then two chat and two gateways
 VARIANTS = {
     "chat_bench": [
-        ("chat_bench_postgres", ["--postgres", "--instances", "1"]),
+        ("chat_bench_postgres", ["--postgres"]),
         ("chat_bench_postgres_x2",
          ["--postgres", "--instances", "2", "--gateways", "2", "--history-size", "0", "--no-overload"]),
     ]
