@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlmodel import col, func, select
@@ -37,6 +38,21 @@ def _members(cid: str, conversations: list[str]) -> list[str]:
     return {0: ["alice", "bob"], 1: ["alice", "carol"], 2: USERS}[conversations.index(cid)]
 
 
+def _requests(
+    plan: list[tuple[str, str]], conversations: list[str], envelope_for: Any
+) -> list[PostMessageRequest]:
+    """Alice's sends, one per ``(conversation_id, client_id)`` of ``plan``."""
+    return [
+        PostMessageRequest(
+            user_id="alice",
+            conversation_id=cid,
+            client_id=client_id,
+            envelope=envelope_for(cid, "alice", _members(cid, conversations)),
+        )  # fmt: skip
+        for cid, client_id in plan
+    ]
+
+
 def _batches() -> tuple[float, float]:
     """(transactions, sends) the batch-size histogram has seen so far."""
     samples = {s.name: s.value for s in BATCH_SIZE.collect()[0].samples}
@@ -48,15 +64,7 @@ async def test_concurrent_sends_share_transactions_and_stay_gap_free(
 ) -> None:
     before = _batches()
     plan = [(conversations[n % 3], f"c{n}") for n in range(60)]
-    reqs = [
-        PostMessageRequest(
-            user_id="alice",
-            conversation_id=cid,
-            client_id=client_id,
-            envelope=envelope_for(cid, "alice", _members(cid, conversations)),
-        )  # fmt: skip
-        for cid, client_id in plan
-    ]
+    reqs = _requests(plan, conversations, envelope_for)
     results = await asyncio.gather(*(chat.messages.post(r) for r in reqs))
     transactions, sends = (now - then for now, then in zip(_batches(), before, strict=True))
     assert sends == 60
@@ -124,16 +132,7 @@ async def test_two_instances_on_one_database_keep_every_conversation_gap_free(
     other_db = Database(db_url)
     other = MessageService(other_db, chat.directory, chat.notifier)
     try:
-        plan = [(conversations[n % 3], f"i{n}") for n in range(120)]
-        reqs = [
-            PostMessageRequest(
-                user_id="alice",
-                conversation_id=cid,
-                client_id=client_id,
-                envelope=envelope_for(cid, "alice", _members(cid, conversations)),
-            )  # fmt: skip
-            for cid, client_id in plan
-        ]
+        reqs = _requests([(conversations[n % 3], f"i{n}") for n in range(120)], conversations, envelope_for)
         services = [chat.messages, other]
         results = await asyncio.gather(*(services[n % 2].post(r) for n, r in enumerate(reqs)))
     finally:
