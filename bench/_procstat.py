@@ -8,6 +8,7 @@ phase reports it next to the rates.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,21 @@ class Profiler:
         for proc in self._running:
             proc.wait(timeout=120)
         self._running = []
-        return sorted(self.out_dir.glob(f"{self.label}-*.svg"))
+        graphs = sorted(self.out_dir.glob(f"{self.label}-*.svg"))
+        for graph in graphs:
+            untitle(graph)
+        return graphs
+
+
+_TITLE = re.compile(r'(<text id="title"[^>]*>)[^<]*(</text>)')
+
+
+def untitle(graph: Path) -> None:
+    """py-spy titles a graph with its own command line: this machine's paths and a PID. Keep what
+    the graph is instead (the file name says which phase and which service)."""
+    text = graph.read_text("utf-8")
+    title = f"py-spy record --rate 200 --nonblocking --gil: {graph.stem}"
+    graph.write_text(_TITLE.sub(lambda m: m.group(1) + title + m.group(2), text, count=1), "utf-8")
 
 
 def python_pids(named: Iterable[tuple[str, int | None]]) -> dict[str, int]:
