@@ -39,6 +39,8 @@ def as_utc(moment: datetime) -> datetime:
 _PG_DISK_FULL = "53100"
 
 T = TypeVar("T")
+# both engines of a SQLite file: wait up to 30 s for another process's write lock
+_SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 30}
 
 
 class Database:
@@ -49,7 +51,7 @@ class Database:
         if self.is_sqlite:
             # no pre-ping: a file does not drop connections, and the ping was one more statement
             # (a thread round trip through aiosqlite) per checkout, i.e. per transaction
-            options["connect_args"] = {"timeout": 30}
+            options["connect_args"] = _SQLITE_CONNECT_ARGS
         else:
             # a PostgreSQL restart leaves dead connections in the pool: test each before use
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -69,9 +71,9 @@ class Database:
         self._sync_engine: Engine | None = None
         if self.is_sqlite:
             sync_url = make_url(url).set(drivername="sqlite")
-            self._sync_engine = create_engine(
-                sync_url, connect_args={"timeout": 30, "check_same_thread": False}
-            )
+            # the worker threads of asyncio.to_thread share the pool's connections
+            connect_args = {**_SQLITE_CONNECT_ARGS, "check_same_thread": False}
+            self._sync_engine = create_engine(sync_url, connect_args=connect_args)
             event.listen(self._sync_engine, "connect", _sqlite_pragmas)
 
     async def write_transaction(self, fn: Callable[[Connection], T]) -> T:
